@@ -1,0 +1,8 @@
+"""GAT models. Attention is computed in models/gat_layers.py; the model stack is in models/gat.py."""
+
+from models.gat import GAT, GATConfig
+from models.gat_layers import (GATLayer, GATLayerImp1, GATLayerImp2, GATLayerImp3, LayerType,
+                               edge_softmax)
+
+__all__ = ["GAT", "GATConfig", "GATLayer", "GATLayerImp1", "GATLayerImp2", "GATLayerImp3", "LayerType",
+           "edge_softmax"]

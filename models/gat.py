@@ -1,0 +1,97 @@
+"""The GAT model: a stack of GAT layers of one implementation, described by one config."""
+
+import dataclasses
+
+import torch.nn as nn
+
+from models.gat_layers import LAYER_CLASSES, LayerType
+
+
+@dataclasses.dataclass
+class GATConfig:
+    """Everything that fixes a model's shape. Saved in every checkpoint next to the weights.
+
+    num_features_per_layer has num_of_layers + 1 entries (input width first); hidden layers
+    concatenate their heads and apply ELU, the last layer averages its heads.
+    """
+    num_of_layers: int
+    num_heads_per_layer: list
+    num_features_per_layer: list
+    add_skip_connection: bool = True
+    bias: bool = True
+    dropout: float = 0.6
+    layer_type: str = LayerType.IMP3.name
+
+    def __post_init__(self):
+        self.num_heads_per_layer = [int(h) for h in self.num_heads_per_layer]
+        self.num_features_per_layer = [int(f) for f in self.num_features_per_layer]
+        self.layer_type = LayerType.parse(self.layer_type).name
+        if self.num_of_layers < 1:
+            raise ValueError(f"num_of_layers must be >= 1, got {self.num_of_layers}")
+        if len(self.num_heads_per_layer) != self.num_of_layers:
+            raise ValueError(f"num_heads_per_layer needs {self.num_of_layers} entries (one per layer), "
+                             f"got {self.num_heads_per_layer}")
+        if len(self.num_features_per_layer) != self.num_of_layers + 1:
+            raise ValueError(f"num_features_per_layer needs {self.num_of_layers + 1} entries (input "
+                             f"width, then one per layer), got {self.num_features_per_layer}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class GAT(nn.Module):
+    """model(node_features [N, F_in], edge_index [2, E]) -> logits [N, num_features_per_layer[-1]].
+
+    edge_index: row 0 source, row 1 target, self loops included, no duplicate edges (the loaders
+    in utils/ return it that way). `model.layers` is the sequence of GAT layers.
+    """
+
+    def __init__(self, num_of_layers, num_heads_per_layer, num_features_per_layer, add_skip_connection=True,
+                 bias=True, dropout=0.6, layer_type=LayerType.IMP3, log_attention_weights=False):
+        super().__init__()
+        self.config = GATConfig(num_of_layers, list(num_heads_per_layer), list(num_features_per_layer),
+                                add_skip_connection, bias, dropout, LayerType.parse(layer_type).name)
+        layer_class = LAYER_CLASSES[LayerType.parse(layer_type)]
+        heads = [1] + self.config.num_heads_per_layer  # the input counts as one "head"
+        features = self.config.num_features_per_layer
+
+        layers = []
+        for i in range(num_of_layers):
+            is_last = i == num_of_layers - 1
+            layers.append(layer_class(
+                num_in_features=features[i] * heads[i],
+                num_out_features=features[i + 1],
+                num_heads=heads[i + 1],
+                concat=not is_last,
+                activation=None if is_last else nn.ELU(),
+                dropout_prob=dropout,
+                add_skip_connection=add_skip_connection,
+                bias=bias,
+                log_attention_weights=log_attention_weights,
+            ))
+        self.layers = nn.ModuleList(layers)
+
+    @classmethod
+    def from_config(cls, config, **overrides):
+        """Build a model from a GATConfig or its dict; overrides such as layer_type=... win."""
+        fields = dataclasses.asdict(config) if isinstance(config, GATConfig) else dict(config)
+        fields.update(overrides)
+        return cls(**fields)
+
+    @property
+    def layer_type(self):
+        return LayerType[self.config.layer_type]
+
+    def forward(self, node_features, edge_index):
+        x = node_features
+        for layer in self.layers:
+            x = layer(x, edge_index)
+        return x
+
+    def forward_with_hidden(self, node_features, edge_index):
+        """Like forward, but also returns every layer's output (for embeddings plots)."""
+        outputs = []
+        x = node_features
+        for layer in self.layers:
+            x = layer(x, edge_index)
+            outputs.append(x)
+        return x, outputs

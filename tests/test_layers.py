@@ -1,0 +1,182 @@
+"""The three GAT implementations: one interface, one set of parameters, the same numbers."""
+
+import pytest
+import torch
+
+from models import GAT, GATConfig, LayerType, edge_softmax
+from models.gat_layers import GATLayerImp1, GATLayerImp3
+from utils.data_loading import sparsify_if_mostly_zero
+from utils.planetoid import build_edge_index
+
+
+def random_graph(num_nodes=40, num_edges=160, num_features=12, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    sources = torch.randint(0, num_nodes, (num_edges,), generator=generator)
+    targets = torch.randint(0, num_nodes, (num_edges,), generator=generator)
+    edge_index = build_edge_index(sources.numpy(), targets.numpy(), num_nodes)
+    features = torch.randn(num_nodes, num_features, generator=generator)
+    return features, edge_index
+
+
+def make_models(config, **kwargs):
+    """One model per layer type, all holding the IMP3 model's weights."""
+    models = {layer_type: GAT.from_config(config, layer_type=layer_type, **kwargs) for layer_type in LayerType}
+    reference = models[LayerType.IMP3].state_dict()
+    for model in models.values():
+        model.load_state_dict(reference)
+        model.eval()
+    return models
+
+
+def outputs_and_gradients(model, features, edge_index):
+    features = features.clone().requires_grad_(True)
+    logits = model(features, edge_index)
+    (logits * torch.linspace(-1, 1, logits.numel()).view_as(logits)).sum().backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    grads["input"] = features.grad
+    return logits.detach(), grads
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_three_implementations_agree_on_logits_gradients_and_attention(skip):
+    features, edge_index = random_graph()
+    config = GATConfig(3, [4, 3, 2], [12, 6, 12, 5], add_skip_connection=skip)
+    models = make_models(config, log_attention_weights=True)
+    reference_logits, reference_grads = outputs_and_gradients(models[LayerType.IMP3], features, edge_index)
+    assert reference_logits.shape == (40, 5)
+    for layer_type in (LayerType.IMP1, LayerType.IMP2):
+        logits, grads = outputs_and_gradients(models[layer_type], features, edge_index)
+        torch.testing.assert_close(logits, reference_logits, atol=1e-5, rtol=0)
+        assert grads.keys() == reference_grads.keys()
+        for name in grads:
+            torch.testing.assert_close(grads[name], reference_grads[name], atol=1e-4, rtol=0, msg=name)
+        for layer, reference_layer in zip(models[layer_type].layers, models[LayerType.IMP3].layers):
+            assert layer.attention_weights.shape == (edge_index.shape[1], layer.num_heads)
+            torch.testing.assert_close(layer.attention_weights, reference_layer.attention_weights, atol=1e-6, rtol=0)
+
+
+def test_implementations_agree_on_real_cora(cora):
+    config = GATConfig(2, [8, 1], [cora.node_features.shape[1], 8, cora.num_classes], add_skip_connection=False)
+    models = make_models(config)
+    reference_logits, reference_grads = outputs_and_gradients(models[LayerType.IMP3], cora.node_features,
+                                                              cora.edge_index)
+    for layer_type in (LayerType.IMP1, LayerType.IMP2):
+        logits, grads = outputs_and_gradients(models[layer_type], cora.node_features, cora.edge_index)
+        torch.testing.assert_close(logits, reference_logits, atol=1e-5, rtol=0)
+        for name in reference_grads:
+            torch.testing.assert_close(grads[name], reference_grads[name], atol=1e-4, rtol=0, msg=name)
+
+
+def test_state_dicts_are_identical_across_implementations():
+    config = GATConfig(2, [8, 1], [10, 8, 3])
+    state_dicts = [GAT.from_config(config, layer_type=t).state_dict() for t in LayerType]
+    for state_dict in state_dicts[1:]:
+        assert {k: v.shape for k, v in state_dict.items()} == {k: v.shape for k, v in state_dicts[0].items()}
+
+
+def test_sparse_input_gives_the_same_result_as_dense():
+    features, edge_index = random_graph(num_features=30)
+    features = features * (torch.rand_like(features) < 0.1)  # mostly zeros, like bag-of-words features
+    sparse = sparsify_if_mostly_zero(features)
+    assert sparse.layout == torch.sparse_csr
+    for layer_type in LayerType:
+        model = GAT(2, [4, 1], [30, 8, 3], add_skip_connection=True, layer_type=layer_type).eval()
+        dense_logits, dense_grads = outputs_and_gradients(model, features, edge_index)
+        model.zero_grad()
+        sparse_logits = model(sparse, edge_index)
+        torch.testing.assert_close(sparse_logits, dense_logits, atol=1e-5, rtol=0)
+
+
+def test_sparse_dropout_keeps_the_sparsity_pattern_and_scales_survivors():
+    layer = GATLayerImp3(100, 4, 2, dropout_prob=0.5).train()
+    features = sparsify_if_mostly_zero(torch.eye(100))
+    dropped = layer._dropout_input(features).to_dense()
+    assert ((dropped != 0) <= (torch.eye(100) != 0)).all()
+    assert set(dropped[dropped != 0].tolist()) == {2.0}
+    assert 20 < int((dropped != 0).sum()) < 80
+
+
+def test_attention_is_a_distribution_over_each_neighbourhood():
+    features, edge_index = random_graph()
+    for layer_type in LayerType:
+        model = GAT(2, [4, 2], [12, 6, 3], layer_type=layer_type, log_attention_weights=True).eval()
+        model(features, edge_index)
+        for layer in model.layers:
+            attention = layer.attention_weights
+            assert attention.min() >= 0 and attention.max() <= 1
+            sums = torch.zeros(features.shape[0], layer.num_heads).index_add_(0, edge_index[1], attention)
+            torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-5, rtol=0)
+
+
+def test_edge_softmax_is_per_target_even_when_score_ranges_differ_by_1000():
+    # Node 0's neighbourhood scores sit near +1000, node 1's near -1000 and node 2's near 0. With one
+    # global max, nodes 1 and 2 would underflow to zero attention.
+    target = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])
+    scores = torch.tensor([[1000.0, 1.0], [999.0, 2.0], [1001.0, 3.0], [-1000.0, 4.0], [-1001.5, 5.0],
+                           [-999.0, 6.0], [0.0, -3.0], [0.5, -1000.0]], requires_grad=True)
+    attention = edge_softmax(scores, target, num_nodes=3)
+    sums = torch.zeros(3, 2).index_add_(0, target, attention)
+    torch.testing.assert_close(sums, torch.ones(3, 2), atol=1e-5, rtol=0)
+    assert torch.isfinite(attention).all()
+    expected = torch.softmax(torch.tensor([-1000.0, -1001.5, -999.0]), dim=0)
+    torch.testing.assert_close(attention[3:6, 0], expected)
+    attention[:, 0].pow(2).sum().backward()
+    assert torch.isfinite(scores.grad).all()
+
+
+def test_layer_attention_sums_to_one_with_huge_score_ranges():
+    features, edge_index = random_graph()
+    features[:20] *= 1000.0  # half of the graph gets scores ~1000x larger than the other half
+    for layer_type in LayerType:
+        model = GAT(1, [3], [12, 4], layer_type=layer_type, log_attention_weights=True).eval()
+        with torch.no_grad():
+            model.layers[0].scoring_fn_source.mul_(50)
+        model(features, edge_index)
+        attention = model.layers[0].attention_weights
+        sums = torch.zeros(features.shape[0], 3).index_add_(0, edge_index[1], attention)
+        torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-5, rtol=0)
+
+
+def test_dense_layers_build_the_mask_once_per_graph():
+    features, edge_index = random_graph()
+    layer = GATLayerImp1(12, 4, 2).eval()
+    layer(features, edge_index)
+    mask = layer._cached_mask
+    layer(features, edge_index)
+    assert layer._cached_mask is mask
+    _, other_edges = random_graph(seed=1)
+    layer(features, other_edges)
+    assert layer._cached_mask is not mask
+
+
+def test_dense_layers_refuse_graphs_too_big_for_memory(monkeypatch):
+    features, edge_index = random_graph()
+    monkeypatch.setattr(GATLayerImp1, "max_dense_bytes", 1000)
+    with pytest.raises(MemoryError, match="IMP3"):
+        GATLayerImp1(12, 4, 2)(features, edge_index)
+
+
+def test_dense_layers_reject_nodes_without_incoming_edges():
+    edge_index = torch.tensor([[0, 1], [1, 1]])  # node 0 has no incoming edge
+    with pytest.raises(ValueError, match="self loops"):
+        GATLayerImp1(3, 2, 1)(torch.randn(2, 3), edge_index)
+
+
+def test_model_shapes_and_config_validation():
+    features, edge_index = random_graph()
+    model = GAT(2, [8, 1], [12, 8, 7])
+    assert model(features, edge_index).shape == (40, 7)
+    assert len(model.layers) == 2 and model.layers[0].concat and not model.layers[1].concat
+    with pytest.raises(ValueError, match="num_features_per_layer"):
+        GAT(2, [8, 1], [12, 7])
+    with pytest.raises(ValueError, match="num_heads_per_layer"):
+        GAT(2, [8], [12, 8, 7])
+    with pytest.raises(ValueError, match="unknown layer type"):
+        GAT(2, [8, 1], [12, 8, 7], layer_type="IMP4")
+
+
+def test_layers_work_under_torch_compile():
+    features, edge_index = random_graph()
+    model = GAT(2, [4, 1], [12, 6, 3]).eval()
+    compiled = torch.compile(model, backend="eager")  # checks graph capture, not codegen (fast)
+    torch.testing.assert_close(compiled(features, edge_index), model(features, edge_index))

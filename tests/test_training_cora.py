@@ -1,0 +1,150 @@
+"""Cora training end to end: it learns, it is repeatable, it saves what it should, it rejects bad flags."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import training_script_cora
+from models import LayerType
+from utils import training
+from utils.trainers import train_gat_cora
+from utils.training import (CheckpointError, EarlyStopping, load_checkpoint, make_checkpoint, model_from_checkpoint,
+                            save_binary)
+
+QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False)
+
+
+def no_log(*args):
+    pass
+
+
+def test_short_real_cora_training_clearly_learns(cora):
+    result = train_gat_cora(dict(QUIET, num_of_epochs=120, seed=0), log=no_log, data=cora)
+    assert result["test_acc"] > 0.75, result
+    assert result["epochs"] == 120 and len(result["history"]) == 120
+
+
+def test_same_seed_same_run_on_cpu(cora):
+    runs = [train_gat_cora(dict(QUIET, num_of_epochs=15, seed=7), log=no_log, data=cora) for _ in range(2)]
+    assert runs[0]["history"] == runs[1]["history"]
+    assert runs[0]["test_acc"] == runs[1]["test_acc"]
+    other = train_gat_cora(dict(QUIET, num_of_epochs=15, seed=8), log=no_log, data=cora)
+    assert other["history"] != runs[0]["history"]
+
+
+def test_early_stopping_follows_the_paper():
+    model = torch.nn.Linear(1, 1)
+    stopper = EarlyStopping(patience=2)
+    # epoch: (val_loss, val_acc)
+    assert not stopper.step(0, 1.0, 0.5, model)       # both improve: kept
+    assert not stopper.step(1, 0.9, 0.4, model)       # loss improves only: patience resets, not kept
+    assert stopper.best_epoch == 0 and stopper.epochs_without_improvement == 0
+    assert not stopper.step(2, 0.95, 0.45, model)     # neither: 1
+    assert not stopper.step(3, 1.2, 0.6, model)       # accuracy improves only: resets
+    assert stopper.epochs_without_improvement == 0
+    assert not stopper.step(4, 0.9, 0.6, model)       # ties on both count as improvement: kept
+    assert stopper.best_epoch == 4
+    assert not stopper.step(5, 2.0, 0.1, model)
+    assert stopper.step(6, 2.0, 0.1, model)           # patience exhausted
+    assert stopper.best_val_loss == 0.9 and stopper.best_val_metric == 0.6
+
+
+def test_script_end_to_end_writes_results_checkpoint_and_binary(cora_data_dir, isolated_outputs, capsys):
+    results_path = isolated_outputs / "results.json"
+    training_script_cora.main(["--num_of_epochs", "4", "--checkpoint_freq", "2", "--console_log_freq", "2",
+                               "--data_dir", str(cora_data_dir), "--results_json", str(results_path),
+                               "--layer_type", "imp2", "--force_cpu", "--enable_tensorboard"])
+    output = capsys.readouterr().out
+    assert "Using device: cpu (--force_cpu)" in output
+    assert output.strip().splitlines()[-1].startswith("Test accuracy = 0.")
+
+    results = json.loads(results_path.read_text())
+    assert set(results) >= {"dataset", "layer_type", "seed", "test_acc", "best_val_acc", "best_val_loss", "epochs",
+                            "train_seconds"}
+    assert results["dataset"] == "cora" and results["layer_type"] == "IMP2" and results["epochs"] == 4
+
+    checkpoints = sorted((isolated_outputs / "checkpoints").glob("*.pth"))
+    assert [p.name for p in checkpoints] == ["gat_cora_ckpt_epoch_000002.pth", "gat_cora_ckpt_epoch_000004.pth"]
+    checkpoint = load_checkpoint(checkpoints[-1])
+    assert checkpoint["training_state"]["epoch"] == 4 and checkpoint["training_state"]["seed"] == 0
+    assert checkpoint["optimizer_state"]["state"], "optimizer state saved"
+    assert checkpoint["config"]["layer_type"] == "IMP2"
+
+    assert [p.name for p in (isolated_outputs / "binaries").glob("*.pth")] == ["gat_cora_000000.pth"]
+    assert list((isolated_outputs / "runs").glob("cora_*/events.out.tfevents.*"))
+
+
+def test_binaries_are_never_overwritten(isolated_outputs):
+    model = training.GAT(1, [1], [3, 2])
+    paths = [save_binary(make_checkpoint(model), "cora") for _ in range(3)]
+    assert [p.name for p in paths] == ["gat_cora_000000.pth", "gat_cora_000001.pth", "gat_cora_000002.pth"]
+    paths[1].unlink()
+    assert save_binary(make_checkpoint(model), "cora").name == "gat_cora_000003.pth"
+
+
+def test_checkpoint_loads_into_every_layer_type(cora, isolated_outputs):
+    result = train_gat_cora(dict(QUIET, num_of_epochs=3, save_binary=True), log=no_log, data=cora)
+    path = isolated_outputs / "binaries" / "gat_cora_000000.pth"
+    logits = []
+    for layer_type in LayerType:
+        model, _ = model_from_checkpoint(path, layer_type=layer_type)
+        logits.append(model.eval()(cora.node_features, cora.edge_index))
+    for other in logits[1:]:
+        torch.testing.assert_close(other, logits[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits[2], result["model"].eval()(cora.node_features, cora.edge_index))
+
+
+def test_bad_checkpoints_give_clear_errors(isolated_outputs):
+    missing = isolated_outputs / "binaries" / "nope.pth"
+    save_binary(make_checkpoint(training.GAT(1, [1], [3, 2])), "cora")
+    with pytest.raises(CheckpointError, match="gat_cora_000000.pth"):
+        load_checkpoint(missing)
+    garbage = isolated_outputs / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable GAT checkpoint"):
+        load_checkpoint(garbage)
+    checkpoint = make_checkpoint(training.GAT(1, [1], [3, 2]))
+    checkpoint["model_state"]["layers.0.linear_proj.weight"] = torch.zeros(5, 5)
+    with pytest.raises(CheckpointError, match="does not match"):
+        model_from_checkpoint(checkpoint)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num_of_epochs", "-1"], "must be a positive integer"),
+    (["--lr", "0"], "must be > 0"),
+    (["--dataset_name", "reddit"], "unknown dataset"),
+    (["--layer_type", "IMP9"], "unknown layer type"),
+])
+def test_bad_flags_are_rejected_by_the_parser(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        training_script_cora.get_parser().parse_args(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_dataset_name_is_case_insensitive():
+    assert training_script_cora.get_parser().parse_args(["--dataset_name", "CiteSeer"]).dataset_name == "citeseer"
+
+
+def test_missing_dataset_exits_with_a_message_not_a_traceback(tmp_path):
+    code = ("import urllib.request, urllib.error, sys\n"
+            "def refuse(*a, **k): raise urllib.error.URLError('offline')\n"
+            "urllib.request.urlopen = refuse\n"
+            "import training_script_cora\n"
+            f"training_script_cora.main(['--data_dir', {str(tmp_path)!r}, '--no_save_binary'])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=training.PROJECT_ROOT, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "error: Could not download ind.cora.x" in result.stderr and "place it at" in result.stderr
+
+
+def test_importing_the_project_creates_no_files(tmp_path):
+    code = "import models, utils.training, utils.trainers, utils.planetoid, training_script_cora"
+    before = {p for p in training.PROJECT_ROOT.rglob("*") if "__pycache__" not in p.parts}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=training.PROJECT_ROOT, timeout=120)
+    after = {p for p in training.PROJECT_ROOT.rglob("*") if "__pycache__" not in p.parts}
+    assert after == before

@@ -1,0 +1,30 @@
+"""Atomic file writing: whatever a user saved is either the old file or the whole new one."""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", exclusive=False):
+    """Yield a file object for a temp file beside `path`; on success move it into place.
+
+    exclusive=True hard-links instead of renaming, which raises FileExistsError instead of
+    overwriting an existing file. On any error the temp file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if exclusive:
+            os.link(tmp_name, path)
+        else:
+            os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
