@@ -1,0 +1,179 @@
+"""PPI (protein-protein interaction): 24 graphs, inductive, 121 binary labels per node.
+
+On-disk format (`ppi.zip`, extracted into DIR/ppi/), for each split in train / valid / test:
+    <split>_graph.json     networkx node-link JSON of all the split's graphs (node ids 0..N_split-1)
+    <split>_feats.npy      [N_split, 50] float node features
+    <split>_labels.npy     [N_split, 121] 0/1 labels
+    <split>_graph_id.npy   [N_split] the graph each node belongs to
+The real dataset has 20 / 2 / 2 graphs and 44,906 / 6,514 / 5,524 nodes. No pickle anywhere:
+numpy files are read with allow_pickle=False.
+"""
+
+import json
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.data_loading import DatasetError, GraphData, download_file, resolve_data_dir
+from utils.planetoid import build_edge_index
+
+PPI_URL = "https://data.dgl.ai/dataset/ppi.zip"
+SPLITS = ("train", "valid", "test")
+NUM_FEATURES = 50
+NUM_LABELS = 121
+
+
+def ppi_files(split):
+    return [f"{split}_graph.json", f"{split}_feats.npy", f"{split}_labels.npy", f"{split}_graph_id.npy"]
+
+
+def ensure_ppi(data_dir=None, download=True):
+    """Return DIR/ppi, downloading and extracting ppi.zip first if it is not there."""
+    data_dir = resolve_data_dir(data_dir)
+    folder = data_dir / "ppi"
+    if folder.is_dir():
+        return folder
+    zip_path = data_dir / "ppi.zip"
+    if not zip_path.exists():
+        if not download:
+            raise DatasetError(f"PPI not found in {folder}. Download {PPI_URL} and unzip it there.")
+        download_file(PPI_URL, zip_path)
+    extract_ppi_zip(zip_path, folder)
+    return folder
+
+
+def extract_ppi_zip(zip_path, folder):
+    """Check the zip is whole, extract it to a temp folder, validate, then rename into place."""
+    how_to_fix = f"Delete {zip_path} and run again to re-download it from {PPI_URL}."
+    if not zipfile.is_zipfile(zip_path):
+        raise DatasetError(f"{zip_path} is not a zip archive (incomplete download?). {how_to_fix}")
+    folder = Path(folder)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".ppi-extract-"))
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            broken = archive.testzip()
+            if broken is not None:
+                raise DatasetError(f"{zip_path} is corrupt (bad CRC in {broken}). {how_to_fix}")
+            for member in archive.namelist():
+                if member.startswith("/") or ".." in Path(member).parts:
+                    raise DatasetError(f"{zip_path} contains an unsafe path {member!r}. {how_to_fix}")
+            archive.extractall(tmp)
+        # The files may sit at the archive's root or inside one folder (e.g. ppi/).
+        root = tmp if (tmp / "train_graph.json").exists() else next(
+            (p.parent for p in tmp.rglob("train_graph.json")), tmp)
+        for split in SPLITS:
+            _read_split(root, split)  # validates every file before the folder appears
+        root.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _read_split(folder, split):
+    """Read and validate one split's four files: (links [2, L], features, labels, graph_ids)."""
+    names = ppi_files(split)
+    paths = [Path(folder) / name for name in names]
+    for path in paths:
+        if not path.exists():
+            raise DatasetError(f"{path} is missing; expected the PPI files {', '.join(names)} in {folder}")
+    try:
+        with open(paths[0]) as f:
+            graph = json.load(f)
+        links = graph.get("links", graph.get("edges"))
+        node_ids = [node["id"] for node in graph["nodes"]]
+        links = np.array([[link["source"], link["target"]] for link in links], dtype=np.int64).reshape(-1, 2).T
+    except (ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{paths[0]} is not networkx node-link JSON with 'nodes' and 'links' ({error})") from None
+
+    arrays = []
+    for path in paths[1:]:
+        try:
+            arrays.append(np.load(path, allow_pickle=False))
+        except ValueError as error:
+            raise DatasetError(f"{path} is not a plain numpy array file ({error})") from None
+    features, labels, graph_ids = arrays
+    num_nodes = len(node_ids)
+    expectations = [
+        (features, (num_nodes, NUM_FEATURES), np.floating, paths[1]),
+        (labels, (num_nodes, NUM_LABELS), np.number, paths[2]),
+        (graph_ids, (num_nodes,), np.integer, paths[3]),
+    ]
+    for array, shape, kind, path in expectations:
+        if array.shape != shape or not np.issubdtype(array.dtype, kind):
+            raise DatasetError(f"{path}: expected a {kind.__name__} array of shape {shape}, "
+                               f"got {array.dtype} {array.shape}")
+    if sorted(node_ids) != list(range(num_nodes)):
+        raise DatasetError(f"{paths[0]}: node ids must be 0..{num_nodes - 1}")
+    if not np.isin(labels, (0, 1)).all():
+        raise DatasetError(f"{paths[2]}: labels must be 0 or 1")
+    if links.size and (links.min() < 0 or links.max() >= num_nodes):
+        raise DatasetError(f"{paths[0]}: a link points at a node that does not exist")
+    return links, features.astype(np.float32), labels.astype(np.float32), graph_ids
+
+
+def load_ppi(data_dir=None, download=True, standardize=True):
+    """All three splits as {split: [GraphData, one per graph]}.
+
+    With standardize=True (the paper's preprocessing) features are standardised with the mean and
+    standard deviation of the training graphs' nodes only.
+    """
+    folder = ensure_ppi(data_dir, download)
+    raw = {split: _read_split(folder, split) for split in SPLITS}
+    if standardize:
+        train_features = raw["train"][1]
+        mean = train_features.mean(axis=0)
+        std = train_features.std(axis=0)
+        std[std == 0] = 1.0
+        raw = {split: (links, (features - mean) / std, labels, graph_ids)
+               for split, (links, features, labels, graph_ids) in raw.items()}
+    return {split: _split_into_graphs(split, *raw[split]) for split in SPLITS}
+
+
+def _split_into_graphs(split, links, features, labels, graph_ids):
+    graphs = []
+    for graph_id in np.unique(graph_ids):
+        nodes = np.flatnonzero(graph_ids == graph_id)
+        local = np.full(len(graph_ids), -1, dtype=np.int64)
+        local[nodes] = np.arange(len(nodes))
+        inside = (local[links[0]] >= 0) & (local[links[1]] >= 0)
+        edge_index = build_edge_index(local[links[0][inside]], local[links[1][inside]], len(nodes))
+        graphs.append(GraphData(name=f"ppi_{split}_{int(graph_id)}", node_features=torch.from_numpy(features[nodes]),
+                                labels=torch.from_numpy(labels[nodes]), edge_index=edge_index,
+                                num_classes=NUM_LABELS))
+    return graphs
+
+
+def merge_graphs(graphs):
+    """Batch several graphs into one disjoint graph: node ids of each graph shifted past the last."""
+    offsets = np.cumsum([0] + [g.num_nodes for g in graphs[:-1]])
+    return GraphData(
+        name="+".join(g.name for g in graphs),
+        node_features=torch.cat([g.node_features for g in graphs]),
+        labels=torch.cat([g.labels for g in graphs]),
+        edge_index=torch.cat([g.edge_index + int(offset) for g, offset in zip(graphs, offsets)], dim=1),
+        num_classes=graphs[0].num_classes,
+    )
+
+
+class GraphDataLoader:
+    """Yields batches of `batch_size` whole graphs merged into one, reshuffled every epoch when
+    `shuffle` (with `generator`, so a seed fixes the order). Every graph is in exactly one batch."""
+
+    def __init__(self, graphs, batch_size=1, shuffle=False, generator=None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.graphs, self.batch_size, self.shuffle, self.generator = list(graphs), batch_size, shuffle, generator
+
+    def __len__(self):
+        return (len(self.graphs) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        order = torch.randperm(len(self.graphs), generator=self.generator).tolist() if self.shuffle \
+            else range(len(self.graphs))
+        order = list(order)
+        for start in range(0, len(order), self.batch_size):
+            yield merge_graphs([self.graphs[i] for i in order[start:start + self.batch_size]])
