@@ -67,6 +67,23 @@ def test_implementations_agree_on_real_cora(cora):
             torch.testing.assert_close(grads[name], reference_grads[name], atol=1e-4, rtol=0, msg=name)
 
 
+def test_edge_order_does_not_matter_and_attention_stays_aligned():
+    features, edge_index = random_graph()
+    permutation = torch.randperm(edge_index.shape[1], generator=torch.Generator().manual_seed(3))
+    shuffled = edge_index[:, permutation]
+    models = make_models(GATConfig(2, [4, 2], [12, 6, 3]), log_attention_weights=True)
+    sorted_logits, sorted_grads = outputs_and_gradients(models[LayerType.IMP3], features, edge_index)
+    sorted_attention = [layer.attention_weights for layer in models[LayerType.IMP3].layers]
+    for layer_type in (LayerType.IMP3, LayerType.IMP1):
+        models[layer_type].zero_grad()
+        logits, grads = outputs_and_gradients(models[layer_type], features, shuffled)
+        torch.testing.assert_close(logits, sorted_logits, atol=1e-5, rtol=0)
+        for name in grads:
+            torch.testing.assert_close(grads[name], sorted_grads[name], atol=1e-4, rtol=0)
+        for layer, reference in zip(models[layer_type].layers, sorted_attention):
+            torch.testing.assert_close(layer.attention_weights, reference[permutation], atol=1e-6, rtol=0)
+
+
 def test_state_dicts_are_identical_across_implementations():
     config = GATConfig(2, [8, 1], [10, 8, 3])
     state_dicts = [GAT.from_config(config, layer_type=t).state_dict() for t in LayerType]
@@ -141,12 +158,12 @@ def test_dense_layers_build_the_mask_once_per_graph():
     features, edge_index = random_graph()
     layer = GATLayerImp1(12, 4, 2).eval()
     layer(features, edge_index)
-    mask = layer._cached_mask
+    mask = layer._graph_cache[2]
     layer(features, edge_index)
-    assert layer._cached_mask is mask
+    assert layer._graph_cache[2] is mask
     _, other_edges = random_graph(seed=1)
     layer(features, other_edges)
-    assert layer._cached_mask is not mask
+    assert layer._graph_cache[2] is not mask
 
 
 def test_dense_layers_refuse_graphs_too_big_for_memory(monkeypatch):

@@ -1,0 +1,310 @@
+"""Speed and memory of our three GAT implementations against PyTorch Geometric's GATConv.
+
+    python -m benchmarks.bench_speed                                  # all workloads
+    python -m benchmarks.bench_speed --workloads cora --repeats 50
+    python -m benchmarks.bench_speed --workloads scaling --scaling_nodes 10000 100000 1000000
+
+Timing: every model is warmed up, then the models take turns (interleaved) within one process, so a
+slow-down of the machine hits all of them alike; we report the median and the 25-75% range.
+Peak memory: each model trains a few steps in a fresh child process; we report how far the peak
+resident set size (CPU, Linux: VmHWM after resetting it once the data and model are set up) or
+torch.cuda.max_memory_allocated (CUDA) rose above the memory in use before the first step.
+PyTorch Geometric is a benchmark-only dependency (`pip install torch_geometric`); without it the
+PyG rows are skipped.
+"""
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import platform
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models import GAT, LayerType
+from utils.data_loading import sparsify_if_mostly_zero
+from utils.training import positive_int, write_json
+
+IMPLEMENTATIONS = ("IMP1", "IMP2", "IMP3", "PyG")
+
+
+# ----------------------------------------------------------------------------- workloads
+
+def cora_workload(data_dir=None):
+    from utils.planetoid import load_planetoid
+    data = load_planetoid("cora", data_dir)
+    return dict(name="cora", features=data.node_features, edge_index=data.edge_index, labels=data.labels,
+                loss="ce", train_mask=data.train_indices, heads=[8, 1], hidden=[8], skip=False, dropout=0.6,
+                out=data.num_classes)
+
+
+def ppi_workload(nodes_per_graph=2300, avg_degree=30):
+    """Two graphs of ~2,300 nodes and ~30 directed edges per node, written and read in the PPI format."""
+    from utils.ppi import load_ppi, merge_graphs
+    from utils.ppi_synthetic import write_synthetic_ppi
+    with tempfile.TemporaryDirectory() as folder:
+        write_synthetic_ppi(f"{folder}/ppi", graphs_per_split=(2, 1, 1),
+                            nodes_per_graph=(nodes_per_graph, nodes_per_graph + 100), avg_degree=avg_degree)
+        batch = merge_graphs(load_ppi(folder, download=False)["train"])
+    return dict(name="ppi", features=batch.node_features, edge_index=batch.edge_index, labels=batch.labels,
+                loss="bce", train_mask=None, heads=[4, 4, 6], hidden=[256, 256], skip=True, dropout=0.0, out=121)
+
+
+def scaling_workload(num_nodes, avg_degree=10, num_features=64, num_classes=10, seed=0):
+    """A random graph: avg_degree random in-edges per node plus self loops, dense features."""
+    generator = torch.Generator().manual_seed(seed)
+    num_edges = num_nodes * avg_degree
+    source = torch.randint(0, num_nodes, (num_edges,), generator=generator)
+    target = torch.arange(num_nodes).repeat_interleave(avg_degree)
+    loops = torch.arange(num_nodes)
+    edge_index = torch.stack([torch.cat([source, loops]), torch.cat([target, loops])])
+    return dict(name=f"scaling_{num_nodes}", features=torch.randn(num_nodes, num_features, generator=generator),
+                edge_index=edge_index, labels=torch.randint(0, num_classes, (num_nodes,), generator=generator),
+                loss="ce", train_mask=None, heads=[8, 1], hidden=[8], skip=False, dropout=0.6, out=num_classes)
+
+
+# ----------------------------------------------------------------------------- models
+
+class PyGGAT(nn.Module):
+    """The same architecture built from torch_geometric.nn.GATConv, as its users would write it."""
+
+    def __init__(self, in_features, heads, hidden, out, skip, dropout):
+        super().__init__()
+        from torch_geometric.nn import GATConv
+        widths = [in_features] + [h * f for h, f in zip(heads[:-1], hidden)]
+        self.convs = nn.ModuleList()
+        for i, num_heads in enumerate(heads):
+            last = i == len(heads) - 1
+            # Our edge_index already has one self loop per node: give PyG the same graph.
+            self.convs.append(GATConv(widths[i], out if last else hidden[i], heads=num_heads, concat=not last,
+                                      dropout=dropout, add_self_loops=False, residual=skip))
+        self.dropout = dropout
+
+    def forward(self, x, edge_index):
+        for i, conv in enumerate(self.convs):
+            x = F.dropout(x, self.dropout, self.training)
+            x = conv(x, edge_index)
+            if i < len(self.convs) - 1:
+                x = F.elu(x)
+        return x
+
+
+def build(implementation, workload):
+    features = [workload["features"].shape[1]] + workload["hidden"] + [workload["out"]]
+    if implementation == "PyG":
+        return PyGGAT(features[0], workload["heads"], workload["hidden"], workload["out"], workload["skip"],
+                      workload["dropout"])
+    return GAT(len(workload["heads"]), workload["heads"], features, add_skip_connection=workload["skip"],
+               dropout=workload["dropout"], layer_type=LayerType[implementation])
+
+
+def inputs_for(implementation, workload):
+    """Our layers take sparse features when they are mostly zeros (Cora); PyG's GATConv needs dense."""
+    if implementation == "PyG":
+        return workload["features"]
+    return sparsify_if_mostly_zero(workload["features"])
+
+
+def make_steps(implementation, workload, device):
+    model = build(implementation, workload).to(device)
+    features = inputs_for(implementation, workload).to(device)
+    edge_index, labels = workload["edge_index"].to(device), workload["labels"].to(device)
+    mask = workload["train_mask"]
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    loss_fn = nn.CrossEntropyLoss() if workload["loss"] == "ce" else nn.BCEWithLogitsLoss()
+
+    def train_step():
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(features, edge_index)
+        loss = loss_fn(logits[mask], labels[mask]) if mask is not None else loss_fn(logits, labels)
+        loss.backward()
+        optimizer.step()
+
+    @torch.no_grad()
+    def eval_step():
+        model.eval()
+        model(features, edge_index)
+
+    return train_step, eval_step
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_interleaved(steps, device, warmup, repeats):
+    """steps: {name: (train_step, eval_step)} -> {name: {"train": [ms...], "eval": [ms...]}}"""
+    for train_step, eval_step in steps.values():
+        for _ in range(warmup):
+            train_step()
+            eval_step()
+    _sync(device)
+    times = {name: {"train": [], "eval": []} for name in steps}
+    for _ in range(repeats):
+        for name, (train_step, eval_step) in steps.items():
+            for kind, step in (("train", train_step), ("eval", eval_step)):
+                start = time.perf_counter()
+                step()
+                _sync(device)
+                times[name][kind].append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def _peak_memory_child(workload_spec, implementation, device_name, steps, queue):
+    torch.set_num_threads(workload_spec.pop("num_threads"))
+    device = torch.device(device_name)
+    workload = make_workload(**workload_spec)
+    train_step, _ = make_steps(implementation, workload, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated()
+    else:
+        _reset_peak_rss()
+        baseline = _memory_status("VmRSS")
+    for _ in range(steps):
+        train_step()
+    peak = torch.cuda.max_memory_allocated() - baseline if device.type == "cuda" \
+        else _memory_status("VmHWM") - baseline
+    queue.put(peak)
+
+
+def _reset_peak_rss():
+    """Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS, so that the
+    setup (imports, data loading) does not count towards the training step's peak."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _memory_status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_memory(workload_spec, implementation, device, steps=3):
+    """Peak extra memory (bytes) of `steps` training steps, measured in a fresh process."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    spec = dict(workload_spec, num_threads=torch.get_num_threads())
+    process = context.Process(target=_peak_memory_child, args=(spec, implementation, device.type, steps, queue))
+    process.start()
+    process.join()
+    return queue.get() if process.exitcode == 0 and not queue.empty() else None
+
+
+def make_workload(kind, **kwargs):
+    return {"cora": cora_workload, "ppi": ppi_workload, "scaling": scaling_workload}[kind](**kwargs)
+
+
+# ----------------------------------------------------------------------------- reporting
+
+def summarise(samples):
+    ordered = sorted(samples)
+    quartile = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return {"median": statistics.median(ordered), "p25": quartile(0.25), "p75": quartile(0.75)}
+
+
+def markdown_table(rows):
+    lines = ["| workload | impl | train ms (median) | train p25-p75 | eval ms | peak MiB | train vs PyG | eval vs PyG "
+             "| memory vs PyG |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        memory = f"{row['peak_bytes'] / 2 ** 20:.0f}" if row.get("peak_bytes") is not None else "-"
+        ratio = lambda key: f"{row[key]:.2f}x" if row.get(key) is not None else "-"
+        lines.append(f"| {row['workload']} | {row['impl']} | {row['train']['median']:.1f} | "
+                     f"{row['train']['p25']:.1f}-{row['train']['p75']:.1f} | {row['eval']['median']:.1f} | {memory} | "
+                     f"{ratio('train_ratio')} | {ratio('eval_ratio')} | {ratio('memory_ratio')} |")
+    return "\n".join(lines)
+
+
+def run_workload(spec, implementations, device, args):
+    workload = make_workload(**spec)
+    num_nodes, num_edges = workload["features"].shape[0], workload["edge_index"].shape[1]
+    print(f"\n== {workload['name']}: {num_nodes} nodes, {num_edges} edges", flush=True)
+    usable = []
+    for implementation in implementations:
+        if implementation in ("IMP1", "IMP2") and num_nodes > args.max_dense_nodes:
+            print(f"   {implementation}: skipped (dense N x N at N={num_nodes})")
+        elif implementation == "PyG" and not _has_pyg():
+            print("   PyG: skipped (pip install torch_geometric)")
+        else:
+            usable.append(implementation)
+    steps = {impl: make_steps(impl, workload, device) for impl in usable}
+    repeats = args.repeats if num_nodes <= 200_000 else max(3, args.repeats // 10)
+    times = time_interleaved(steps, device, args.warmup if num_nodes <= 200_000 else 1, repeats)
+    rows = []
+    for impl in usable:
+        row = {"workload": workload["name"], "impl": impl, "nodes": num_nodes, "edges": num_edges,
+               "train": summarise(times[impl]["train"]), "eval": summarise(times[impl]["eval"]),
+               "train_samples": times[impl]["train"], "eval_samples": times[impl]["eval"]}
+        if not args.skip_memory:
+            row["peak_bytes"] = peak_memory(spec, impl, device)
+        rows.append(row)
+    reference = next((r for r in rows if r["impl"] == "PyG"), None)
+    for row in rows:
+        if reference is not None:
+            row["train_ratio"] = row["train"]["median"] / reference["train"]["median"]
+            row["eval_ratio"] = row["eval"]["median"] / reference["eval"]["median"]
+            if row.get("peak_bytes") and reference.get("peak_bytes"):
+                row["memory_ratio"] = row["peak_bytes"] / reference["peak_bytes"]
+        print(markdown_table([row]).splitlines()[-1], flush=True)
+    return rows
+
+
+def _has_pyg():
+    try:
+        import torch_geometric  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Benchmark IMP1/IMP2/IMP3 against PyG's GATConv.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--workloads", nargs="+", choices=["cora", "ppi", "scaling"], default=["cora", "ppi", "scaling"])
+    parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    parser.add_argument("--scaling_nodes", nargs="+", type=positive_int, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--scaling_implementations", nargs="+", choices=IMPLEMENTATIONS, default=["IMP3", "PyG"])
+    parser.add_argument("--repeats", type=positive_int, default=30, help="timed steps per model (interleaved)")
+    parser.add_argument("--warmup", type=positive_int, default=5)
+    parser.add_argument("--max_dense_nodes", type=positive_int, default=5000, help="skip IMP1/IMP2 above this")
+    parser.add_argument("--skip_memory", action="store_true", help="do not measure peak memory")
+    parser.add_argument("--num_threads", type=positive_int, default=None)
+    parser.add_argument("--force_cpu", action="store_true")
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--output", default=None, help="write all measurements as JSON here")
+    args = parser.parse_args(argv)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.force_cpu else "cpu")
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
+
+    rows = []
+    for kind in args.workloads:
+        if kind == "cora":
+            rows += run_workload({"kind": "cora", "data_dir": args.data_dir}, args.implementations, device, args)
+        elif kind == "ppi":
+            rows += run_workload({"kind": "ppi"}, args.implementations, device, args)
+        else:
+            for num_nodes in args.scaling_nodes:
+                rows += run_workload({"kind": "scaling", "num_nodes": num_nodes}, args.scaling_implementations,
+                                     device, args)
+    print("\n" + markdown_table(rows))
+    if args.output:
+        write_json(args.output, {"date": datetime.datetime.now().isoformat(timespec="minutes"),
+                                 "machine": f"{platform.machine()} {platform.processor()}, "
+                                            f"{torch.get_num_threads()} torch threads, device {device}",
+                                 "torch": torch.__version__, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
