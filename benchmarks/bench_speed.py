@@ -16,7 +16,6 @@ PyG rows are skipped.
 import argparse
 import datetime
 import json
-import multiprocessing
 import platform
 import statistics
 import tempfile
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 
 from models import GAT, LayerType
 from utils.data_loading import sparsify_if_mostly_zero
+from utils.profiling import run_isolated
 from utils.training import positive_int, write_json
 
 IMPLEMENTATIONS = ("IMP1", "IMP2", "IMP3", "PyG")
@@ -157,48 +157,15 @@ def time_interleaved(steps, device, warmup, repeats):
     return times
 
 
-def _peak_memory_child(workload_spec, implementation, device_name, steps, queue):
-    torch.set_num_threads(workload_spec.pop("num_threads"))
-    device = torch.device(device_name)
-    workload = make_workload(**workload_spec)
-    train_step, _ = make_steps(implementation, workload, device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        baseline = torch.cuda.memory_allocated()
-    else:
-        _reset_peak_rss()
-        baseline = _memory_status("VmRSS")
-    for _ in range(steps):
-        train_step()
-    peak = torch.cuda.max_memory_allocated() - baseline if device.type == "cuda" \
-        else _memory_status("VmHWM") - baseline
-    queue.put(peak)
-
-
-def _reset_peak_rss():
-    """Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS, so that the
-    setup (imports, data loading) does not count towards the training step's peak."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _memory_status(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
+def _train_step_for(workload_spec, implementation, device_name):
+    """Setup for utils.profiling.run_isolated: build the workload and model in the child process."""
+    train_step, _ = make_steps(implementation, make_workload(**workload_spec), torch.device(device_name))
+    return train_step
 
 
 def peak_memory(workload_spec, implementation, device, steps=3):
     """Peak extra memory (bytes) of `steps` training steps, measured in a fresh process."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    spec = dict(workload_spec, num_threads=torch.get_num_threads())
-    process = context.Process(target=_peak_memory_child, args=(spec, implementation, device.type, steps, queue))
-    process.start()
-    process.join()
-    return queue.get() if process.exitcode == 0 and not queue.empty() else None
+    return run_isolated(_train_step_for, (workload_spec, implementation, device.type), steps, device.type)["peak_bytes"]
 
 
 def make_workload(kind, **kwargs):

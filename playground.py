@@ -1,0 +1,113 @@
+"""Playground: profile the three GAT implementations and sparse formats, look at datasets and trained GATs.
+
+Pick a function by editing `playground_fn` below and running `python playground.py`, or from the
+command line:
+
+    python playground.py profile_gat --num_of_epochs 10
+    python playground.py profile_sparse
+    python playground.py visualize_dataset --dataset_name cora
+    python playground.py visualize_gat --visualization_type attention --model_name gat_cora_000000.pth
+"""
+
+import argparse
+import enum
+import sys
+
+import numpy as np
+
+
+class PlaygroundFn(enum.Enum):
+    PROFILE_GAT = "profile_gat"
+    PROFILE_SPARSE = "profile_sparse"
+    VISUALIZE_DATASET = "visualize_dataset"
+    VISUALIZE_GAT = "visualize_gat"
+
+
+# Edit this line to choose what `python playground.py` (with no arguments) runs.
+playground_fn = PlaygroundFn.VISUALIZE_DATASET
+
+
+def profile_gat(args):
+    from utils.profiling import profile_gat as run
+    run([t.name for t in args.layer_types], args.num_of_epochs, args.data_dir, "cpu" if args.force_cpu else None,
+        args.store_cache, args.skip_if_profiling_info_cached)
+
+
+def profile_sparse(args):
+    from utils.planetoid import load_planetoid
+    from utils.profiling import profile_sparse as run
+    run((load_planetoid("cora", args.data_dir).node_features > 0).numpy().astype(np.float32))
+
+
+def visualize_dataset(args):
+    from utils.visualizations import visualize_dataset as run
+    run(args.dataset_name, args.data_dir, args.output_dir, layout=args.layout, show=args.show)
+
+
+def visualize_gat(args):
+    from utils.visualizations import visualize_gat as run
+    run(args.model_name, args.visualization_type, data_dir=args.data_dir, output_dir=args.output_dir,
+        layer=args.layer, head=args.head, node=args.node, layout=args.layout, label=args.label, show=args.show)
+
+
+def get_parser():
+    from utils.training import layer_type_arg, non_negative_int, positive_int
+    from utils.visualizations import LAYOUTS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(f.value for f in PlaygroundFn) + "}")
+
+    def command(fn, help_text):
+        sub = commands.add_parser(fn.value, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sub.add_argument("--data_dir", default=None, help="dataset folder (default: $GAT_DATA_DIR or data/)")
+        return sub
+
+    sub = command(PlaygroundFn.PROFILE_GAT, "time and peak memory of IMP1/IMP2/IMP3 training on Cora")
+    sub.add_argument("--num_of_epochs", type=positive_int, default=10)
+    sub.add_argument("--layer_types", type=layer_type_arg, nargs="+", default=["IMP1", "IMP2", "IMP3"])
+    sub.add_argument("--force_cpu", action="store_true")
+    sub.add_argument("--store_cache", action="store_true", help="save results as JSON under data/profiling/")
+    sub.add_argument("--skip_if_profiling_info_cached", action="store_true", help="print cached results if any")
+
+    command(PlaygroundFn.PROFILE_SPARSE, "row-normalise and multiply Cora's features in COO/CSR/CSC/LIL/dense")
+
+    for fn, help_text in ((PlaygroundFn.VISUALIZE_DATASET, "draw a dataset and its degree statistics"),
+                          (PlaygroundFn.VISUALIZE_GAT, "attention, entropy or t-SNE figures of a trained GAT")):
+        sub = command(fn, help_text)
+        sub.add_argument("--output_dir", default=None, help="where PNGs go (default: data/visualizations/)")
+        sub.add_argument("--show", action="store_true", help="also open the figures in a window")
+        if fn is PlaygroundFn.VISUALIZE_DATASET:
+            sub.add_argument("--dataset_name", type=str.lower, default="cora",
+                             choices=["cora", "citeseer", "pubmed", "ppi"])
+            sub.add_argument("--layout", choices=sorted(LAYOUTS), default="kk")
+        else:
+            sub.add_argument("--visualization_type", choices=["attention", "entropy", "embeddings"],
+                             default="attention")
+            sub.add_argument("--model_name", default="gat_cora_000000.pth", help="a file in models/binaries/")
+            sub.add_argument("--layer", type=non_negative_int, default=0, help="layer for the attention figure")
+            sub.add_argument("--head", type=non_negative_int, default=0, help="head for the attention figure")
+            sub.add_argument("--node", type=non_negative_int, default=None,
+                             help="node for the attention figure (default: the highest-degree node)")
+            sub.add_argument("--layout", choices=["tree", "kk"], default="tree", help="neighbourhood layout")
+            sub.add_argument("--label", type=non_negative_int, default=0,
+                             help="PPI: which of the 121 labels colours the nodes")
+    return parser
+
+
+def main(argv=None):
+    from utils.data_loading import DatasetError
+    from utils.training import CheckpointError
+
+    parser = get_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv if argv else [playground_fn.value])
+    try:
+        {"profile_gat": profile_gat, "profile_sparse": profile_sparse, "visualize_dataset": visualize_dataset,
+         "visualize_gat": visualize_gat}[args.command](args)
+    except (DatasetError, CheckpointError, ValueError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""Every figure of the project: the dataset (graph drawing, degrees) and a trained GAT (neighbourhood
+attention, attention entropy, t-SNE of embeddings).
+
+Each plot_* function takes plain tensors, draws one figure, writes it as a PNG and returns its path.
+Figures render headless (matplotlib's Agg backend) unless show=True. Graphs are drawn with igraph's
+matplotlib backend, so no cairo is needed.
+"""
+
+import math
+from pathlib import Path
+
+import matplotlib
+import matplotlib.lines
+import numpy as np
+import torch
+
+from utils.data_loading import PROJECT_ROOT
+
+DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "data" / "visualizations"
+LAYOUTS = {"kk": "layout_kamada_kawai", "fr": "layout_fruchterman_reingold", "drl": "layout_drl",
+           "circle": "layout_circle", "tree": "layout_reingold_tilford_circular"}
+CORA_CLASS_NAMES = ["Case based", "Genetic algorithms", "Neural networks", "Probabilistic methods",
+                    "Reinforcement learning", "Rule learning", "Theory"]
+
+
+def _new_figure(show, nrows=1, ncols=1, **kwargs):
+    """A figure and its axes. Headless (a plain Figure on the Agg canvas, no pyplot, no window)
+    unless show=True."""
+    if show:
+        import matplotlib.pyplot as plt
+        return plt.subplots(nrows, ncols, **kwargs)
+    from matplotlib.figure import Figure
+    figure_kwargs = {key: kwargs.pop(key) for key in ("figsize",) if key in kwargs}
+    fig = Figure(**figure_kwargs)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def _save(fig, output_path, show):
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output_path, dpi=120, bbox_inches="tight")
+    if show:
+        import matplotlib.pyplot as plt
+        plt.show()
+        plt.close(fig)
+    return output_path
+
+
+def _class_colours(num_classes):
+    cmap = matplotlib.colormaps["tab10" if num_classes <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(num_classes)]
+
+
+def _undirected_edges(edge_index):
+    """Each undirected edge once, no self loops: what igraph should draw."""
+    source, target = edge_index
+    keep = source < target
+    return torch.stack([source[keep], target[keep]], dim=1).tolist()
+
+
+def class_names_for(dataset_name, num_classes):
+    if dataset_name == "cora" and num_classes == len(CORA_CLASS_NAMES):
+        return CORA_CLASS_NAMES
+    return [f"class {i}" for i in range(num_classes)]
+
+
+# ----------------------------------------------------------------------------- dataset figures
+
+def plot_graph(edge_index, labels, num_nodes, output_path, layout="kk", class_names=None, title=None, show=False,
+               seed=0):
+    """The whole graph: node size grows with degree, edge width with edge betweenness, colour by class."""
+    import igraph as ig
+    graph = ig.Graph(n=num_nodes, edges=_undirected_edges(edge_index))
+    degrees = np.array(graph.degree())
+    betweenness = np.array(graph.edge_betweenness()) if graph.ecount() else np.zeros(0)
+    labels = np.asarray(labels)
+    num_classes = int(labels.max()) + 1
+    class_names = class_names or [f"class {i}" for i in range(num_classes)]
+    colours = _class_colours(num_classes)
+    unlabelled = (0.6, 0.6, 0.6, 1.0)
+
+    import random
+    random.seed(seed)  # igraph's layouts draw from Python's random module
+    layout_coordinates = getattr(graph, LAYOUTS[layout])()
+    fig, ax = _new_figure(show, figsize=(12, 12))
+    edge_widths = 0.2 + 3.0 * betweenness / betweenness.max() if betweenness.size else []
+    ig.plot(graph, target=ax, layout=layout_coordinates,
+            vertex_size=3 + 2.5 * np.sqrt(degrees),
+            vertex_color=[colours[c] if c >= 0 else unlabelled for c in labels],
+            vertex_frame_width=0, edge_width=edge_widths, edge_color=(0.3, 0.3, 0.3, 0.35))
+    handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
+               for i, name in enumerate(class_names)]
+    ax.legend(handles=handles, loc="upper left", fontsize=10, title="class", frameon=True)
+    ax.set_title(title or f"{num_nodes} nodes, {graph.ecount()} edges ({layout} layout). Node size: degree, "
+                 f"edge width: edge betweenness", fontsize=12)
+    ax.set_axis_off()
+    return _save(fig, output_path, show)
+
+
+def degree_statistics(edge_index, num_nodes):
+    """In- and out-degree per node, counting the self loop, and the node with the most neighbours."""
+    in_degree = torch.bincount(edge_index[1], minlength=num_nodes)
+    out_degree = torch.bincount(edge_index[0], minlength=num_nodes)
+    self_loops = torch.bincount(edge_index[0][edge_index[0] == edge_index[1]], minlength=num_nodes)
+    top = int(torch.argmax(in_degree))
+    return {"in_degree": in_degree, "out_degree": out_degree, "max_degree_node": top,
+            "max_in_degree": int(in_degree[top]), "max_neighbours": int(in_degree[top] - self_loops[top])}
+
+
+def plot_degree_statistics(edge_index, num_nodes, output_path, dataset_name="graph", show=False):
+    stats = degree_statistics(edge_index, num_nodes)
+    fig, axes = _new_figure(show, 1, 3, figsize=(16, 4.5))
+    axes[0].plot(stats["in_degree"].numpy(), linewidth=0.6, color="tab:blue")
+    axes[0].set(title="in-degree per node", xlabel="node id", ylabel="in-degree (incl. self loop)")
+    axes[1].plot(stats["out_degree"].numpy(), linewidth=0.6, color="tab:orange")
+    axes[1].set(title="out-degree per node", xlabel="node id", ylabel="out-degree (incl. self loop)")
+    degrees = stats["in_degree"].numpy()
+    axes[2].hist(degrees, bins=np.arange(1, degrees.max() + 2) - 0.5, color="tab:green", log=True)
+    axes[2].set(title="degree histogram", xlabel="in-degree", ylabel="number of nodes (log)")
+    fig.suptitle(f"{dataset_name}: max degree node {stats['max_degree_node']} has {stats['max_neighbours']} "
+                 f"neighbours + self loop", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, output_path, show), stats
+
+
+# ----------------------------------------------------------------------------- trained-model figures
+
+def plot_neighbourhood_attention(edge_index, attention, labels, node, output_path, head=0, layer_name="layer 0",
+                                 layout="tree", class_names=None, show=False):
+    """One node's incoming neighbourhood, edge width proportional to the attention it pays each neighbour.
+
+    attention: [E, H] aligned with edge_index (a layer's attention_weights). labels: [N] class ids
+    (or 0/1 for one PPI label). layout: 'tree' (Reingold-Tilford circular, node at the root) or 'kk'.
+    """
+    import igraph as ig
+    incoming = (edge_index[1] == node).nonzero().flatten()
+    neighbours = edge_index[0, incoming].tolist()
+    weights = attention[incoming, head].tolist()
+    local = {node: 0}
+    for neighbour in neighbours:
+        local.setdefault(neighbour, len(local))
+    graph = ig.Graph(n=len(local), edges=[(local[j], 0) for j in neighbours], directed=True)
+    coordinates = graph.layout_reingold_tilford_circular(root=[0], mode="all") if layout == "tree" \
+        else getattr(graph, LAYOUTS[layout])()
+    labels = np.asarray(labels)
+    num_classes = int(labels.max()) + 1
+    colours = _class_colours(max(num_classes, 2))
+    class_names = class_names or [f"class {i}" for i in range(num_classes)]
+    nodes = list(local)
+    max_weight = max(weights) if weights else 1.0
+
+    fig, ax = _new_figure(show, figsize=(10, 10))
+    ig.plot(graph, target=ax, layout=coordinates,
+            vertex_size=[40] + [18] * (len(nodes) - 1),
+            vertex_color=[colours[labels[n]] for n in nodes], vertex_frame_width=0,
+            edge_width=[0.3 + 6 * w / max_weight for w in weights], edge_arrow_size=0.004,
+            edge_color=[(0.1, 0.1, 0.5, 0.8) for _ in weights], edge_loop_size=30)
+    present = sorted({int(labels[n]) for n in nodes})
+    handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[c], label=class_names[c])
+               for c in present]
+    ax.legend(handles=handles, loc="upper left", fontsize=9, title="class")
+    self_weight = next((w for j, w in zip(neighbours, weights) if j == node), None)
+    self_text = f", self loop {self_weight:.3f}" if self_weight is not None else ""
+    ax.set_title(f"Attention of node {node} ({len(neighbours)} incoming edges incl. self loop), {layer_name}, "
+                 f"head {head}\nedge width ~ attention (max {max_weight:.3f}, uniform would be "
+                 f"{1 / max(1, len(neighbours)):.3f}{self_text})", fontsize=11)
+    ax.set_axis_off()
+    return _save(fig, output_path, show)
+
+
+def attention_entropies(edge_index, attention, num_nodes):
+    """Per node and head, the entropy of its incoming attention and of the uniform distribution over
+    the same neighbourhood (log of its in-degree). Returns ([N, H], [N]) for nodes with edges."""
+    target = edge_index[1]
+    plogp = torch.where(attention > 0, attention * attention.clamp_min(1e-30).log(), torch.zeros_like(attention))
+    entropy = -torch.zeros(num_nodes, attention.shape[1], dtype=attention.dtype).index_add_(0, target, plogp)
+    degree = torch.bincount(target, minlength=num_nodes)
+    has_edges = degree > 0
+    return entropy[has_edges], degree[has_edges].double().log()
+
+
+def plot_attention_entropy(edge_index, attention_per_layer, num_nodes, output_path, title="", show=False):
+    """Rows: layers; columns: heads. Each panel: histogram of the entropy of every node's incoming
+    attention next to the histogram for uniform attention over the same neighbourhoods (same bins)."""
+    num_layers = len(attention_per_layer)
+    num_columns = max(a.shape[1] for a in attention_per_layer)
+    fig, axes = _new_figure(show, num_layers, num_columns, figsize=(3.2 * num_columns, 2.8 * num_layers),
+                            squeeze=False)
+    for layer, attention in enumerate(attention_per_layer):
+        entropy, uniform = attention_entropies(edge_index, attention.double(), num_nodes)
+        bins = np.linspace(0, float(max(uniform.max(), entropy.max())) + 1e-9, 31)
+        for head in range(num_columns):
+            ax = axes[layer, head]
+            if head >= attention.shape[1]:
+                ax.set_axis_off()
+                continue
+            ax.hist(uniform.numpy(), bins=bins, color="tab:orange", alpha=0.55, label="uniform attention")
+            ax.hist(entropy[:, head].numpy(), bins=bins, color="tab:blue", alpha=0.55, label="learned attention")
+            ax.set_title(f"layer {layer}, head {head}", fontsize=10)
+            if head == 0:
+                ax.set_ylabel("number of nodes")
+            if layer == num_layers - 1:
+                ax.set_xlabel("entropy (nats)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title or "Entropy of each node's incoming attention: learned vs uniform", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, output_path, show)
+
+
+def plot_embeddings_tsne(embeddings, labels, output_path, class_names=None, title="", show=False, seed=0,
+                         perplexity=30.0):
+    """t-SNE of node embeddings [N, D] to 2-D, points coloured by class (or by one binary label)."""
+    from sklearn.manifold import TSNE
+    embeddings = embeddings.detach().cpu().numpy()
+    perplexity = min(perplexity, max(2.0, (len(embeddings) - 1) / 3))
+    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(embeddings)
+    labels = np.asarray(labels)
+    num_classes = int(labels.max()) + 1
+    class_names = class_names or [f"class {i}" for i in range(num_classes)]
+    colours = _class_colours(max(num_classes, 2))
+    fig, ax = _new_figure(show, figsize=(9, 8))
+    for c in range(num_classes):
+        chosen = labels == c
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=6, color=colours[c], label=class_names[c])
+    ax.legend(markerscale=3, fontsize=9, loc="best")
+    ax.set(title=title or "t-SNE of the embeddings", xlabel="t-SNE 1", ylabel="t-SNE 2")
+    return _save(fig, output_path, show)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk", show=False, log=print):
+    """Draw the graph and its degree statistics. For PPI: the first training graph, coloured by label 0."""
+    output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR)
+    dataset_name = dataset_name.lower()
+    if dataset_name == "ppi":
+        from utils.ppi import load_ppi
+        data = load_ppi(data_dir)["train"][0]
+        labels, class_names = data.labels[:, 0].long().numpy(), ["label 0 = 0", "label 0 = 1"]
+    else:
+        from utils.planetoid import load_planetoid
+        data = load_planetoid(dataset_name, data_dir)
+        labels, class_names = data.labels.numpy(), class_names_for(dataset_name, data.num_classes)
+    graph_path = plot_graph(data.edge_index, labels, data.num_nodes, output_dir / f"{dataset_name}_graph_{layout}.png",
+                            layout=layout, class_names=class_names, show=show,
+                            title=f"{dataset_name}: {data.num_nodes} nodes ({layout} layout). Node size: degree, "
+                                  f"edge width: edge betweenness")
+    degrees_path, stats = plot_degree_statistics(data.edge_index, data.num_nodes,
+                                                 output_dir / f"{dataset_name}_degrees.png", dataset_name, show=show)
+    log(f"{dataset_name}: node {stats['max_degree_node']} has the most neighbours: {stats['max_neighbours']} "
+        f"(+ self loop). Figures: {graph_path}, {degrees_path}")
+    return [graph_path, degrees_path]
+
+
+def entropy_summary(edge_index, attention_per_layer, num_nodes):
+    """Per layer: mean entropy of learned attention / mean entropy of uniform attention (1 = uniform)."""
+    ratios = []
+    for attention in attention_per_layer:
+        entropy, uniform = attention_entropies(edge_index, attention.double(), num_nodes)
+        ratios.append(float(entropy.mean() / uniform.mean()) if float(uniform.mean()) > 0 else math.nan)
+    return ratios
+
+
+def visualize_gat(model_name, visualization_type="attention", data_dir=None, output_dir=None, layer=0, head=0,
+                  node=None, layout="tree", label=0, show=False, log=print):
+    """Load a trained binary (any layer type) and draw its attention, attention entropy or embeddings.
+
+    model_name: a file in models/binaries/ (or a path). Cora-like models are shown on their whole
+    graph; PPI models on the first test graph, nodes coloured by PPI label `label`.
+    """
+    from utils import training
+    from utils.data_loading import sparsify_if_mostly_zero
+
+    path = Path(model_name) if Path(model_name).is_file() else training.BINARIES_DIR / model_name
+    model, checkpoint = training.model_from_checkpoint(path, log_attention_weights=True)
+    dataset_name = checkpoint.get("training_state", {}).get("dataset", "cora")
+    if dataset_name == "ppi":
+        from utils.ppi import load_ppi
+        graph = load_ppi(data_dir)["test"][0]
+        if not 0 <= label < graph.labels.shape[1]:
+            raise ValueError(f"--label must be in [0, {graph.labels.shape[1] - 1}], got {label}")
+        labels = graph.labels[:, label].long().numpy()
+        class_names = [f"label {label} = 0", f"label {label} = 1"]
+    else:
+        from utils.planetoid import load_planetoid
+        graph = load_planetoid(dataset_name, data_dir)
+        labels, class_names = graph.labels.numpy(), class_names_for(dataset_name, graph.num_classes)
+    if graph.node_features.shape[1] != model.config.num_features_per_layer[0]:
+        raise ValueError(f"{path.name} expects {model.config.num_features_per_layer[0]} input features, but "
+                         f"{dataset_name} has {graph.node_features.shape[1]}")
+
+    model.eval()
+    with torch.no_grad():
+        _, hidden = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features), graph.edge_index)
+    attention_per_layer = [gat_layer.attention_weights for gat_layer in model.layers]
+    output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR)
+    stem = f"{path.stem}_{model.layer_type.name}"
+
+    if visualization_type == "attention":
+        if not 0 <= layer < len(model.layers) or not 0 <= head < model.layers[layer].num_heads:
+            raise ValueError(f"the model has {len(model.layers)} layers with "
+                             f"{[gat_layer.num_heads for gat_layer in model.layers]} heads; got layer {layer}, "
+                             f"head {head}")
+        if node is None:
+            node = degree_statistics(graph.edge_index, graph.num_nodes)["max_degree_node"]
+        if not 0 <= node < graph.num_nodes:
+            raise ValueError(f"--node must be in [0, {graph.num_nodes - 1}], got {node}")
+        output = plot_neighbourhood_attention(graph.edge_index, attention_per_layer[layer], labels, node,
+                                              output_dir / f"{stem}_attention_node{node}_layer{layer}_head{head}.png",
+                                              head=head, layer_name=f"layer {layer}", layout=layout,
+                                              class_names=class_names, show=show)
+    elif visualization_type == "entropy":
+        output = plot_attention_entropy(graph.edge_index, attention_per_layer, graph.num_nodes,
+                                        output_dir / f"{stem}_attention_entropy.png", show=show,
+                                        title=f"{dataset_name} ({path.name}): entropy of each node's incoming "
+                                              f"attention, learned vs uniform")
+        ratios = entropy_summary(graph.edge_index, attention_per_layer, graph.num_nodes)
+        log("mean entropy, learned / uniform, per layer: " + ", ".join(f"{r:.3f}" for r in ratios))
+    elif visualization_type == "embeddings":
+        # Cora: the output layer (what the classes are read from); PPI: the last hidden layer.
+        index = len(hidden) - 1 if dataset_name != "ppi" else len(hidden) - 2
+        output = plot_embeddings_tsne(hidden[index], labels, output_dir / f"{stem}_tsne_layer{index}.png",
+                                      class_names=class_names, show=show,
+                                      title=f"{dataset_name}: t-SNE of layer {index}'s output ({path.name})")
+    else:
+        raise ValueError(f"unknown visualization type {visualization_type!r}; use attention, entropy or embeddings")
+    log(f"Wrote {output}")
+    return output
