@@ -51,6 +51,7 @@ def visualize_gat(args):
 
 
 def get_parser():
+    from models import LayerType
     from utils.training import layer_type_arg, non_negative_int, positive_int
     from utils.visualizations import LAYOUTS
 
@@ -65,7 +66,7 @@ def get_parser():
 
     sub = command(PlaygroundFn.PROFILE_GAT, "time and peak memory of IMP1/IMP2/IMP3 training on Cora")
     sub.add_argument("--num_of_epochs", type=positive_int, default=10)
-    sub.add_argument("--layer_types", type=layer_type_arg, nargs="+", default=["IMP1", "IMP2", "IMP3"])
+    sub.add_argument("--layer_types", type=layer_type_arg, nargs="+", default=list(LayerType))
     sub.add_argument("--force_cpu", action="store_true")
     sub.add_argument("--store_cache", action="store_true", help="save results as JSON under data/profiling/")
     sub.add_argument("--skip_if_profiling_info_cached", action="store_true", help="print cached results if any")

@@ -15,7 +15,7 @@ PyG rows are skipped.
 
 import argparse
 import datetime
-import json
+import os
 import platform
 import statistics
 import tempfile
@@ -243,7 +243,8 @@ def main(argv=None):
     parser.add_argument("--scaling_implementations", nargs="+", choices=IMPLEMENTATIONS, default=["IMP3", "PyG"])
     parser.add_argument("--repeats", type=positive_int, default=30, help="timed steps per model (interleaved)")
     parser.add_argument("--warmup", type=positive_int, default=5)
-    parser.add_argument("--max_dense_nodes", type=positive_int, default=5000, help="skip IMP1/IMP2 above this")
+    parser.add_argument("--max_dense_nodes", type=positive_int, default=3000,
+                        help="skip IMP1/IMP2 above this many nodes (on the PPI-sized batch one dense step takes minutes)")
     parser.add_argument("--skip_memory", action="store_true", help="do not measure peak memory")
     parser.add_argument("--num_threads", type=positive_int, default=None)
     parser.add_argument("--force_cpu", action="store_true")
@@ -253,7 +254,7 @@ def main(argv=None):
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.force_cpu else "cpu")
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
 
     rows = []
     for kind in args.workloads:
@@ -268,7 +269,7 @@ def main(argv=None):
     print("\n" + markdown_table(rows))
     if args.output:
         write_json(args.output, {"date": datetime.datetime.now().isoformat(timespec="minutes"),
-                                 "machine": f"{platform.machine()} {platform.processor()}, "
+                                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
                                             f"{torch.get_num_threads()} torch threads, device {device}",
                                  "torch": torch.__version__, "rows": rows})
 

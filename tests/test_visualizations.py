@@ -107,6 +107,12 @@ def test_profile_gat_measures_time_and_real_memory(cora_data_dir, tmp_path, monk
     assert cached == results
 
 
+def test_playground_profile_gat_command(cora_data_dir, capsys):
+    assert playground.get_parser().parse_args(["profile_gat"]).layer_types == list(LayerType)
+    playground.main(["profile_gat", "--num_of_epochs", "1", "--layer_types", "imp3", "--data_dir", str(cora_data_dir)])
+    assert "| IMP3 |" in capsys.readouterr().out
+
+
 def test_playground_help_and_default_function():
     assert playground.playground_fn in playground.PlaygroundFn
     with pytest.raises(SystemExit) as exit_info:

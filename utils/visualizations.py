@@ -148,13 +148,15 @@ def plot_neighbourhood_attention(edge_index, attention, labels, node, output_pat
     class_names = class_names or [f"class {i}" for i in range(num_classes)]
     nodes = list(local)
     max_weight = max(weights) if weights else 1.0
+    uniform = 1.0 / max(1, len(neighbours))
 
     fig, ax = _new_figure(show, figsize=(10, 10))
     ig.plot(graph, target=ax, layout=coordinates,
-            vertex_size=[40] + [18] * (len(nodes) - 1),
+            vertex_size=[24] + [14] * (len(nodes) - 1),
             vertex_color=[colours[labels[n]] for n in nodes], vertex_frame_width=0,
-            edge_width=[0.3 + 6 * w / max_weight for w in weights], edge_arrow_size=0.004,
-            edge_color=[(0.1, 0.1, 0.5, 0.8) for _ in weights], edge_loop_size=30)
+            # width 1 = uniform attention; an edge twice as attended is twice as wide
+            edge_width=[min(8.0, 1.0 * w / uniform) for w in weights], edge_arrow_size=0.004,
+            edge_color=[(0.1, 0.1, 0.5, 0.55) for _ in weights], edge_loop_size=60)
     present = sorted({int(labels[n]) for n in nodes})
     handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[c], label=class_names[c])
                for c in present]
@@ -162,8 +164,8 @@ def plot_neighbourhood_attention(edge_index, attention, labels, node, output_pat
     self_weight = next((w for j, w in zip(neighbours, weights) if j == node), None)
     self_text = f", self loop {self_weight:.3f}" if self_weight is not None else ""
     ax.set_title(f"Attention of node {node} ({len(neighbours)} incoming edges incl. self loop), {layer_name}, "
-                 f"head {head}\nedge width ~ attention (max {max_weight:.3f}, uniform would be "
-                 f"{1 / max(1, len(neighbours)):.3f}{self_text})", fontsize=11)
+                 f"head {head}\nedge width ~ attention / uniform attention (max {max_weight:.3f}, uniform "
+                 f"{uniform:.3f}{self_text})", fontsize=11)
     ax.set_axis_off()
     return _save(fig, output_path, show)
 
@@ -179,28 +181,31 @@ def attention_entropies(edge_index, attention, num_nodes):
     return entropy[has_edges], degree[has_edges].double().log()
 
 
-def plot_attention_entropy(edge_index, attention_per_layer, num_nodes, output_path, title="", show=False):
-    """Rows: layers; columns: heads. Each panel: histogram of the entropy of every node's incoming
-    attention next to the histogram for uniform attention over the same neighbourhoods (same bins)."""
-    num_layers = len(attention_per_layer)
-    num_columns = max(a.shape[1] for a in attention_per_layer)
-    fig, axes = _new_figure(show, num_layers, num_columns, figsize=(3.2 * num_columns, 2.8 * num_layers),
+def plot_attention_entropy(edge_index, attention_per_layer, num_nodes, output_path, title="", show=False,
+                           heads_per_row=4):
+    """One panel per layer and head: the histogram of the entropy of every node's incoming attention
+    (blue outline) over the histogram for uniform attention on the same neighbourhoods (orange, same bins)."""
+    panels = [(layer, head) for layer, attention in enumerate(attention_per_layer) for head in range(attention.shape[1])]
+    rows_per_layer = [math.ceil(a.shape[1] / heads_per_row) for a in attention_per_layer]
+    num_columns = min(heads_per_row, max(a.shape[1] for a in attention_per_layer))
+    fig, axes = _new_figure(show, sum(rows_per_layer), num_columns, figsize=(3.6 * num_columns, 2.9 * sum(rows_per_layer)),
                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    first_row = np.cumsum([0] + rows_per_layer)
     for layer, attention in enumerate(attention_per_layer):
         entropy, uniform = attention_entropies(edge_index, attention.double(), num_nodes)
         bins = np.linspace(0, float(max(uniform.max(), entropy.max())) + 1e-9, 31)
-        for head in range(num_columns):
-            ax = axes[layer, head]
-            if head >= attention.shape[1]:
-                ax.set_axis_off()
-                continue
-            ax.hist(uniform.numpy(), bins=bins, color="tab:orange", alpha=0.55, label="uniform attention")
-            ax.hist(entropy[:, head].numpy(), bins=bins, color="tab:blue", alpha=0.55, label="learned attention")
+        for head in range(attention.shape[1]):
+            ax = axes[first_row[layer] + head // heads_per_row, head % heads_per_row]
+            ax.set_axis_on()
+            ax.hist(uniform.numpy(), bins=bins, color="tab:orange", alpha=0.6, label="uniform attention")
+            ax.hist(entropy[:, head].numpy(), bins=bins, histtype="step", linewidth=1.6, color="tab:blue",
+                    label="learned attention")
             ax.set_title(f"layer {layer}, head {head}", fontsize=10)
-            if head == 0:
-                ax.set_ylabel("number of nodes")
-            if layer == num_layers - 1:
-                ax.set_xlabel("entropy (nats)")
+            ax.set_xlabel("entropy (nats)", fontsize=9)
+            if head % heads_per_row == 0:
+                ax.set_ylabel("number of nodes", fontsize=9)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title or "Entropy of each node's incoming attention: learned vs uniform", fontsize=12)
     fig.tight_layout()
