@@ -76,6 +76,7 @@ class GATLayer(nn.Module):
         self.leaky_relu = nn.LeakyReLU(0.2)
         self.dropout = FastDropout(p=dropout_prob)
         self._graph_cache = None  # (edge_index, key, what _graph_data built for it)
+        self._input_cache = None  # (sparse input features, their transposed pattern)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -93,9 +94,10 @@ class GATLayer(nn.Module):
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
 
+        input_pattern = self._sparse_input_pattern(node_features)
         node_features = self._dropout_input(node_features)
         # [N, F_in] -> [N, H, F_out]
-        nodes_features_proj = _apply_linear(self.linear_proj.weight, node_features).view(
+        nodes_features_proj = _apply_linear(self.linear_proj.weight, node_features, input_pattern).view(
             num_nodes, self.num_heads, self.num_out_features)
 
         # [N, H]: each node's score as a source and as a target of an edge.
@@ -110,7 +112,7 @@ class GATLayer(nn.Module):
         if self.log_attention_weights:
             self.attention_weights = attention.detach()
 
-        return self._finish(node_features, out)
+        return self._finish(node_features, out, input_pattern)
 
     def _attend(self, nodes_features_proj, scores_source, scores_target, edge_index):
         """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index)."""
@@ -123,6 +125,16 @@ class GATLayer(nn.Module):
         if self._graph_cache is None or self._graph_cache[0] is not edge_index or self._graph_cache[1] != key:
             self._graph_cache = (edge_index, key, build())
         return self._graph_cache[2]
+
+    def _sparse_input_pattern(self, node_features):
+        """For a sparse CSR input: the transposed pattern the projection's backward pass needs, built
+        once and reused while the same input tensor comes in (dropout changes values, not the pattern)."""
+        if node_features.layout != torch.sparse_csr:
+            return None
+        cached = self._input_cache
+        if cached is None or cached[0] is not node_features:
+            self._input_cache = cached = (node_features, _transposed_csr_pattern(node_features))
+        return cached[1]
 
     def _dropout_input(self, node_features):
         if not _is_sparse(node_features):
@@ -137,7 +149,7 @@ class GATLayer(nn.Module):
         return torch.sparse_coo_tensor(node_features.indices(), self.dropout(node_features.values()),
                                        node_features.shape, is_coalesced=True)
 
-    def _finish(self, node_features, out):
+    def _finish(self, node_features, out, input_pattern=None):
         """Skip connection, concat/average heads, bias, activation. out: [N, H, F_out]."""
         num_nodes = out.shape[0]
         if self.add_skip_connection:
@@ -146,7 +158,7 @@ class GATLayer(nn.Module):
                 dense_input = node_features.to_dense() if _is_sparse(node_features) else node_features
                 out = out + dense_input.unsqueeze(1)
             else:
-                skip = _apply_linear(self.skip_proj.weight, node_features)
+                skip = _apply_linear(self.skip_proj.weight, node_features, input_pattern)
                 out = out + skip.view(num_nodes, self.num_heads, self.num_out_features)
 
         # [N, H, F_out] -> [N, H * F_out] (hidden layers) or [N, F_out] (output layer)
@@ -385,10 +397,11 @@ def _is_sparse(tensor):
     return tensor.layout != torch.strided
 
 
-def _apply_linear(weight, node_features):
+def _apply_linear(weight, node_features, input_pattern=None):
     """x @ W^T for a dense x; a sparse-dense product for a sparse x (same result, far fewer FLOPs)."""
     if node_features.layout == torch.sparse_csr:
-        return _SparseCSRProjection.apply(node_features, node_features.values(), weight)
+        return _SparseCSRProjection.apply(node_features, node_features.values(), weight,
+                                          input_pattern or _transposed_csr_pattern(node_features))
     if _is_sparse(node_features):
         return torch.sparse.mm(node_features, weight.t())
     return F.linear(node_features, weight)
@@ -400,43 +413,35 @@ class _SparseCSRProjection(torch.autograd.Function):
     Both directions are one weighted gather-sum over X's nonzeros (F.embedding_bag with
     per-sample weights, ~7x faster here than torch.sparse.mm on Cora): forward sums rows of W^T
     picked by X's column indices; backward does the same with X^T, whose pattern (X's nonzeros in
-    column-major order) is computed once per pattern: dropout changes values, never the pattern.
+    column-major order, from _transposed_csr_pattern) the layer computes once per input.
     """
 
-    _transposed_patterns = {}  # (crow ptr, col ptr, shape, nnz) -> (crow_t, rows_t, order, kept refs)
-
     @staticmethod
-    def forward(ctx, features, values, weight):
+    def forward(ctx, features, values, weight, transposed_pattern):
         crow, col = features.crow_indices(), features.col_indices()
         ctx.save_for_backward(values)
-        ctx.pattern = _SparseCSRProjection._transposed(features)
+        ctx.transposed_pattern = transposed_pattern
         # (embedding_bag is ~15x slower with a non-contiguous weight than the cost of this copy)
         return F.embedding_bag(col, weight.t().contiguous(), crow[:-1], mode="sum", per_sample_weights=values)
 
     @staticmethod
     def backward(ctx, grad_output):
         (values,) = ctx.saved_tensors
-        crow_t, rows_t, order = ctx.pattern
+        crow_t, rows_t, order = ctx.transposed_pattern
         grad_weight_t = F.embedding_bag(rows_t, grad_output, crow_t[:-1], mode="sum",
                                         per_sample_weights=values.index_select(0, order))
-        return None, None, grad_weight_t.t()
+        return None, None, grad_weight_t.t(), None
 
-    @staticmethod
-    def _transposed(features):
-        crow, col = features.crow_indices(), features.col_indices()
-        key = (crow.data_ptr(), col.data_ptr(), tuple(features.shape), col.numel())
-        cache = _SparseCSRProjection._transposed_patterns
-        if key not in cache:
-            if len(cache) > 8:
-                cache.clear()
-            num_rows, num_cols = features.shape
-            rows = torch.repeat_interleave(torch.arange(num_rows, device=crow.device), crow.diff())
-            order = torch.argsort(col * num_rows + rows)  # nonzeros in column-major order
-            crow_t = torch.zeros(num_cols + 1, dtype=torch.long, device=crow.device)
-            crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=num_cols), 0)
-            # crow/col are kept alive so that their memory (the key) cannot be reused by another tensor.
-            cache[key] = (crow_t, rows.index_select(0, order), order, crow, col)
-        return cache[key][:3]
+
+def _transposed_csr_pattern(features):
+    """(crow, column-of-X^T = row of X, order) of X^T: X's nonzeros in column-major order."""
+    crow, col = features.crow_indices(), features.col_indices()
+    num_rows, num_cols = features.shape
+    rows = torch.repeat_interleave(torch.arange(num_rows, device=crow.device), crow.diff())
+    order = torch.argsort(col * num_rows + rows)
+    crow_t = torch.zeros(num_cols + 1, dtype=torch.long, device=crow.device)
+    crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=num_cols), 0)
+    return crow_t, rows.index_select(0, order), order
 
 
 def _csr(crow, col, values, shape):

@@ -102,6 +102,9 @@ def test_sparse_input_gives_the_same_result_as_dense():
         model.zero_grad()
         sparse_logits = model(sparse, edge_index)
         torch.testing.assert_close(sparse_logits, dense_logits, atol=1e-5, rtol=0)
+        (sparse_logits * torch.linspace(-1, 1, sparse_logits.numel()).view_as(sparse_logits)).sum().backward()
+        for name, parameter in model.named_parameters():  # the sparse projection's own backward pass
+            torch.testing.assert_close(parameter.grad, dense_grads[name], atol=1e-4, rtol=0, msg=name)
 
 
 def test_sparse_dropout_keeps_the_sparsity_pattern_and_scales_survivors():
