@@ -44,7 +44,7 @@ def main(argv=None):
     accuracies = [100 * r["test_acc"] for r in runs]
     mean = statistics.mean(accuracies)
     std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-    print(f"\n| dataset | layer | seeds | test accuracy (%) | min | max |\n|---|---|---|---|---|---|")
+    print("\n| dataset | layer | seeds | test accuracy (%) | min | max |\n|---|---|---|---|---|---|")
     print(f"| {args.dataset_name} | {args.layer_type.name} | {len(runs)} | {mean:.2f} ± {std:.2f} | "
           f"{min(accuracies):.1f} | {max(accuracies):.1f} |")
     if args.output:

@@ -7,7 +7,6 @@ Nothing here touches the disk until a loader is called.
 import dataclasses
 import hashlib
 import os
-import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -123,14 +122,4 @@ def download_file(url, destination, expected_sha256=None, show_progress=None):
             raise DatasetError(
                 f"The download of {destination.name} from {url} is corrupt: SHA-256 {digest.hexdigest()}, "
                 f"expected {expected_sha256}. Try again, or place the right file at {destination} by hand.")
-    return destination
-
-
-def move_dir_atomically(source, destination):
-    """Rename a fully written folder into place (same filesystem), replacing nothing."""
-    destination = Path(destination)
-    if destination.exists():
-        shutil.rmtree(source, ignore_errors=True)
-        return destination
-    os.replace(source, destination)
     return destination

@@ -185,7 +185,6 @@ def plot_attention_entropy(edge_index, attention_per_layer, num_nodes, output_pa
                            heads_per_row=4):
     """One panel per layer and head: the histogram of the entropy of every node's incoming attention
     (blue outline) over the histogram for uniform attention on the same neighbourhoods (orange, same bins)."""
-    panels = [(layer, head) for layer, attention in enumerate(attention_per_layer) for head in range(attention.shape[1])]
     rows_per_layer = [math.ceil(a.shape[1] / heads_per_row) for a in attention_per_layer]
     num_columns = min(heads_per_row, max(a.shape[1] for a in attention_per_layer))
     fig, axes = _new_figure(show, sum(rows_per_layer), num_columns, figsize=(3.6 * num_columns, 2.9 * sum(rows_per_layer)),
