@@ -377,10 +377,9 @@ def _edge_dot_products(at_target, at_source, edges, chunk_elements=1 << 24):
 class FastDropout(nn.Dropout):
     """nn.Dropout with the same distribution, drawn with torch.rand instead of bernoulli_.
 
-    On CPU, bernoulli_ costs ~11 ns per element against ~6 ns for rand + compare + multiply; with
-    six dropouts per Cora training step that is ~2.5 ms of a ~29 ms step. (Measured in
-    benchmarks/bench_speed.py; the kept fraction is exactly 1 - p up to float32 resolution, as with
-    bernoulli_.)
+    On CPU, dropout's bernoulli_ path costs ~11-13 ns per element against ~5-6 ns for rand + compare
+    + multiply; switching cut a Cora training step from ~29 to ~19 ms (benchmarks/bench_speed.py).
+    The kept fraction is exactly 1 - p up to float32 resolution, as with bernoulli_.
     """
 
     def forward(self, x):
@@ -444,14 +443,12 @@ def _transposed_csr_pattern(features):
     return crow_t, rows.index_select(0, order), order
 
 
-def _csr(crow, col, values, shape):
+def _csr_with_values(csr, values):
+    """The same sparsity pattern as `csr`, with new values (e.g. after dropout)."""
     with warnings.catch_warnings():  # "sparse CSR support is in beta": it works for what we use
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
-
-
-def _csr_with_values(csr, values):
-    return _csr(csr.crow_indices(), csr.col_indices(), values, csr.shape)
+        return torch.sparse_csr_tensor(csr.crow_indices(), csr.col_indices(), values, csr.shape,
+                                       check_invariants=False)
 
 
 LAYER_CLASSES = {LayerType.IMP1: GATLayerImp1, LayerType.IMP2: GATLayerImp2, LayerType.IMP3: GATLayerImp3}

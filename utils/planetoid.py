@@ -136,7 +136,7 @@ def load_planetoid(dataset_name="cora", data_dir=None, download=True):
     one_hot[test_index_file_order, :] = one_hot[test_ids_sorted, :]
     labels = np.where(one_hot.any(axis=1), one_hot.argmax(axis=1), -1)
 
-    features = _row_normalise(features.tocsr())
+    features = row_normalise(features.tocsr())
     edge_index = edge_index_from_adjacency_lists(graph, num_nodes=features.shape[0])
 
     train_indices = np.arange(num_train)
@@ -158,9 +158,12 @@ def load_planetoid(dataset_name="cora", data_dir=None, download=True):
     )
 
 
-def _row_normalise(features):
+def row_normalise(features):
+    """Scale each row to sum to 1 (all-zero rows stay zero). Dense numpy or any scipy sparse format."""
     row_sums = np.asarray(features.sum(axis=1)).flatten()
     inverse = np.divide(1.0, row_sums, out=np.zeros_like(row_sums, dtype=np.float64), where=row_sums != 0)
+    if isinstance(features, np.ndarray):
+        return features * inverse[:, None]
     return sp.diags(inverse) @ features
 
 

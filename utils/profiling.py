@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from utils.data_loading import PROJECT_ROOT
+from utils.planetoid import row_normalise
 
 PROFILING_CACHE_DIR = PROJECT_ROOT / "data" / "profiling"
 
@@ -133,14 +134,6 @@ def profile_gat(layer_types=("IMP1", "IMP2", "IMP3"), num_of_epochs=10, data_dir
 
 # ----------------------------------------------------------------------------- sparse matrix formats
 
-def _row_normalise(matrix):
-    row_sums = np.asarray(matrix.sum(axis=1)).flatten()
-    inverse = np.divide(1.0, row_sums, out=np.zeros_like(row_sums, dtype=np.float64), where=row_sums != 0)
-    if isinstance(matrix, np.ndarray):
-        return matrix * inverse[:, None]
-    return sp.diags(inverse) @ matrix
-
-
 def _storage_bytes(matrix):
     if isinstance(matrix, np.ndarray):
         return matrix.nbytes
@@ -165,7 +158,7 @@ def profile_sparse(features, num_repeats=20, seed=0, log=print):
     for name, convert in formats.items():
         matrix = convert(dense)
         row = {"storage_bytes": _storage_bytes(matrix)}
-        for operation, run in (("row_normalise", lambda: _row_normalise(matrix)), ("product", lambda: matrix @ other)):
+        for operation, run in (("row_normalise", lambda: row_normalise(matrix)), ("product", lambda: matrix @ other)):
             times = []
             for _ in range(num_repeats):
                 start = time.perf_counter()
