@@ -9,7 +9,6 @@ command line:
     python playground.py visualize_gat --visualization_type attention --model_name gat_cora_000000.pth
 """
 
-import argparse
 import enum
 import sys
 
@@ -47,49 +46,58 @@ def visualize_dataset(args):
 def visualize_gat(args):
     from utils.visualizations import visualize_gat as run
     run(args.model_name, args.visualization_type, data_dir=args.data_dir, output_dir=args.output_dir,
-        layer=args.layer, head=args.head, node=args.node, layout=args.layout, label=args.label, show=args.show)
+        layer=args.layer, head=args.head, node=args.node, layout=args.layout, label=args.label, show=args.show,
+        dataset_name=args.dataset_name)
 
 
 def get_parser():
     from models import LayerType
-    from utils.training import layer_type_arg, non_negative_int, positive_int
+    from utils.flags import HelpFormatter, OnOffFlag, layer_type_arg, new_parser, non_negative_int, positive_int
     from utils.visualizations import LAYOUTS
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = new_parser(__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(f.value for f in PlaygroundFn) + "}")
 
     def command(fn, help_text):
-        sub = commands.add_parser(fn.value, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        sub.add_argument("--data_dir", default=None, help="dataset folder (default: $GAT_DATA_DIR or data/)")
+        sub = commands.add_parser(fn.value, help=help_text, description=help_text, formatter_class=HelpFormatter)
+        sub.add_argument("--data_dir", default=None, metavar="DIR",
+                         help="dataset folder; without it: $GAT_DATA_DIR if set, else data/")
         return sub
 
     sub = command(PlaygroundFn.PROFILE_GAT, "time and peak memory of IMP1/IMP2/IMP3 training on Cora")
-    sub.add_argument("--num_of_epochs", type=positive_int, default=10)
-    sub.add_argument("--layer_types", type=layer_type_arg, nargs="+", default=list(LayerType))
-    sub.add_argument("--force_cpu", action="store_true")
-    sub.add_argument("--store_cache", action="store_true", help="save results as JSON under data/profiling/")
-    sub.add_argument("--skip_if_profiling_info_cached", action="store_true", help="print cached results if any")
+    sub.add_argument("--num_of_epochs", type=positive_int, default=10, help="training epochs to time per layer type")
+    sub.add_argument("--layer_types", type=layer_type_arg, nargs="+", default=list(LayerType),
+                     help="which implementations to profile, each in its own process")
+    sub.add_argument("--force_cpu", action=OnOffFlag, default=False, help="profile on the CPU even if CUDA is available")
+    sub.add_argument("--store_cache", action=OnOffFlag, default=False, help="save results as JSON under data/profiling/")
+    sub.add_argument("--skip_if_profiling_info_cached", action=OnOffFlag, default=False,
+                     help="print cached results instead of measuring, if there are any")
 
     command(PlaygroundFn.PROFILE_SPARSE, "row-normalise and multiply Cora's features in COO/CSR/CSC/LIL/dense")
 
     for fn, help_text in ((PlaygroundFn.VISUALIZE_DATASET, "draw a dataset and its degree statistics"),
                           (PlaygroundFn.VISUALIZE_GAT, "attention, entropy or t-SNE figures of a trained GAT")):
         sub = command(fn, help_text)
-        sub.add_argument("--output_dir", default=None, help="where PNGs go (default: data/visualizations/)")
-        sub.add_argument("--show", action="store_true", help="also open the figures in a window")
+        sub.add_argument("--output_dir", default=None, metavar="DIR",
+                         help="where PNGs go; without it: $GAT_FIGURES_DIR if set, else data/visualizations/")
+        sub.add_argument("--show", action=OnOffFlag, default=False, help="also open the figures in a window")
         if fn is PlaygroundFn.VISUALIZE_DATASET:
             sub.add_argument("--dataset_name", type=str.lower, default="cora",
-                             choices=["cora", "citeseer", "pubmed", "ppi"])
-            sub.add_argument("--layout", choices=sorted(LAYOUTS), default="kk")
+                             choices=["cora", "citeseer", "pubmed", "ppi"], help="the dataset to draw")
+            sub.add_argument("--layout", choices=sorted(LAYOUTS), default="kk", help="igraph layout of the graph")
         else:
             sub.add_argument("--visualization_type", choices=["attention", "entropy", "embeddings"],
-                             default="attention")
-            sub.add_argument("--model_name", default="gat_cora_000000.pth", help="a file in models/binaries/")
+                             default="attention", help="which figure to draw")
+            sub.add_argument("--model_name", default=None,
+                             help="a file in models/binaries/ or a path; without it: the newest binary "
+                                  "(of --dataset_name, if given)")
+            sub.add_argument("--dataset_name", type=str.lower, default=None,
+                             choices=["cora", "citeseer", "pubmed", "ppi"],
+                             help="without --model_name: take the newest binary of this dataset")
             sub.add_argument("--layer", type=non_negative_int, default=0, help="layer for the attention figure")
             sub.add_argument("--head", type=non_negative_int, default=0, help="head for the attention figure")
             sub.add_argument("--node", type=non_negative_int, default=None,
-                             help="node for the attention figure (default: the highest-degree node)")
+                             help="node for the attention figure; without it: the highest-degree node")
             sub.add_argument("--layout", choices=["tree", "kk"], default="tree", help="neighbourhood layout")
             sub.add_argument("--label", type=non_negative_int, default=0,
                              help="PPI: which of the 121 labels colours the nodes")
@@ -98,7 +106,7 @@ def get_parser():
 
 def main(argv=None):
     from utils.data_loading import DatasetError
-    from utils.training import CheckpointError
+    from utils.checkpoints import CheckpointError
 
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv

@@ -26,9 +26,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models import GAT, LayerType
-from utils.data_loading import sparsify_if_mostly_zero
+from utils.graph import sparsify_if_mostly_zero
 from utils.profiling import run_isolated
-from utils.training import positive_int, write_json
+from utils.files import write_json
+from utils.flags import positive_int
 
 IMPLEMENTATIONS = ("IMP1", "IMP2", "IMP3", "PyG")
 
@@ -45,7 +46,8 @@ def cora_workload(data_dir=None):
 
 def ppi_workload(nodes_per_graph=2300, avg_degree=30):
     """Two graphs of ~2,300 nodes and ~30 directed edges per node, written and read in the PPI format."""
-    from utils.ppi import load_ppi, merge_graphs
+    from utils.graph import merge_graphs
+    from utils.ppi import load_ppi
     from utils.ppi_synthetic import write_synthetic_ppi
     with tempfile.TemporaryDirectory() as folder:
         write_synthetic_ppi(f"{folder}/ppi", graphs_per_split=(2, 1, 1),

@@ -13,8 +13,9 @@ import statistics
 
 import torch
 
-from utils.trainers import train_gat_cora
-from utils.training import layer_type_arg, non_negative_int, positive_int, write_json
+from utils.files import write_json
+from utils.flags import layer_type_arg, non_negative_int, positive_int
+from utils.training import train_gat_cora
 
 
 def main(argv=None):
@@ -34,7 +35,8 @@ def main(argv=None):
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.num_seeds):
         config = dict(dataset_name=args.dataset_name, layer_type=args.layer_type, seed=seed, data_dir=args.data_dir,
-                      console_log_freq=0, checkpoint_freq=0, save_binary=False)
+                      console_log_freq=0, checkpoint_freq=0, save_binary=False,
+                      last_checkpoint_seconds=None)
         result = train_gat_cora(config, log=lambda *_: None)
         result.pop("history"), result.pop("model")
         runs.append(result)

@@ -1,22 +1,48 @@
-"""Shared fixtures. Real Cora comes from $GAT_DATA_DIR (CI points it at ../shared/datasets);
-nothing a test writes lands in the repository: checkpoints, binaries and runs go to tmp_path."""
+"""Shared fixtures. Real Cora comes from $GAT_DATA_DIR (CI points it at ../shared/datasets).
+
+Nothing the suite runs writes into the repository: checkpoints, binaries, TensorBoard runs and figures
+go to temp folders (per test, and per session for module-scoped fixtures and notebook kernels), and
+a session-wide check fails the run if a file appears in the checkout anyway."""
 
 import os
 
 import pytest
 import torch
 
-from utils import training
-from utils.data_loading import DatasetError, resolve_data_dir
+from utils import checkpoints, training, visualizations
+from utils.data_loading import PROJECT_ROOT, DatasetError, resolve_data_dir
 from utils.planetoid import load_planetoid
+
+IGNORED_PARTS = {".git", "__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
+
+
+def _files_in_checkout():
+    return {path for path in PROJECT_ROOT.rglob("*") if not IGNORED_PARTS.intersection(path.parts)}
+
+
+def _redirect_outputs(monkeypatch, folder):
+    monkeypatch.setattr(checkpoints, "CHECKPOINTS_DIR", folder / "checkpoints")
+    monkeypatch.setattr(checkpoints, "BINARIES_DIR", folder / "binaries")
+    monkeypatch.setattr(training, "RUNS_DIR", folder / "runs")
+    monkeypatch.setattr(visualizations, "DEFAULT_OUTPUT_DIR", folder / "figures")
+    monkeypatch.setenv("GAT_FIGURES_DIR", str(folder / "figures"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean(tmp_path_factory):
+    """Session-wide output redirection, and the promise checked: the suite adds no file to the checkout."""
+    before = _files_in_checkout()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _redirect_outputs(monkeypatch, tmp_path_factory.mktemp("session_outputs"))
+        yield
+    added = sorted(str(path.relative_to(PROJECT_ROOT)) for path in _files_in_checkout() - before)
+    assert not added, f"the test suite wrote into the checkout: {added}"
 
 
 @pytest.fixture(autouse=True)
 def isolated_outputs(tmp_path, monkeypatch):
-    """Point models/checkpoints, models/binaries and runs/ at a temp folder for every test."""
-    monkeypatch.setattr(training, "CHECKPOINTS_DIR", tmp_path / "checkpoints")
-    monkeypatch.setattr(training, "BINARIES_DIR", tmp_path / "binaries")
-    monkeypatch.setattr(training, "RUNS_DIR", tmp_path / "runs")
+    """Every test gets its own models/checkpoints, models/binaries, runs/ and figure folders."""
+    _redirect_outputs(monkeypatch, tmp_path)
     torch.manual_seed(0)
     return tmp_path
 

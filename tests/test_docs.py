@@ -3,13 +3,13 @@
 import re
 
 from utils.data_loading import PROJECT_ROOT
-from utils.flag_tables import all_tables
+from utils.flags import all_tables
 
 README = (PROJECT_ROOT / "README.md").read_text()
 
 
 def test_readme_flag_tables_match_the_argument_parsers():
-    assert all_tables() in README, "regenerate with: python -m utils.flag_tables"
+    assert all_tables() in README, "regenerate with: python -m utils.flags"
 
 
 def test_ci_runs_exactly_the_readme_test_command():

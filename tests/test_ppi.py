@@ -13,9 +13,10 @@ import torch
 import training_script_ppi
 from utils import data_loading
 from utils.data_loading import DatasetError
-from utils.ppi import GraphDataLoader, ensure_ppi, load_ppi, merge_graphs
+from utils.graph import merge_graphs
+from utils.ppi import GraphDataLoader, ensure_ppi, load_ppi
 from utils.ppi_synthetic import write_synthetic_ppi
-from utils.trainers import train_gat_ppi
+from utils.training import train_gat_ppi
 
 GRAPHS = (10, 2, 3)
 

@@ -8,13 +8,12 @@ import pytest
 import torch
 
 import training_script_cora
-from models import LayerType
-from utils import training
-from utils.trainers import train_gat_cora
-from utils.training import (CheckpointError, EarlyStopping, load_checkpoint, make_checkpoint, model_from_checkpoint,
-                            save_binary)
+from models import GAT, LayerType
+from utils.checkpoints import CheckpointError, load_checkpoint, make_checkpoint, model_from_checkpoint, save_binary
+from utils.data_loading import PROJECT_ROOT
+from utils.training import EarlyStopping, train_gat_cora
 
-QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False)
+QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False, last_checkpoint_seconds=None)
 
 
 def no_log(*args):
@@ -24,7 +23,8 @@ def no_log(*args):
 def test_short_real_cora_training_clearly_learns(cora):
     result = train_gat_cora(dict(QUIET, num_of_epochs=120, seed=0), log=no_log, data=cora)
     assert result["test_acc"] > 0.75, result
-    assert result["epochs"] == 120 and len(result["history"]) == 120
+    assert result["epochs"] == 120 and [h["epoch"] for h in result["history"]] == list(range(1, 121))
+    assert result["stop_reason"] == "num_of_epochs"
 
 
 def test_same_seed_same_run_on_cpu(cora):
@@ -39,46 +39,58 @@ def test_early_stopping_follows_the_paper():
     model = torch.nn.Linear(1, 1)
     stopper = EarlyStopping(patience=2)
     # epoch: (val_loss, val_acc)
-    assert not stopper.step(0, 1.0, 0.5, model)       # both improve: kept
-    assert not stopper.step(1, 0.9, 0.4, model)       # loss improves only: patience resets, not kept
-    assert stopper.best_epoch == 0 and stopper.epochs_without_improvement == 0
-    assert not stopper.step(2, 0.95, 0.45, model)     # neither: 1
-    assert not stopper.step(3, 1.2, 0.6, model)       # accuracy improves only: resets
+    assert not stopper.step(1, 1.0, 0.5, model)       # both improve: kept
+    assert not stopper.step(2, 0.9, 0.4, model)       # loss improves only: patience resets, not kept
+    assert stopper.best_epoch == 1 and stopper.epochs_without_improvement == 0
+    assert not stopper.step(3, 0.95, 0.45, model)     # neither: 1
+    assert not stopper.step(4, 1.2, 0.6, model)       # accuracy improves only: resets
     assert stopper.epochs_without_improvement == 0
-    assert not stopper.step(4, 0.9, 0.6, model)       # ties on both count as improvement: kept
-    assert stopper.best_epoch == 4
-    assert not stopper.step(5, 2.0, 0.1, model)
-    assert stopper.step(6, 2.0, 0.1, model)           # patience exhausted
+    assert stopper.best_epoch == 1 and stopper.best_model_val_loss == 1.0  # the kept model's own numbers
+    assert not stopper.step(5, 0.9, 0.6, model)       # ties on both count as improvement: kept
+    assert stopper.best_epoch == 5 and (stopper.best_model_val_loss, stopper.best_model_val_metric) == (0.9, 0.6)
+    assert not stopper.step(6, 2.0, 0.1, model)
+    assert stopper.step(7, 2.0, 0.1, model)           # patience exhausted
     assert stopper.best_val_loss == 0.9 and stopper.best_val_metric == 0.6
+    assert (stopper.best_val_loss_epoch, stopper.best_val_metric_epoch) == (5, 5)
 
 
 def test_script_end_to_end_writes_results_checkpoint_and_binary(cora_data_dir, isolated_outputs, capsys):
     results_path = isolated_outputs / "results.json"
-    training_script_cora.main(["--num_of_epochs", "4", "--checkpoint_freq", "2", "--console_log_freq", "2",
-                               "--data_dir", str(cora_data_dir), "--results_json", str(results_path),
-                               "--layer_type", "imp2", "--force_cpu", "--enable_tensorboard"])
+    training_script_cora.main(["--num_of_epochs", "6", "--checkpoint_freq", "2", "--keep_checkpoints", "2",
+                               "--console_log_freq", "2", "--data_dir", str(cora_data_dir), "--results_json",
+                               str(results_path), "--layer_type", "imp2", "--force_cpu", "--enable_tensorboard"])
     output = capsys.readouterr().out
     assert "Using device: cpu (--force_cpu)" in output
     assert output.strip().splitlines()[-1].startswith("Test accuracy = 0.")
+    assert "Reached --num_of_epochs (6)." in output and "The model tested is from epoch" in output
+    assert output.count("Saved checkpoint ") == 3  # one line per checkpoint written
 
     results = json.loads(results_path.read_text())
     assert set(results) >= {"dataset", "layer_type", "seed", "test_acc", "best_val_acc", "best_val_loss", "epochs",
-                            "train_seconds"}
-    assert results["dataset"] == "cora" and results["layer_type"] == "IMP2" and results["epochs"] == 4
+                            "train_seconds", "stop_reason", "best_epoch", "min_val_loss", "max_val_acc"}
+    assert results["dataset"] == "cora" and results["layer_type"] == "IMP2" and results["epochs"] == 6
+    assert results["stop_reason"] == "num_of_epochs" and 1 <= results["best_epoch"] <= 6
 
-    checkpoints = sorted((isolated_outputs / "checkpoints").glob("*.pth"))
-    assert [p.name for p in checkpoints] == ["gat_cora_ckpt_epoch_000002.pth", "gat_cora_ckpt_epoch_000004.pth"]
-    checkpoint = load_checkpoint(checkpoints[-1])
-    assert checkpoint["training_state"]["epoch"] == 4 and checkpoint["training_state"]["seed"] == 0
+    # --keep_checkpoints 2: the numbered checkpoint of epoch 2 is gone; the resumable last one is there.
+    names = sorted(p.name for p in (isolated_outputs / "checkpoints").iterdir())
+    assert names == ["gat_cora_ckpt_epoch_000004.pth", "gat_cora_ckpt_epoch_000006.pth", "gat_cora_last.pth"]
+    checkpoint = load_checkpoint(isolated_outputs / "checkpoints" / "gat_cora_ckpt_epoch_000006.pth")
+    state = checkpoint["training_state"]
+    assert state["epoch"] == 6 and state["settings"]["seed"] == 0 and len(state["history"]) == 6
     assert checkpoint["optimizer_state"]["state"], "optimizer state saved"
     assert checkpoint["config"]["layer_type"] == "IMP2"
 
-    assert [p.name for p in (isolated_outputs / "binaries").glob("*.pth")] == ["gat_cora_000000.pth"]
+    # The binary holds the kept model and *its own* validation numbers, with the run's extremes beside them.
+    binary = load_checkpoint(isolated_outputs / "binaries" / "gat_cora_000000.pth")["training_state"]
+    kept = state["history"][results["best_epoch"] - 1]
+    assert binary["best_epoch"] == results["best_epoch"]
+    assert binary["best_val_loss"] == kept["val_loss"] and binary["best_val_acc"] == kept["val_acc"]
+    assert binary["min_val_loss"] == min(h["val_loss"] for h in state["history"])
     assert list((isolated_outputs / "runs").glob("cora_*/events.out.tfevents.*"))
 
 
 def test_binaries_are_never_overwritten(isolated_outputs):
-    model = training.GAT(1, [1], [3, 2])
+    model = GAT(1, [1], [3, 2])
     paths = [save_binary(make_checkpoint(model), "cora") for _ in range(3)]
     assert [p.name for p in paths] == ["gat_cora_000000.pth", "gat_cora_000001.pth", "gat_cora_000002.pth"]
     paths[1].unlink()
@@ -99,14 +111,14 @@ def test_checkpoint_loads_into_every_layer_type(cora, isolated_outputs):
 
 def test_bad_checkpoints_give_clear_errors(isolated_outputs):
     missing = isolated_outputs / "binaries" / "nope.pth"
-    save_binary(make_checkpoint(training.GAT(1, [1], [3, 2])), "cora")
+    save_binary(make_checkpoint(GAT(1, [1], [3, 2])), "cora")
     with pytest.raises(CheckpointError, match="gat_cora_000000.pth"):
         load_checkpoint(missing)
     garbage = isolated_outputs / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable GAT checkpoint"):
         load_checkpoint(garbage)
-    checkpoint = make_checkpoint(training.GAT(1, [1], [3, 2]))
+    checkpoint = make_checkpoint(GAT(1, [1], [3, 2]))
     checkpoint["model_state"]["layers.0.linear_proj.weight"] = torch.zeros(5, 5)
     with pytest.raises(CheckpointError, match="does not match"):
         model_from_checkpoint(checkpoint)
@@ -136,15 +148,16 @@ def test_missing_dataset_exits_with_a_message_not_a_traceback(tmp_path):
             "import training_script_cora\n"
             f"training_script_cora.main(['--data_dir', {str(tmp_path)!r}, '--no_save_binary'])\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=training.PROJECT_ROOT, timeout=120)
+                            cwd=PROJECT_ROOT, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "error: Could not download ind.cora.x" in result.stderr and "place it at" in result.stderr
 
 
 def test_importing_the_project_creates_no_files(tmp_path):
-    code = "import models, utils.training, utils.trainers, utils.planetoid, training_script_cora"
-    before = {p for p in training.PROJECT_ROOT.rglob("*") if "__pycache__" not in p.parts}
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=training.PROJECT_ROOT, timeout=120)
-    after = {p for p in training.PROJECT_ROOT.rglob("*") if "__pycache__" not in p.parts}
+    code = ("import models, utils.training, utils.checkpoints, utils.flags, utils.planetoid, utils.ppi, "
+            "utils.visualizations, training_script_cora, training_script_ppi, playground")
+    before = {p for p in PROJECT_ROOT.rglob("*") if "__pycache__" not in p.parts}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT, timeout=120)
+    after = {p for p in PROJECT_ROOT.rglob("*") if "__pycache__" not in p.parts}
     assert after == before

@@ -4,16 +4,13 @@ Data directory: `--data_dir DIR` if given, else $GAT_DATA_DIR, else `data/` in t
 Nothing here touches the disk until a loader is called.
 """
 
-import dataclasses
 import hashlib
 import os
 import sys
 import urllib.error
 import urllib.request
-import warnings
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from utils.files import atomic_write
@@ -24,50 +21,6 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
 class DatasetError(RuntimeError):
     """A dataset is missing, corrupt or could not be downloaded. The message says what to do."""
-
-
-@dataclasses.dataclass
-class GraphData:
-    """One graph (or a batch of disjoint graphs) ready for a GAT.
-
-    node_features [N, F] float, labels [N] (class ids, -1 = no label) or [N, C] (multi-label 0/1),
-    edge_index [2, E] long (row 0 source, row 1 target; symmetric, deduplicated, self loops added),
-    train/val/test indices (transductive datasets only).
-    """
-    name: str
-    node_features: torch.Tensor
-    labels: torch.Tensor
-    edge_index: torch.Tensor
-    num_classes: int
-    train_indices: torch.Tensor = None
-    val_indices: torch.Tensor = None
-    test_indices: torch.Tensor = None
-
-    @property
-    def num_nodes(self):
-        return self.node_features.shape[0]
-
-    def to(self, device):
-        moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for key, value in moved.items():
-            if isinstance(value, torch.Tensor):
-                moved[key] = value.to(device)
-        return GraphData(**moved)
-
-
-def sparsify_if_mostly_zero(features, max_density=0.5):
-    """Return features as a sparse CSR tensor when at most `max_density` of them are non-zero.
-
-    The layers accept either layout and compute the same thing; on Cora (1.3% non-zero) the sparse
-    input projection is ~20x cheaper than the dense one.
-    """
-    if features.layout != torch.strided or features.numel() == 0:
-        return features
-    if torch.count_nonzero(features).item() > max_density * features.numel():
-        return features
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        return features.to_sparse_csr()
 
 
 def resolve_data_dir(data_dir=None):

@@ -28,3 +28,21 @@ def atomic_write(path, mode="wb", exclusive=False):
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
+
+
+def write_json(path, payload):
+    """Write `payload` as indented JSON, atomically."""
+    import json
+    with atomic_write(path, "w") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    return Path(path)
+
+
+def display_path(path):
+    """A path as a user would type it: relative to the working directory when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from utils.data_loading import DatasetError, GraphData, download_file, resolve_data_dir, verify_sha256
+from utils.data_loading import DatasetError, download_file, resolve_data_dir, verify_sha256
+from utils.graph import GraphData, edge_index_from_adjacency_lists, row_normalise
 
 PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"
 PLANETOID_DATASETS = ("cora", "citeseer", "pubmed")
@@ -156,40 +157,3 @@ def load_planetoid(dataset_name="cora", data_dir=None, download=True):
         val_indices=torch.from_numpy(val_indices),
         test_indices=torch.from_numpy(test_ids_sorted.astype(np.int64)),
     )
-
-
-def row_normalise(features):
-    """Scale each row to sum to 1 (all-zero rows stay zero). Dense numpy or any scipy sparse format."""
-    row_sums = np.asarray(features.sum(axis=1)).flatten()
-    inverse = np.divide(1.0, row_sums, out=np.zeros_like(row_sums, dtype=np.float64), where=row_sums != 0)
-    if isinstance(features, np.ndarray):
-        return features * inverse[:, None]
-    return sp.diags(inverse) @ features
-
-
-def edge_index_from_adjacency_lists(adjacency_lists, num_nodes):
-    """{node: [neighbours]} -> [2, E] edge_index: both directions, no duplicates, self loops added."""
-    sources, targets = [], []
-    for node, neighbours in adjacency_lists.items():
-        sources.extend([node] * len(neighbours))
-        targets.extend(neighbours)
-    sources, targets = np.asarray(sources, dtype=np.int64), np.asarray(targets, dtype=np.int64)
-    num_nodes = max(num_nodes, int(sources.max(initial=-1)) + 1, int(targets.max(initial=-1)) + 1)
-    return build_edge_index(sources, targets, num_nodes)
-
-
-def build_edge_index(sources, targets, num_nodes):
-    """Symmetrise, drop self loops and duplicates, then add exactly one self loop per node.
-
-    Edges come out sorted by (target, source), which keeps each neighbourhood contiguous.
-    """
-    sources, targets = np.asarray(sources, dtype=np.int64), np.asarray(targets, dtype=np.int64)
-    both_sources = np.concatenate([sources, targets])
-    both_targets = np.concatenate([targets, sources])
-    keep = both_sources != both_targets
-    loops = np.arange(num_nodes, dtype=np.int64)
-    all_sources = np.concatenate([both_sources[keep], loops])
-    all_targets = np.concatenate([both_targets[keep], loops])
-    keys = np.unique(all_targets * num_nodes + all_sources)
-    edge_index = np.stack([keys % num_nodes, keys // num_nodes])
-    return torch.from_numpy(edge_index)

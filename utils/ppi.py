@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.data_loading import DatasetError, GraphData, download_file, resolve_data_dir
-from utils.planetoid import build_edge_index
+from utils.data_loading import DatasetError, download_file, resolve_data_dir
+from utils.graph import GraphData, build_edge_index, merge_graphs
 
 PPI_URL = "https://data.dgl.ai/dataset/ppi.zip"
 SPLITS = ("train", "valid", "test")
@@ -145,18 +145,6 @@ def _split_into_graphs(split, links, features, labels, graph_ids):
                                 labels=torch.from_numpy(labels[nodes]), edge_index=edge_index,
                                 num_classes=NUM_LABELS))
     return graphs
-
-
-def merge_graphs(graphs):
-    """Batch several graphs into one disjoint graph: node ids of each graph shifted past the last."""
-    offsets = np.cumsum([0] + [g.num_nodes for g in graphs[:-1]])
-    return GraphData(
-        name="+".join(g.name for g in graphs),
-        node_features=torch.cat([g.node_features for g in graphs]),
-        labels=torch.cat([g.labels for g in graphs]),
-        edge_index=torch.cat([g.edge_index + int(offset) for g, offset in zip(graphs, offsets)], dim=1),
-        num_classes=graphs[0].num_classes,
-    )
 
 
 class GraphDataLoader:

@@ -9,7 +9,6 @@ a model that sees only a node's own features cannot do much better than chance.
     python training_script_ppi.py --data_dir /tmp/ppi_data
 """
 
-import argparse
 import json
 from pathlib import Path
 
@@ -64,17 +63,28 @@ def _random_edges(rng, num_nodes, avg_degree):
     return np.unique(pairs, axis=0)[:num_edges]
 
 
+def get_parser():
+    from utils.flags import new_parser, non_negative_int, positive_int
+
+    parser = new_parser("Write a PPI-format dataset whose labels depend on the graph.")
+    parser.add_argument("--output", required=True, metavar="DIR",
+                        help="folder for the files; write to DIR/ppi to train with --data_dir DIR")
+    parser.add_argument("--graphs", type=positive_int, nargs=3, default=(20, 2, 2), metavar=("TRAIN", "VALID", "TEST"),
+                        help="number of graphs in each split")
+    parser.add_argument("--nodes", type=positive_int, nargs=2, default=(80, 120), metavar=("MIN", "MAX"),
+                        help="nodes per graph, drawn uniformly between MIN and MAX")
+    parser.add_argument("--avg_degree", type=positive_int, default=6, help="average number of neighbours per node")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (same seed, same files)")
+    return parser
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Write a PPI-format dataset whose labels depend on the graph.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--output", required=True, help="folder for the files (use DIR/ppi to train with --data_dir DIR)")
-    parser.add_argument("--graphs", type=int, nargs=3, default=(20, 2, 2), metavar=("TRAIN", "VALID", "TEST"))
-    parser.add_argument("--nodes", type=int, nargs=2, default=(80, 120), metavar=("MIN", "MAX"), help="nodes per graph")
-    parser.add_argument("--avg_degree", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = get_parser().parse_args(argv)
+    if args.nodes[0] > args.nodes[1]:
+        get_parser().error(f"--nodes MIN MAX needs MIN <= MAX, got {args.nodes[0]} {args.nodes[1]}")
     folder = write_synthetic_ppi(args.output, args.graphs, args.nodes, args.avg_degree, args.seed)
-    print(f"Wrote a synthetic PPI-format dataset to {folder}")
+    print(f"Wrote a synthetic PPI-format dataset to {folder}; train on it with: "
+          f"python training_script_ppi.py --data_dir {Path(folder).parent}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from utils.data_loading import PROJECT_ROOT
-from utils.planetoid import row_normalise
+from utils.graph import row_normalise
 
 PROFILING_CACHE_DIR = PROJECT_ROOT / "data" / "profiling"
 
@@ -84,9 +84,9 @@ def memory_status(field):
 
 def _cora_training_step(layer_type, device_name, data_dir):
     """Setup for run_isolated: the paper's Cora model of one layer type; returns one training epoch."""
-    from utils.data_loading import sparsify_if_mostly_zero
+    from utils.graph import sparsify_if_mostly_zero
     from utils.planetoid import load_planetoid
-    from utils.trainers import CORA_ARCHITECTURE, build_model
+    from utils.training import CORA_ARCHITECTURE, build_model
 
     device = torch.device(device_name)
     data = load_planetoid("cora", data_dir).to(device)
@@ -123,7 +123,7 @@ def profile_gat(layer_types=("IMP1", "IMP2", "IMP3"), num_of_epochs=10, data_dir
             measured["ms_per_epoch"] = 1000 * measured["seconds"] / num_of_epochs
             results[layer_type] = measured
         if store_cache:
-            from utils.training import write_json
+            from utils.files import write_json
             write_json(cache_path, results)
     log(f"\nCora, {num_of_epochs} training epochs, device {device}:\n")
     log("| layer type | ms per epoch | peak memory (MiB) |\n|---|---|---|")

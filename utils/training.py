@@ -1,102 +1,48 @@
-"""What both training scripts share: flags, device and seed, early stopping, TensorBoard, checkpoints.
+"""Training: the loop both datasets share, early stopping, stopping on Ctrl-C, and the two trainers.
 
-Nothing here writes a file at import time. Files are written only by `save_checkpoint`,
-`save_binary`, `write_json` (all atomic: temp file + rename) and a `SummaryWriter` that the
-caller asked for with --enable_tensorboard.
+Read a run top to bottom: `train_gat_cora` (transductive: Cora, Citeseer, Pubmed) or `train_gat_ppi`
+(inductive: PPI) builds the data, the model and the optimizer and says what one epoch and one
+evaluation are; `fit` trains, validates, logs, early-stops and checkpoints; `finish` tests and saves.
+What a checkpoint holds is in utils/checkpoints.py, the command-line flags in utils/flags.py.
+
+Stopping: while `fit` runs, Ctrl-C (SIGINT) and SIGTERM only set a flag. The loop stops at the next safe
+point (the end of an epoch; between PPI batches, going back to the last completed epoch), saves
+gat_<dataset>_last.pth, and the trainer raises TrainingInterrupted, which the scripts turn into one
+message with the command that resumes the run. Nothing is left half-written.
+
+Nothing here writes a file at import time.
 """
 
-import argparse
 import copy
+import dataclasses
 import datetime
-import json
 import random
-import subprocess
+import shlex
+import signal
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 
-from models import GAT, GATConfig, LayerType
-from utils.data_loading import PROJECT_ROOT
-from utils.files import atomic_write
+from models import GAT, LayerType
+from utils import checkpoints
+from utils.checkpoints import CheckpointError
+from utils.data_loading import PROJECT_ROOT, DatasetError
+from utils.files import display_path, write_json
+from utils.flags import explicit_settings
+from utils.graph import sparsify_if_mostly_zero
 
-CHECKPOINTS_DIR = PROJECT_ROOT / "models" / "checkpoints"
-BINARIES_DIR = PROJECT_ROOT / "models" / "binaries"
 RUNS_DIR = PROJECT_ROOT / "runs"
-CHECKPOINT_FORMAT_VERSION = 1
 
-
-# ----------------------------------------------------------------------------- flags
-
-def positive_int(text):
-    value = _parse(text, int, "an integer")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text):
-    value = _parse(text, int, "an integer")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def positive_float(text):
-    value = _parse(text, float, "a number")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def non_negative_float(text):
-    value = _parse(text, float, "a number")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def layer_type_arg(text):
-    try:
-        return LayerType.parse(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _parse(text, kind, description):
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {description}, got {text!r}") from None
-
-
-def add_common_training_args(parser, *, num_of_epochs, patience_period, lr, weight_decay, console_log_freq,
-                             checkpoint_freq):
-    """The flags both training scripts share, with each script's own defaults."""
-    parser.add_argument("--num_of_epochs", type=positive_int, default=num_of_epochs, help="maximum training epochs")
-    parser.add_argument("--patience_period", type=positive_int, default=patience_period,
-                        help="stop after this many epochs without a validation loss or metric improvement")
-    parser.add_argument("--lr", type=positive_float, default=lr, help="Adam learning rate")
-    parser.add_argument("--weight_decay", type=non_negative_float, default=weight_decay,
-                        help="L2 regularisation (Adam weight_decay)")
-    parser.add_argument("--should_test", action=argparse.BooleanOptionalAction, default=True,
-                        help="evaluate the best-validation model on the test split")
-    parser.add_argument("--should_visualize", action="store_true", help="draw the dataset figures before training")
-    parser.add_argument("--enable_tensorboard", action="store_true", help="log loss and metrics to runs/")
-    parser.add_argument("--console_log_freq", type=non_negative_int, default=console_log_freq,
-                        help="print metrics every this many epochs (0: never)")
-    parser.add_argument("--checkpoint_freq", type=non_negative_int, default=checkpoint_freq,
-                        help="save a checkpoint to models/checkpoints/ every this many epochs (0: never)")
-    parser.add_argument("--layer_type", type=layer_type_arg, default=LayerType.IMP3,
-                        help="GAT implementation: IMP1 or IMP2 (dense, for reading) or IMP3 (edge list, fast)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (CPU runs are repeatable)")
-    parser.add_argument("--force_cpu", action="store_true", help="train on the CPU even if CUDA is available")
-    parser.add_argument("--data_dir", default=None,
-                        help="dataset folder (default: $GAT_DATA_DIR if set, else data/)")
-    parser.add_argument("--results_json", default=None, metavar="PATH", help="write the final metrics here as JSON")
-    parser.add_argument("--no_save_binary", dest="save_binary", action="store_false",
-                        help="do not save the final model to models/binaries/")
-    return parser
+# Settings every run has; each trainer adds its own. The scripts' flags take their defaults from here.
+_COMMON_DEFAULTS = dict(patience_period=100, lr=5e-3, should_test=True, should_visualize=False,
+                        enable_tensorboard=False, layer_type=LayerType.IMP3, seed=0, force_cpu=False, data_dir=None,
+                        results_json=None, save_binary=True, keep_checkpoints=5, last_checkpoint_seconds=5.0,
+                        resume=None)
 
 
 # ----------------------------------------------------------------------------- device, seed
@@ -114,20 +60,18 @@ def select_device(force_cpu=False, log=print):
 
 def set_seed(seed):
     """Seed Python, numpy and torch. Together with the deterministic CPU kernels used by the layers
-    (index_add_, scatter_reduce), this makes CPU runs repeatable."""
+    (index_add_, scatter_reduce), this makes CPU runs repeatable (with the same thread count)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def git_commit():
-    """The current commit hash, or None when not in a git clone (or git is not installed)."""
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                                text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
+def build_model(architecture, num_in_features, num_out_features, layer_type, log_attention_weights=False):
+    features = [num_in_features] + list(architecture["hidden_features"]) + [num_out_features]
+    return GAT(num_of_layers=architecture["num_of_layers"], num_heads_per_layer=architecture["num_heads_per_layer"],
+               num_features_per_layer=features, add_skip_connection=architecture["add_skip_connection"],
+               bias=architecture["bias"], dropout=architecture["dropout"], layer_type=layer_type,
+               log_attention_weights=log_attention_weights)
 
 
 # ----------------------------------------------------------------------------- early stopping
@@ -137,36 +81,101 @@ class EarlyStopping:
 
     The patience counter resets whenever the validation loss or the validation metric is at least as
     good as the best seen so far; training stops after `patience` epochs without that. The model kept
-    for testing is the last one that was at least as good as the best on *both* at once.
+    for testing is the last one that was at least as good as the best on *both* at once. Epochs are
+    counted from 1, as on the console.
     """
+
+    STATE = ("best_val_loss", "best_val_metric", "best_val_loss_epoch", "best_val_metric_epoch",
+             "epochs_without_improvement", "best_epoch", "best_state", "best_model_val_loss", "best_model_val_metric")
 
     def __init__(self, patience):
         self.patience = patience
-        self.best_val_loss = float("inf")
+        self.best_val_loss = float("inf")          # the run's best values, whichever epochs they came from
         self.best_val_metric = float("-inf")
+        self.best_val_loss_epoch = self.best_val_metric_epoch = None
         self.epochs_without_improvement = 0
-        self.best_epoch = None
+        self.best_epoch = None                     # the kept model: its epoch, weights and own scores
         self.best_state = None
-        self.best_model_val_loss = None
-        self.best_model_val_metric = None
+        self.best_model_val_loss = self.best_model_val_metric = None
 
     def step(self, epoch, val_loss, val_metric, model):
         """Record one epoch's validation result; return True when training should stop."""
-        if val_loss <= self.best_val_loss or val_metric >= self.best_val_metric:
-            if val_loss <= self.best_val_loss and val_metric >= self.best_val_metric:
-                self.best_epoch = epoch
-                self.best_state = copy.deepcopy(model.state_dict())
-                self.best_model_val_loss, self.best_model_val_metric = val_loss, val_metric
-            self.best_val_loss = min(val_loss, self.best_val_loss)
-            self.best_val_metric = max(val_metric, self.best_val_metric)
-            self.epochs_without_improvement = 0
-        else:
-            self.epochs_without_improvement += 1
+        loss_ok, metric_ok = val_loss <= self.best_val_loss, val_metric >= self.best_val_metric
+        if loss_ok and metric_ok:
+            self.best_epoch = epoch
+            self.best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+            self.best_model_val_loss, self.best_model_val_metric = val_loss, val_metric
+        if loss_ok:
+            self.best_val_loss, self.best_val_loss_epoch = val_loss, epoch
+        if metric_ok:
+            self.best_val_metric, self.best_val_metric_epoch = val_metric, epoch
+        self.epochs_without_improvement = 0 if loss_ok or metric_ok else self.epochs_without_improvement + 1
+        return self.should_stop()
+
+    def should_stop(self):
         return self.epochs_without_improvement >= self.patience
 
     def state(self):
-        return {"best_val_loss": self.best_val_loss, "best_val_metric": self.best_val_metric,
-                "best_epoch": self.best_epoch, "epochs_without_improvement": self.epochs_without_improvement}
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def load_state(self, state):
+        for name in self.STATE:
+            setattr(self, name, state[name])
+
+    def describe_kept_model(self, metric_name):
+        return (f"The model tested is from epoch {self.best_epoch}, the last epoch at least as good as the best on "
+                f"both validation loss and {metric_name}: its validation loss is {self.best_model_val_loss:.4f}, "
+                f"its {metric_name} {self.best_model_val_metric:.4f} (the run's best: loss "
+                f"{self.best_val_loss:.4f} at epoch {self.best_val_loss_epoch}, {metric_name} "
+                f"{self.best_val_metric:.4f} at epoch {self.best_val_metric_epoch}).")
+
+
+# ----------------------------------------------------------------------------- Ctrl-C and SIGTERM
+
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT/SIGTERM after saving the last completed epoch to `checkpoint_path`."""
+
+    def __init__(self, signum, epoch, checkpoint_path):
+        self.signum, self.epoch, self.checkpoint_path = signum, epoch, checkpoint_path
+        saved = f" Saved {display_path(checkpoint_path)}." if checkpoint_path else " Nothing was saved."
+        super().__init__(f"Interrupted at epoch {epoch}.{saved}")
+
+    @property
+    def exit_code(self):
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
+
+
+class _EpochAbandoned(Exception):
+    """Raised between batches when a stop was asked for: the epoch in progress is dropped."""
+
+
+class DeferredSignals:
+    """While active (in the main thread), SIGINT and SIGTERM are recorded instead of acted on at once;
+    the training loop asks `received` at its safe points. A second signal while stopping changes
+    nothing: the checkpoint is written whole either way."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._record) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _record(self, signum, frame):
+        if self.received is None:
+            self.received = signum
+
+    def check(self):
+        if self.received is not None:
+            raise _EpochAbandoned
 
 
 # ----------------------------------------------------------------------------- TensorBoard
@@ -181,89 +190,418 @@ class NullWriter:
         pass
 
 
-def make_summary_writer(enabled, run_name):
+def make_summary_writer(enabled, run_name, log_dir=None, purge_step=None, log=print):
+    """A SummaryWriter in runs/<run>_<time>/, or in `log_dir` to continue a resumed run's curves."""
     if not enabled:
-        return NullWriter()
+        return NullWriter(), log_dir
     from torch.utils.tensorboard import SummaryWriter
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    log_dir = RUNS_DIR / f"{run_name}_{stamp}"
-    print(f"TensorBoard logs: {log_dir} (view with: tensorboard --logdir runs)")
-    return SummaryWriter(log_dir=str(log_dir))
+    if log_dir is None:  # a new folder per run, also for two runs started within the same second
+        stem = RUNS_DIR / f"{run_name}_{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        log_dir = next(path for path in (Path(f"{stem}{suffix}") for suffix in ["", *(f"_{i}" for i in
+                                                                                    range(1, 10 ** 6))])
+                       if not path.exists())
+        purge_step = None
+    log(f"TensorBoard logs: {display_path(log_dir)} (view with: tensorboard --logdir runs)")
+    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step), str(log_dir)
 
 
-# ----------------------------------------------------------------------------- checkpoints
+# ----------------------------------------------------------------------------- the loop
 
-def make_checkpoint(model, optimizer=None, training_state=None):
-    return {
-        "format_version": CHECKPOINT_FORMAT_VERSION,
-        "config": {k: v for k, v in vars(model.config).items()},
-        "model_state": model.state_dict(),
-        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
-        "training_state": dict(training_state or {}, commit=git_commit()),
-    }
+METRIC_NAMES = {"acc": "accuracy", "micro_f1": "micro-F1"}  # how the console says them
 
-
-def _atomic_torch_save(obj, path, exclusive=False):
-    with atomic_write(path, "wb", exclusive=exclusive) as f:
-        torch.save(obj, f)
-    return Path(path)
+STOP_MESSAGES = {
+    "num_of_epochs": "Reached --num_of_epochs ({num_of_epochs}).",
+    "early_stopping": "Early stopping at epoch {epoch}: no validation loss or {metric} improvement for "
+                      "{patience_period} epochs.",
+    "interrupted": "Interrupted at epoch {epoch}.",
+}
 
 
-def save_checkpoint(checkpoint, run_name, epoch, directory=None):
-    """Save a mid-training checkpoint as models/checkpoints/gat_<run>_ckpt_epoch_<epoch>.pth."""
-    path = Path(directory or CHECKPOINTS_DIR) / f"gat_{run_name}_ckpt_epoch_{epoch:06d}.pth"
-    return _atomic_torch_save(checkpoint, path)
+@dataclasses.dataclass
+class Outcome:
+    """How `fit` ended: why, after how many epochs (counted from 1), and what it saved last."""
+    stop_reason: str
+    epochs: int
+    train_seconds: float
+    history: list
+    stopper: EarlyStopping
+    last_checkpoint: Path = None
+    signum: int = None
 
 
-def save_binary(checkpoint, dataset_name, directory=None):
-    """Save as gat_<dataset>_000000.pth, gat_<dataset>_000001.pth, ...: never overwrites a binary."""
-    directory = Path(directory or BINARIES_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
-    index = len(list(directory.glob(f"gat_{dataset_name}_*.pth")))
-    while True:
-        path = directory / f"gat_{dataset_name}_{index:06d}.pth"
+def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, resume=None, generators=None,
+        epochs_can_be_abandoned=False, log=print):
+    """Train until --num_of_epochs, early stopping or Ctrl-C; leave the model at its kept weights.
+
+    train_one_epoch(epoch, check_stop) -> (loss, metric) on the training data; it may call check_stop()
+    between steps when epochs_can_be_abandoned (then the loop keeps the last completed epoch in memory,
+    to go back to if the epoch in progress is dropped). evaluate(split) -> (loss, metric).
+    resume: a checkpoint from checkpoints.load_resumable; generators: {name: torch.Generator} whose
+    states belong in a checkpoint (e.g. the PPI shuffle order).
+    """
+    dataset = config["dataset_name"]
+    stopper = EarlyStopping(config["patience_period"])
+    history, epoch, seconds_before, tensorboard_dir = [], 0, 0.0, None
+    if resume is not None:
+        state = resume["training_state"]
+        model.load_state_dict(resume["model_state"])
+        optimizer.load_state_dict(resume["optimizer_state"])
+        stopper.load_state(state["early_stopping"])
+        history, epoch, seconds_before = list(state["history"]), state["epoch"], state["train_seconds"]
+        tensorboard_dir = state["tensorboard_dir"]
+        checkpoints.restore_random_states(state["random_states"], generators)
+    writer, tensorboard_dir = make_summary_writer(config["enable_tensorboard"], dataset, tensorboard_dir,
+                                                  purge_step=epoch + 1, log=log)
+    last_path = checkpoints.last_checkpoint_path(dataset)
+    save_every = config["last_checkpoint_seconds"]
+    if save_every is not None:
+        every = f"every {save_every:g} s" if save_every > 0 else "after every epoch"
+        log(f"The run is saved to {display_path(last_path)} {every}, at the end and on Ctrl-C.")
+
+    start = time.perf_counter()
+    stop_reason = None
+
+    def snapshot(clone=False):
+        training_state = dict(dataset=dataset, epoch=epoch, settings=checkpoints.plain_settings(config),
+                              early_stopping=stopper.state(), history=list(history),
+                              random_states=checkpoints.capture_random_states(generators),
+                              tensorboard_dir=tensorboard_dir, stop_reason=stop_reason,
+                              train_seconds=seconds_before + time.perf_counter() - start)
+        checkpoint = checkpoints.make_checkpoint(model, optimizer, training_state)
+        return copy.deepcopy(checkpoint) if clone else checkpoint
+
+    def save_last(checkpoint):
+        if save_every is None:
+            return None
+        return checkpoints.save(checkpoint, last_path)
+
+    last_completed = None  # only kept when an epoch can be dropped half-way
+    last_saved_at = time.perf_counter()
+    with DeferredSignals() as signals:
         try:
-            return _atomic_torch_save(checkpoint, path, exclusive=True)
-        except FileExistsError:
-            index += 1
+            if stopper.should_stop():
+                stop_reason = "early_stopping"  # a resumed run that had already stopped
+            while stop_reason is None:
+                if epoch >= config["num_of_epochs"]:
+                    stop_reason = "num_of_epochs"
+                    break
+                if signals.received:
+                    stop_reason = "interrupted"
+                    break
+                if epochs_can_be_abandoned and last_completed is None:
+                    last_completed = snapshot(clone=True)
+                try:
+                    train_loss, train_metric = train_one_epoch(epoch + 1, signals.check)
+                except _EpochAbandoned:
+                    stop_reason = "interrupted"
+                    _go_back_to(last_completed, model, optimizer)
+                    break
+                val_loss, val_metric = evaluate("val")
+                epoch += 1
+                history.append({"epoch": epoch, "train_loss": train_loss, f"train_{metric_name}": train_metric,
+                                "val_loss": val_loss, f"val_{metric_name}": val_metric})
+                for name, value in history[-1].items():
+                    if name != "epoch":
+                        writer.add_scalar(name, value, epoch)
+                freq = config["console_log_freq"]
+                if freq and (epoch == 1 or epoch % freq == 0):
+                    log(f"epoch {epoch:5d} | {time.perf_counter() - start:7.1f}s | train loss {train_loss:.4f} "
+                        f"{metric_name} {train_metric:.4f} | val loss {val_loss:.4f} {metric_name} {val_metric:.4f}")
+
+                if stopper.step(epoch, val_loss, val_metric, model):
+                    stop_reason = "early_stopping"
+                elif signals.received:
+                    stop_reason = "interrupted"
+                if config["checkpoint_freq"] and epoch % config["checkpoint_freq"] == 0:
+                    path = checkpoints.save(snapshot(), checkpoints.numbered_checkpoint_path(dataset, epoch))
+                    removed = checkpoints.prune_numbered_checkpoints(dataset, config["keep_checkpoints"])
+                    log(f"Saved checkpoint {display_path(path)}"
+                        + (f" (removed {len(removed)} older; --keep_checkpoints {config['keep_checkpoints']})"
+                           if removed else ""))
+                if stop_reason is None and save_every is not None and time.perf_counter() - last_saved_at >= save_every:
+                    save_last(snapshot())
+                    last_saved_at = time.perf_counter()
+                if epochs_can_be_abandoned:
+                    last_completed = snapshot(clone=True)
+
+            if last_completed is not None and stop_reason == "interrupted":
+                last_completed["training_state"]["stop_reason"] = stop_reason
+                saved = save_last(last_completed)
+            else:
+                saved = save_last(snapshot())
+        finally:
+            writer.close()
+    train_seconds = seconds_before + time.perf_counter() - start
+    if stop_reason != "interrupted":
+        log(STOP_MESSAGES[stop_reason].format(epoch=epoch, metric=METRIC_NAMES[metric_name], **config))
+        if saved is not None:
+            log(f"Saved {display_path(saved)} (epoch {epoch}; continue it with --resume)")
+        model.load_state_dict(stopper.best_state)
+        log(stopper.describe_kept_model(METRIC_NAMES[metric_name]))
+    return Outcome(stop_reason, epoch, train_seconds, history, stopper, saved, signals.received)
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or does not fit the model asked for."""
+def _go_back_to(checkpoint, model, optimizer):
+    model.load_state_dict(checkpoint["model_state"])
+    optimizer.load_state_dict(checkpoint["optimizer_state"])
 
 
-def load_checkpoint(path):
-    """Load a checkpoint safely (weights_only=True: tensors and plain containers only)."""
-    path = Path(path)
-    if not path.is_file():
-        available = sorted(p.name for p in path.parent.glob("*.pth")) if path.parent.is_dir() else []
-        raise CheckpointError(f"no checkpoint at {path}. Available in {path.parent}: "
-                              f"{', '.join(available) if available else 'none'}")
+def prepare_run(defaults, overrides, datasets, script, log=print):
+    """The run's settings and, with --resume, the checkpoint to continue (None otherwise).
+
+    `overrides` are the settings given explicitly (on the command line, or by a caller); they win over the
+    defaults, and on resume over the checkpoint's settings, except the ones that define a run."""
+    overrides = dict(overrides or {})
+    if not overrides.get("resume"):
+        return dict(defaults, **overrides), None
+    dataset = overrides.get("dataset_name", defaults["dataset_name"])
+    path = checkpoints.resolve_resume_path(overrides["resume"], dataset)
+    checkpoint = checkpoints.load_resumable(path)
+    config, changed = checkpoints.settings_for_resume(checkpoint, defaults, overrides, path)
+    if config["dataset_name"] not in datasets:
+        raise CheckpointError(f"{path} is a {config['dataset_name']} run; resume it with the script that trains "
+                              f"{config['dataset_name']}, not {script}")
+    state = checkpoint["training_state"]
+    log(f"Resuming {display_path(path)}: {state['dataset']}, {state['epoch']} epochs done"
+        + (f" (it had stopped: {state['stop_reason']})" if state.get("stop_reason") not in (None, "interrupted")
+           else ""))
+    for key, old, new in changed:
+        log(f"  --{key} changed on resume: {old} -> {new}")
+    config["resume"] = str(path)
+    return config, checkpoint
+
+
+def finish(model, config, outcome, results, metric_name, test, log=print):
+    """After fit: test the kept model, save it as a binary, write the results JSON, as the settings ask."""
+    stopper = outcome.stopper
+    results.update(stop_reason=outcome.stop_reason, epochs=outcome.epochs, train_seconds=round(outcome.train_seconds, 3),
+                   best_epoch=stopper.best_epoch, best_val_loss=stopper.best_model_val_loss,
+                   **{f"best_val_{metric_name}": stopper.best_model_val_metric, f"test_{metric_name}": None,
+                      "min_val_loss": stopper.best_val_loss, f"max_val_{metric_name}": stopper.best_val_metric},
+                   last_checkpoint=str(outcome.last_checkpoint) if outcome.last_checkpoint else None)
+    if outcome.stop_reason == "interrupted":
+        if config.get("results_json"):
+            write_json(config["results_json"], results)
+        raise TrainingInterrupted(outcome.signum, outcome.epochs, outcome.last_checkpoint)
+    with DeferredSignals() as signals:  # the run is complete: a Ctrl-C now waits for these few seconds
+        _test_and_save(model, config, outcome, results, metric_name, test, log)
+    if signals.received:
+        log("(Stop signal received while finishing; the run had completed and finished normally.)")
+    return results
+
+
+def _test_and_save(model, config, outcome, results, metric_name, test, log):
+    stopper = outcome.stopper
+    if config["should_test"]:
+        results[f"test_{metric_name}"] = test()
+    if config["save_binary"]:
+        summary = dict(dataset=config["dataset_name"], epoch=outcome.epochs, stop_reason=outcome.stop_reason,
+                       settings=checkpoints.plain_settings(config), history=outcome.history,
+                       **{key: value for key, value in results.items() if key.startswith(("best_", "min_", "max_"))})
+        path = checkpoints.save_binary(checkpoints.make_checkpoint(model, None, summary), config["dataset_name"])
+        log(f"Saved the kept model (epoch {stopper.best_epoch}) to {display_path(path)}")
+    if config.get("results_json"):
+        write_json(config["results_json"], results)
+    return results
+
+
+# ----------------------------------------------------------------------------- transductive (Cora)
+
+# The paper's transductive architecture (Cora, Citeseer): 8 heads x 8 features, 1 output head.
+CORA_ARCHITECTURE = dict(num_of_layers=2, num_heads_per_layer=[8, 1], hidden_features=[8],
+                         add_skip_connection=False, bias=True, dropout=0.6)
+
+CORA_DEFAULTS = dict(_COMMON_DEFAULTS, dataset_name="cora", num_of_epochs=10000, weight_decay=5e-4,
+                     console_log_freq=100, checkpoint_freq=1000)
+
+
+def train_gat_cora(config=None, log=print, data=None):
+    """Train GAT on a Planetoid graph with the paper's setup. Returns the results dict (plus 'history'
+    and 'model'). `config` overrides CORA_DEFAULTS (with 'resume', the checkpoint's settings); `data`
+    skips loading. Raises TrainingInterrupted after saving when stopped by Ctrl-C or SIGTERM."""
+    from utils.planetoid import PLANETOID_DATASETS, load_planetoid
+
+    config, resume = prepare_run(CORA_DEFAULTS, config, PLANETOID_DATASETS, "training_script_cora.py", log)
+    set_seed(config["seed"])
+    device = select_device(config["force_cpu"], log=log)
+    if data is None:
+        data = load_planetoid(config["dataset_name"], config["data_dir"])
+    data = data.to(device)
+    node_features, edge_index, labels = sparsify_if_mostly_zero(data.node_features), data.edge_index, data.labels
+
+    model = build_model(CORA_ARCHITECTURE, data.node_features.shape[1], data.num_classes,
+                        config["layer_type"]).to(device)
+    if resume is not None:
+        checkpoints.check_model_matches(resume, model, config["resume"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    loss_fn = nn.CrossEntropyLoss()
+    splits = {"train": data.train_indices, "val": data.val_indices, "test": data.test_indices}
+
+    def loss_and_accuracy(logits, split):
+        indices = splits[split]
+        loss = loss_fn(logits[indices], labels[indices])
+        accuracy = (logits[indices].argmax(dim=-1) == labels[indices]).float().mean()
+        return loss, accuracy.item()
+
+    def train_one_epoch(epoch, check_stop):
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss, accuracy = loss_and_accuracy(model(node_features, edge_index), "train")
+        loss.backward()
+        optimizer.step()
+        return loss.item(), accuracy
+
+    @torch.no_grad()
+    def evaluate(split):
+        model.eval()
+        loss, accuracy = loss_and_accuracy(model(node_features, edge_index), split)
+        return loss.item(), accuracy
+
+    layer_type = model.layer_type.name
+    log(f"Training GAT ({layer_type}) on {data.name}: {data.num_nodes} nodes, {edge_index.shape[1]} edges, "
+        f"{len(data.train_indices)}/{len(data.val_indices)}/{len(data.test_indices)} train/val/test")
+    outcome = fit(model, optimizer, train_one_epoch, evaluate, config, "acc", resume=resume, log=log)
+    results = {"dataset": data.name, "layer_type": layer_type, "seed": config["seed"]}
+    finish(model, config, outcome, results, "acc", lambda: evaluate("test")[1], log=log)
+    if results["test_acc"] is not None:
+        log(f"Test accuracy = {results['test_acc']:.4f}")
+    return dict(results, history=outcome.history, model=model)
+
+
+# ----------------------------------------------------------------------------- inductive (PPI)
+
+# The paper's inductive architecture: 3 layers, 4/4/6 heads, 256 features per hidden head,
+# skip connections, no dropout; the output layer averages its 6 heads.
+PPI_ARCHITECTURE = dict(num_of_layers=3, num_heads_per_layer=[4, 4, 6], hidden_features=[256, 256],
+                        add_skip_connection=True, bias=True, dropout=0.0)
+
+PPI_DEFAULTS = dict(_COMMON_DEFAULTS, dataset_name="ppi", num_of_epochs=200, weight_decay=0.0, console_log_freq=10,
+                    checkpoint_freq=50, batch_size=2, hidden_features=256, standardize=True, progress_bar=None)
+
+OUT_OF_MEMORY_ADVICE = ("CUDA ran out of memory. Try --batch_size 1 (one graph per step) and/or fewer features "
+                        "per head, e.g. --hidden_features 128, or train on the CPU with --force_cpu.")
+
+
+def micro_f1(labels, logits):
+    """Micro-averaged F1 over every (node, label) pair, as in the paper (scikit-learn's definition)."""
+    from sklearn.metrics import f1_score
+    return float(f1_score(labels.cpu().numpy(), (logits > 0).cpu().numpy(), average="micro", zero_division=0))
+
+
+def train_gat_ppi(config=None, log=print, splits=None):
+    """Train GAT on PPI with the paper's inductive setup. Returns the results dict (plus 'history',
+    'model'). `config` overrides PPI_DEFAULTS (with 'resume', the checkpoint's settings); `splits`
+    ({split: [GraphData]}) skips loading. Raises TrainingInterrupted after saving on Ctrl-C/SIGTERM."""
+    from tqdm import tqdm
+
+    from utils.ppi import GraphDataLoader, load_ppi
+
+    config, resume = prepare_run(PPI_DEFAULTS, config, ("ppi",), "training_script_ppi.py", log)
+    set_seed(config["seed"])
+    device = select_device(config["force_cpu"], log=log)
+    if splits is None:
+        splits = load_ppi(config["data_dir"], standardize=config["standardize"])
+    architecture = dict(PPI_ARCHITECTURE, hidden_features=[config["hidden_features"]] * 2)
+    model = build_model(architecture, splits["train"][0].node_features.shape[1], splits["train"][0].num_classes,
+                        config["layer_type"]).to(device)
+    if resume is not None:
+        checkpoints.check_model_matches(resume, model, config["resume"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    loss_fn = nn.BCEWithLogitsLoss()
+    shuffle_generator = torch.Generator().manual_seed(config["seed"])
+    loaders = {"train": GraphDataLoader(splits["train"], config["batch_size"], shuffle=True,
+                                        generator=shuffle_generator),
+               "val": GraphDataLoader(splits["valid"], config["batch_size"]),
+               "test": GraphDataLoader(splits["test"], config["batch_size"])}
+    show_progress = config["progress_bar"] if config["progress_bar"] is not None else sys.stderr.isatty()
+
+    def run_epoch(split, train, epoch=None, check_stop=None):
+        """One pass over a split; returns (mean loss per node, micro-F1 over all its nodes)."""
+        model.train(train)
+        all_logits, all_labels, total_loss, total_nodes = [], [], 0.0, 0
+        with torch.set_grad_enabled(train), tqdm(loaders[split], desc=f"epoch {epoch}" if train else split,
+                                                 leave=False, disable=not show_progress) as batches:
+            for batch in batches:
+                if check_stop is not None:
+                    check_stop()
+                batch = batch.to(device)
+                logits = model(batch.node_features, batch.edge_index)
+                loss = loss_fn(logits, batch.labels)
+                if train:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                total_loss += loss.item() * batch.num_nodes
+                total_nodes += batch.num_nodes
+                all_logits.append(logits.detach())
+                all_labels.append(batch.labels)
+        return total_loss / total_nodes, micro_f1(torch.cat(all_labels), torch.cat(all_logits))
+
+    layer_type = model.layer_type.name
+    num_graphs = {split: len(graphs) for split, graphs in splits.items()}
+    log(f"Training GAT ({layer_type}) on PPI: {num_graphs['train']}/{num_graphs['valid']}/{num_graphs['test']} "
+        f"train/valid/test graphs, batch size {config['batch_size']}")
+    results = {"dataset": "ppi", "layer_type": layer_type, "seed": config["seed"]}
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"{path} is not a readable GAT checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(checkpoint, dict) or "model_state" not in checkpoint or "config" not in checkpoint:
-        raise CheckpointError(f"{path} is not a GAT checkpoint of this project (no model_state/config)")
-    return checkpoint
+        outcome = fit(model, optimizer, lambda epoch, check_stop: run_epoch("train", True, epoch, check_stop),
+                      lambda split: run_epoch(split, False), config, "micro_f1", resume=resume,
+                      generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True, log=log)
+        finish(model, config, outcome, results, "micro_f1", lambda: run_epoch("test", False)[1], log=log)
+    except torch.cuda.OutOfMemoryError:
+        raise MemoryError(OUT_OF_MEMORY_ADVICE) from None
+    if results["test_micro_f1"] is not None:
+        log(f"Test micro-F1 = {results['test_micro_f1']:.4f}")
+    return dict(results, history=outcome.history, model=model)
 
 
-def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_weights=False):
-    """Rebuild the model saved in a checkpoint. Any layer type loads any other's weights."""
-    checkpoint = path_or_checkpoint if isinstance(path_or_checkpoint, dict) else load_checkpoint(path_or_checkpoint)
-    overrides = {"log_attention_weights": log_attention_weights}
-    if layer_type is not None:
-        overrides["layer_type"] = LayerType.parse(layer_type)
+# ----------------------------------------------------------------------------- the scripts' main
+
+class _Terminated(BaseException):
+    """SIGTERM outside the training loop (e.g. while loading data): stop like Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
+def run_training_script(script_file, parser, train, argv=None):
+    """What both training scripts do: parse the flags, train, and turn every expected way of stopping
+    (bad data, a bad checkpoint, out of memory, Ctrl-C, SIGTERM) into one message and an exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    settings = vars(parser.parse_args(argv))
+    overrides = explicit_settings(parser, argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        model = GAT.from_config(GATConfig(**checkpoint["config"]), **overrides)
-        model.load_state_dict(checkpoint["model_state"])
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"checkpoint does not match the GAT model: {error}") from None
-    return model, checkpoint
+        if settings["should_visualize"]:
+            from utils.visualizations import visualize_dataset
+            visualize_dataset(settings.get("dataset_name", "ppi"), settings["data_dir"])
+        return train(overrides)
+    except (DatasetError, CheckpointError, MemoryError) as error:
+        sys.exit(f"error: {error}")
+    except TrainingInterrupted as interrupted:
+        message = str(interrupted)
+        if interrupted.checkpoint_path is not None:
+            message += f" Resume with: {resume_command(script_file, argv, interrupted.checkpoint_path)}"
+        print(message, file=sys.stderr, flush=True)
+        sys.exit(interrupted.exit_code)
+    except (KeyboardInterrupt, _Terminated) as stop:
+        signum = signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT
+        print("Interrupted before training started; nothing to save.", file=sys.stderr, flush=True)
+        sys.exit(128 + signum)
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
-def write_json(path, payload):
-    with atomic_write(path, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    return Path(path)
+def resume_command(script_file, argv, checkpoint_path):
+    """The command line that continues this run: the same flags, with --resume pointing at the checkpoint."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not arg.startswith("--resume="):
+            kept.append(arg)
+    return shlex.join(["python", display_path(script_file), *kept, "--resume", display_path(checkpoint_path)])

@@ -7,6 +7,7 @@ matplotlib backend, so no cairo is needed.
 """
 
 import math
+import os
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +17,8 @@ import torch
 
 from utils.data_loading import PROJECT_ROOT
 
-DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "data" / "visualizations"
+# $GAT_FIGURES_DIR, if set, replaces data/visualizations/ (the tests point it at a temp folder).
+DEFAULT_OUTPUT_DIR = Path(os.environ.get("GAT_FIGURES_DIR") or PROJECT_ROOT / "data" / "visualizations")
 LAYOUTS = {"kk": "layout_kamada_kawai", "fr": "layout_fruchterman_reingold", "drl": "layout_drl",
            "circle": "layout_circle", "tree": "layout_reingold_tilford_circular"}
 CORA_CLASS_NAMES = ["Case based", "Genetic algorithms", "Neural networks", "Probabilistic methods",
@@ -265,18 +267,23 @@ def entropy_summary(edge_index, attention_per_layer, num_nodes):
     return ratios
 
 
-def visualize_gat(model_name, visualization_type="attention", data_dir=None, output_dir=None, layer=0, head=0,
-                  node=None, layout="tree", label=0, show=False, log=print):
+def visualize_gat(model_name=None, visualization_type="attention", data_dir=None, output_dir=None, layer=0, head=0,
+                  node=None, layout="tree", label=0, show=False, dataset_name=None, log=print):
     """Load a trained binary (any layer type) and draw its attention, attention entropy or embeddings.
 
-    model_name: a file in models/binaries/ (or a path). Cora-like models are shown on their whole
-    graph; PPI models on the first test graph, nodes coloured by PPI label `label`.
+    model_name: a file in models/binaries/ (or a path); None: the newest binary (of `dataset_name`, if
+    given). Cora-like models are shown on their whole graph; PPI models on the first test graph, nodes
+    coloured by PPI label `label`.
     """
-    from utils import training
-    from utils.data_loading import sparsify_if_mostly_zero
+    from utils import checkpoints
+    from utils.graph import sparsify_if_mostly_zero
 
-    path = Path(model_name) if Path(model_name).is_file() else training.BINARIES_DIR / model_name
-    model, checkpoint = training.model_from_checkpoint(path, log_attention_weights=True)
+    if model_name is None:
+        path = checkpoints.newest_binary(dataset_name)
+        log(f"Using the newest {dataset_name + ' ' if dataset_name else ''}model: {path}")
+    else:
+        path = Path(model_name) if Path(model_name).is_file() else checkpoints.BINARIES_DIR / model_name
+    model, checkpoint = checkpoints.model_from_checkpoint(path, log_attention_weights=True)
     dataset_name = checkpoint.get("training_state", {}).get("dataset", "cora")
     if dataset_name == "ppi":
         from utils.ppi import load_ppi

@@ -1,0 +1,248 @@
+"""The checkpoint format: what a checkpoint holds, how it is saved, loaded, found and resumed from.
+
+A checkpoint is one dict, saved with torch.save and loaded with torch.load(weights_only=True)
+(tensors and plain Python containers only, so loading runs no code):
+
+    format_version   2
+    config           the GATConfig fields: enough to rebuild the model
+    model_state      the weights (a binary: the kept best-validation weights)
+    optimizer_state  Adam's state (None in a binary)
+    training_state   dataset, epoch (epochs completed, counted from 1), settings (the run's flags),
+                     early_stopping (with the kept model's weights), history, random_states,
+                     tensorboard_dir, stop_reason, commit
+
+Files (all written atomically: temp file, fsync, rename; a reader sees the old file or the new one):
+    models/checkpoints/gat_<dataset>_last.pth            refreshed every few seconds, at the end, on Ctrl-C
+    models/checkpoints/gat_<dataset>_ckpt_epoch_<N>.pth  every --checkpoint_freq epochs, newest K kept
+    models/binaries/gat_<dataset>_<index>.pth            the kept model at the end; never overwritten
+"""
+
+import functools
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models import GAT, GATConfig, LayerType
+from utils.data_loading import PROJECT_ROOT
+from utils.files import atomic_write
+
+CHECKPOINTS_DIR = PROJECT_ROOT / "models" / "checkpoints"
+BINARIES_DIR = PROJECT_ROOT / "models" / "binaries"
+FORMAT_VERSION = 2
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not fit the model or run asked for."""
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit():
+    """The current commit hash, or None when not in a git clone (or git is not installed)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                                text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+# ----------------------------------------------------------------------------- making and saving
+
+def make_checkpoint(model, optimizer=None, training_state=None):
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": dict(vars(model.config)),
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "training_state": dict(training_state or {}, commit=git_commit()),
+    }
+
+
+def save(checkpoint, path, exclusive=False):
+    """Write atomically. exclusive=True refuses (FileExistsError) to replace an existing file."""
+    with atomic_write(path, "wb", exclusive=exclusive) as f:
+        torch.save(checkpoint, f)
+    return Path(path)
+
+
+def last_checkpoint_path(dataset_name, directory=None):
+    return Path(directory or CHECKPOINTS_DIR) / f"gat_{dataset_name}_last.pth"
+
+
+def numbered_checkpoint_path(dataset_name, epoch, directory=None):
+    return Path(directory or CHECKPOINTS_DIR) / f"gat_{dataset_name}_ckpt_epoch_{epoch:06d}.pth"
+
+
+def prune_numbered_checkpoints(dataset_name, keep, directory=None):
+    """Delete all but the `keep` newest numbered checkpoints of the dataset; return the deleted paths."""
+    paths = sorted(Path(directory or CHECKPOINTS_DIR).glob(f"gat_{dataset_name}_ckpt_epoch_*.pth"),
+                   key=lambda p: (p.stat().st_mtime, p.name))
+    stale = paths[:-keep] if keep > 0 else paths
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def save_binary(checkpoint, dataset_name, directory=None):
+    """Save as gat_<dataset>_000000.pth, gat_<dataset>_000001.pth, ...: never overwrites a binary."""
+    directory = Path(directory or BINARIES_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    index = len(list(directory.glob(f"gat_{dataset_name}_[0-9]*.pth")))
+    while True:
+        try:
+            return save(checkpoint, directory / f"gat_{dataset_name}_{index:06d}.pth", exclusive=True)
+        except FileExistsError:
+            index += 1
+
+
+def newest_binary(dataset_name=None, directory=None):
+    """The most recently written binary (of one dataset, or of any), or a CheckpointError saying where it looked."""
+    directory = Path(directory or BINARIES_DIR)
+    pattern = f"gat_{dataset_name}_[0-9]*.pth" if dataset_name else "gat_*.pth"
+    paths = sorted(directory.glob(pattern), key=lambda p: (p.stat().st_mtime, p.name))
+    if not paths:
+        which = f"{dataset_name} model" if dataset_name else "model"
+        raise CheckpointError(f"no trained {which} in {directory}; train one first (python training_script_"
+                              f"{'ppi' if dataset_name == 'ppi' else 'cora'}.py) or pass --model_name")
+    return paths[-1]
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load_checkpoint(path):
+    """Load a checkpoint safely (weights_only=True: tensors and plain containers only)."""
+    path = Path(path)
+    if not path.is_file():
+        available = sorted(p.name for p in path.parent.glob("*.pth")) if path.parent.is_dir() else []
+        raise CheckpointError(f"no checkpoint at {path}. Available in {path.parent}: "
+                              f"{', '.join(available) if available else 'none'}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, foreign or tampered bytes fail in many ways
+        detail = str(error).split(". ")[0].splitlines()[0] if str(error) else "no details"
+        raise CheckpointError(f"{path} is not a readable GAT checkpoint ({type(error).__name__}: {detail}). "
+                              f"It may be truncated or not a checkpoint of this project.") from None
+    if not isinstance(checkpoint, dict) or "model_state" not in checkpoint or "config" not in checkpoint:
+        raise CheckpointError(f"{path} is not a GAT checkpoint of this project (no model_state/config)")
+    return checkpoint
+
+
+def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_weights=False):
+    """Rebuild the model saved in a checkpoint. Any layer type loads any other's weights."""
+    checkpoint = path_or_checkpoint if isinstance(path_or_checkpoint, dict) else load_checkpoint(path_or_checkpoint)
+    overrides = {"log_attention_weights": log_attention_weights}
+    if layer_type is not None:
+        overrides["layer_type"] = LayerType.parse(layer_type)
+    try:
+        model = GAT.from_config(GATConfig(**checkpoint["config"]), **overrides)
+        model.load_state_dict(checkpoint["model_state"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"checkpoint does not match the GAT model: {error}") from None
+    return model, checkpoint
+
+
+# ----------------------------------------------------------------------------- resuming
+
+# Settings a resumed run must share with the checkpoint: changing any of them would make it another
+# run, not the continuation of this one. Everything else (epochs, patience, logging, device, the
+# layer implementation, which share weights) may change on resume.
+FIXED_ON_RESUME = ("dataset_name", "lr", "weight_decay", "seed", "batch_size", "hidden_features", "standardize")
+
+
+def resolve_resume_path(resume, dataset_name, directory=None):
+    """--resume PATH, or 'last' for the dataset's newest *_last.pth."""
+    if resume != "last":
+        return Path(resume)
+    directory = Path(directory or CHECKPOINTS_DIR)
+    candidates = sorted(directory.glob(f"gat_{dataset_name}*_last.pth"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise CheckpointError(f"--resume last: no gat_{dataset_name}_last.pth in {directory}; nothing of a "
+                              f"{dataset_name} run has been saved there yet")
+    return candidates[-1]
+
+
+def load_resumable(path):
+    """Load a checkpoint that a run can continue from (not a final binary), with a clear error otherwise."""
+    checkpoint = load_checkpoint(path)
+    state = checkpoint.get("training_state") or {}
+    if checkpoint.get("format_version") != FORMAT_VERSION or "random_states" not in state:
+        raise CheckpointError(f"{path} cannot be resumed: it is a final model (models/binaries/) or was written by "
+                              f"an older version. Resume from a models/checkpoints/gat_<dataset>_last.pth or "
+                              f"..._ckpt_epoch_<N>.pth written by this version.")
+    return checkpoint
+
+
+def settings_for_resume(checkpoint, defaults, overrides, path):
+    """The resumed run's settings: the checkpoint's, then what the user typed on top.
+
+    Raises CheckpointError naming every typed setting that contradicts a FIXED_ON_RESUME one.
+    Returns (settings, [(name, saved value, new value)] for the settings that changed)."""
+    saved = checkpoint["training_state"]["settings"]
+    contradictions = [(key, saved[key], _plain(overrides[key])) for key in FIXED_ON_RESUME
+                      if key in overrides and key in saved and _plain(overrides[key]) != saved[key]]
+    if contradictions:
+        listing = "; ".join(f"--{key} {new} (checkpoint: {old})" for key, old, new in contradictions)
+        raise CheckpointError(f"cannot resume {path} with different settings: {listing}. These define the run; "
+                              f"leave them out to continue it as it was, or start a new run without --resume.")
+    settings = dict(defaults)
+    settings.update((key, value) for key, value in saved.items() if key in defaults)
+    settings.update(overrides)
+    changed = [(key, saved[key], _plain(overrides[key])) for key in overrides
+               if key in saved and key != "resume" and _plain(overrides[key]) != saved[key]]
+    return settings, changed
+
+
+def check_model_matches(checkpoint, model, path):
+    """Refuse a checkpoint whose model shape differs from the model these settings and data build."""
+    saved = {k: v for k, v in checkpoint["config"].items() if k != "layer_type"}
+    wanted = {k: v for k, v in vars(model.config).items() if k != "layer_type"}
+    differing = [f"{key}: checkpoint {saved.get(key)}, now {wanted[key]}" for key in wanted
+                 if saved.get(key) != wanted[key]]
+    if differing:
+        raise CheckpointError(f"cannot resume {path}: the model it holds differs from the one these settings and "
+                              f"data build ({'; '.join(differing)})")
+
+
+def plain_settings(config):
+    """The run's settings as plain values (what a weights_only checkpoint can hold)."""
+    return {key: _plain(value) for key, value in config.items() if key != "resume"}
+
+
+def _plain(value):
+    if isinstance(value, LayerType):
+        return value.name
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def capture_random_states(generators=None):
+    """Every random state the next epochs draw from: Python, numpy, torch (CPU, CUDA), named generators."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generators": {key: generator.get_state() for key, generator in (generators or {}).items()},
+    }
+
+
+def restore_random_states(states, generators=None):
+    random.setstate(_as_tuples(states["python"]))
+    name, keys, position, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    for key, generator in (generators or {}).items():
+        generator.set_state(states["generators"][key])
+
+
+def _as_tuples(value):
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value

@@ -1,0 +1,194 @@
+"""Command-line flags: the value checks, the flags both training scripts share, and the README tables.
+
+    python -m utils.flags        # prints the flag tables that README.md carries
+
+One convention for on/off flags: `--name` turns it on, `--no_name` turns it off, and the help says
+which one is the default. tests/test_docs.py checks that README.md carries exactly these tables.
+"""
+
+import argparse
+
+from models import LayerType
+
+
+# ----------------------------------------------------------------------------- value checks
+
+def _parse(text, kind, description):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {description}, got {text!r}") from None
+
+
+def positive_int(text):
+    value = _parse(text, int, "an integer")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text):
+    value = _parse(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = _parse(text, float, "a number")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    value = _parse(text, float, "a number")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def layer_type_arg(text):
+    try:
+        return LayerType.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# ----------------------------------------------------------------------------- help that tells the truth
+
+class OnOffFlag(argparse.Action):
+    """`--name` / `--no_name`. Registered under both spellings; the default is said as on/off."""
+
+    def __init__(self, option_strings, dest, default=False, help=None, **kwargs):
+        name = option_strings[0][2:]
+        super().__init__([f"--{name}", f"--no_{name}"], dest, nargs=0, default=default, help=help, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, not option_string.startswith("--no_"))
+
+    def format_usage(self):
+        return " | ".join(self.option_strings)
+
+
+def describe_default(action):
+    """The default as a person would say it: on/off, a layer type's name, nothing for None."""
+    default = action.default
+    if default is argparse.SUPPRESS:
+        return None
+    if isinstance(action, OnOffFlag) or action.nargs == 0:
+        return "auto" if default is None else "on" if default else "off"
+    if default is None:
+        return None
+    if isinstance(default, (list, tuple)):
+        return " ".join(str(getattr(d, "name", d)) for d in default)
+    return str(getattr(default, "name", default))
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends '(default: X)' where there is a default worth saying, in the words of describe_default."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        default = describe_default(action)
+        if default is not None and action.option_strings and "default" not in help_text:
+            help_text += f" (default: {default})"
+        return help_text.replace("%", "%%")
+
+
+def new_parser(description):
+    return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+
+
+# ----------------------------------------------------------------------------- the training flags
+
+def add_common_training_args(parser, defaults):
+    """The flags both training scripts share. `defaults` is the script's defaults dict
+    (utils.training.CORA_DEFAULTS / PPI_DEFAULTS), so what --help says is what the code uses."""
+    add = parser.add_argument
+    add("--num_of_epochs", type=positive_int, default=defaults["num_of_epochs"], help="maximum training epochs")
+    add("--patience_period", type=positive_int, default=defaults["patience_period"],
+        help="stop after this many epochs without a validation loss or metric improvement")
+    add("--lr", type=positive_float, default=defaults["lr"], help="Adam learning rate")
+    add("--weight_decay", type=non_negative_float, default=defaults["weight_decay"],
+        help="L2 regularisation (Adam weight_decay)")
+    add("--layer_type", type=layer_type_arg, default=defaults["layer_type"],
+        help="GAT implementation: IMP1 or IMP2 (dense, for reading) or IMP3 (edge list, fast)")
+    add("--seed", type=non_negative_int, default=defaults["seed"], help="random seed (CPU runs are repeatable)")
+    add("--force_cpu", action=OnOffFlag, default=defaults["force_cpu"],
+        help="train on the CPU even if CUDA is available")
+    add("--data_dir", default=defaults["data_dir"], metavar="DIR",
+        help="dataset folder; without it: $GAT_DATA_DIR if set, else data/")
+    add("--should_test", action=OnOffFlag, default=defaults["should_test"],
+        help="evaluate the kept (best-validation) model on the test split")
+    add("--should_visualize", action=OnOffFlag, default=defaults["should_visualize"],
+        help="draw the dataset figures before training")
+    add("--enable_tensorboard", action=OnOffFlag, default=defaults["enable_tensorboard"],
+        help="log loss and metrics to runs/")
+    add("--console_log_freq", type=non_negative_int, default=defaults["console_log_freq"],
+        help="print metrics every this many epochs (0: never)")
+    add("--checkpoint_freq", type=non_negative_int, default=defaults["checkpoint_freq"],
+        help="save a numbered checkpoint to models/checkpoints/ every this many epochs (0: never)")
+    add("--keep_checkpoints", type=positive_int, default=defaults["keep_checkpoints"], metavar="K",
+        help="keep only the newest K numbered checkpoints of the dataset")
+    add("--last_checkpoint_seconds", type=non_negative_float, default=defaults["last_checkpoint_seconds"],
+        metavar="S", help="refresh models/checkpoints/gat_<dataset>_last.pth after at most S seconds of training, "
+                          "at the end, and on Ctrl-C/SIGTERM (0: after every epoch)")
+    add("--resume", default=None, metavar="PATH",
+        help="continue the run saved in this checkpoint ('last': the dataset's newest *_last.pth)")
+    add("--save_binary", action=OnOffFlag, default=defaults["save_binary"],
+        help="save the kept model to models/binaries/ at the end")
+    add("--results_json", default=defaults["results_json"], metavar="PATH",
+        help="write the final metrics (and why training stopped) here as JSON")
+    return parser
+
+
+def explicit_settings(parser, argv):
+    """Only the flags written on the command line, with their parsed values.
+
+    On --resume the checkpoint's settings replace the defaults; what the user typed wins over both
+    (and is refused where it contradicts what the checkpoint was trained with)."""
+    saved = [(action, action.default) for action in parser._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        return vars(parser.parse_args(argv))
+    finally:
+        for action, default in saved:
+            action.default = default
+
+
+# ----------------------------------------------------------------------------- README tables
+
+def flags_table(parser):
+    rows = ["| flag | default | what it does |", "|---|---|---|"]
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or not action.option_strings:
+            continue
+        flag = " / ".join(action.option_strings) if isinstance(action, OnOffFlag) else max(action.option_strings,
+                                                                                          key=len)
+        default = describe_default(action)
+        choices = f" ({', '.join(map(str, action.choices))})" if action.choices else ""
+        help_text = (action.help or "").replace("|", "\\|")
+        rows.append(f"| `{flag}` | {'' if default is None else f'`{default}`'} | {help_text}{choices} |")
+    return "\n".join(rows)
+
+
+def all_tables():
+    import playground
+    import training_script_cora
+    import training_script_ppi
+    from utils import ppi_synthetic
+
+    sections = [("training_script_cora.py", training_script_cora.get_parser()),
+                ("training_script_ppi.py", training_script_ppi.get_parser())]
+    subparsers = next(a for a in playground.get_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        sections.append((f"playground.py {name}", sub))
+    sections.append(("python -m utils.ppi_synthetic", ppi_synthetic.get_parser()))
+    return "\n\n".join(f"**`{title}`**\n\n{flags_table(parser)}" for title, parser in sections)
+
+
+if __name__ == "__main__":
+    from utils.flags import all_tables as tables  # the module the scripts use, not a second __main__ copy
+    print(tables())
