@@ -3,6 +3,8 @@
 import re
 
 from utils.data_loading import PROJECT_ROOT
+import argparse
+
 from utils.flags import all_tables
 
 README = (PROJECT_ROOT / "README.md").read_text()
@@ -22,3 +24,30 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_readme_figures_exist():
     for path in re.findall(r"\]\((docs/[^)]+\.png)\)", README):
         assert (PROJECT_ROOT / path).is_file(), path
+
+
+def every_parser():
+    import playground
+    import training_script_cora
+    import training_script_ppi
+    from utils import ppi_synthetic
+
+    parsers = {"training_script_cora.py": training_script_cora.get_parser(),
+               "training_script_ppi.py": training_script_ppi.get_parser(),
+               "python -m utils.ppi_synthetic": ppi_synthetic.get_parser()}
+    commands = next(a for a in playground.get_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parsers.update({f"playground.py {name}": sub for name, sub in commands.choices.items()})
+    return parsers
+
+
+def test_help_says_the_true_defaults_and_every_flag_has_help():
+    from utils.training import CORA_DEFAULTS
+    for name, parser in every_parser().items():
+        text = parser.format_help()
+        for lie in ("(default: None)", "LayerType.", "(default: True)", "(default: False)", "--no-"):
+            assert lie not in text, (name, lie)
+        for action in parser._actions:
+            assert action.help, f"{name} {action.option_strings} has no help text"
+    cora_help = every_parser()["training_script_cora.py"].format_help()
+    assert "(default: IMP3)" in cora_help and f"(default: {CORA_DEFAULTS['num_of_epochs']})" in cora_help
+    assert "--save_binary, --no_save_binary" in cora_help

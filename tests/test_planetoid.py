@@ -78,6 +78,36 @@ def test_missing_file_without_network_says_where_to_put_it(cora_data_dir, tmp_pa
     assert not (data_dir / "planetoid" / "ind.cora.tx").exists()
 
 
+def test_all_missing_files_are_named_in_one_message(cora_data_dir, tmp_path, monkeypatch):
+    data_dir = copy_cora(cora_data_dir, tmp_path)
+    for part in ("tx", "ty", "graph"):
+        (data_dir / "planetoid" / f"ind.cora.{part}").unlink()
+    monkeypatch.setattr(data_loading.urllib.request, "urlopen", refuse_network)
+    with pytest.raises(DatasetError) as error:
+        load_planetoid("cora", data_dir)
+    assert "Missing in" in str(error.value) and "ind.cora.tx, ind.cora.ty, ind.cora.graph" in str(error.value)
+    with pytest.raises(DatasetError, match="ind.cora.tx, ind.cora.ty, ind.cora.graph"):
+        load_planetoid("cora", data_dir, download=False)
+
+
+def test_data_dir_one_level_off_is_understood_or_corrected(cora_data_dir, tmp_path, monkeypatch):
+    data_dir = copy_cora(cora_data_dir, tmp_path)
+    monkeypatch.setattr(data_loading.urllib.request, "urlopen", refuse_network)
+    # One level too deep: the folder that holds ind.cora.* itself.
+    assert load_planetoid("cora", data_dir / "planetoid").num_nodes == 2708
+    # One level too shallow: a "did you mean", not a download attempt.
+    with pytest.raises(DatasetError, match=f"did you mean --data_dir {data_dir}"):
+        load_planetoid("cora", tmp_path)
+
+
+def test_published_hashes_are_pinned_except_pubmed_allx():
+    for dataset in ("cora", "citeseer", "pubmed"):
+        for part in planetoid.RAW_PARTS:
+            name = f"ind.{dataset}.{part}"
+            assert (name in planetoid.KNOWN_SHA256) == (name != "ind.pubmed.allx"), name
+            assert name == "ind.pubmed.allx" or len(planetoid.KNOWN_SHA256[name]) == 64
+
+
 class FakeResponse(io.BytesIO):
     headers = {}
 

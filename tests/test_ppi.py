@@ -193,3 +193,25 @@ def test_corrupt_or_truncated_zip_leaves_nothing_behind(ppi_data_dir, tmp_path):
     with pytest.raises(DatasetError, match="test_labels.npy is missing"):
         ensure_ppi(tmp_path)
     assert not (tmp_path / "ppi").exists()
+
+
+def test_ppi_data_dir_mistakes_get_a_useful_answer(ppi_data_dir, tmp_path, monkeypatch):
+    # The ppi folder itself, one level too deep: understood.
+    assert len(load_ppi(ppi_data_dir / "ppi", download=False)["train"]) == GRAPHS[0]
+    # The folder above the data dir: "did you mean", no download attempt.
+    data_dir = copy_dataset(ppi_data_dir, tmp_path)
+    monkeypatch.setattr(data_loading.urllib.request, "urlopen", lambda *a, **k: pytest.fail("no download expected"))
+    with pytest.raises(DatasetError, match=f"did you mean --data_dir {data_dir}"):
+        ensure_ppi(tmp_path)
+
+
+def test_missing_ppi_says_how_to_generate_it_offline(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise data_loading.urllib.error.URLError("offline")
+    monkeypatch.setattr(data_loading.urllib.request, "urlopen", refuse)
+    for download in (True, False):
+        with pytest.raises(DatasetError) as error:
+            ensure_ppi(tmp_path / "empty", download=download)
+        message = str(error.value)
+        assert f"python -m utils.ppi_synthetic --output {tmp_path / 'empty' / 'ppi'}" in message
+        assert f"--data_dir {tmp_path / 'empty'}" in message

@@ -133,3 +133,16 @@ def test_ppi_figures(tmp_path):
                                             layer=2, head=5, label=3, log=lambda *_: None)
         assert_png(path)
     assert result["model"].layers[2].num_heads == 6
+
+
+def test_visualize_gat_without_a_name_uses_the_newest_binary(cora_binary, cora_data_dir, isolated_outputs, capsys):
+    from utils.checkpoints import load_checkpoint
+    with pytest.raises(SystemExit) as exit_info:
+        playground.main(["visualize_gat", "--data_dir", str(cora_data_dir)])
+    assert "no trained model in" in str(exit_info.value.code)
+    older = save_binary(load_checkpoint(cora_binary), "cora")
+    newer = save_binary(load_checkpoint(cora_binary), "cora")
+    playground.main(["visualize_gat", "--dataset_name", "cora", "--visualization_type", "entropy",
+                     "--data_dir", str(cora_data_dir), "--output_dir", str(isolated_outputs)])
+    output = capsys.readouterr().out
+    assert f"Using the newest cora model: {newer}" in output and older.name not in output

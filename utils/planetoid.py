@@ -20,9 +20,24 @@ PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"
 PLANETOID_DATASETS = ("cora", "citeseer", "pubmed")
 RAW_PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
 
-# SHA-256 of the published raw files. Only Cora's could be verified while writing this loader;
-# Citeseer's and Pubmed's are not pinned (the restricted unpickler still protects against code).
+# SHA-256 of the raw files as published in the Planetoid repository. ind.pubmed.allx is not pinned: it
+# could not be obtained to hash (the restricted unpickler still keeps a tampered file from running code).
 KNOWN_SHA256 = {
+    "ind.citeseer.allx": "2ac30345d95c9ec933a817ee0bdd6a5f077f8c184a20e696910192d534414668",
+    "ind.citeseer.ally": "f704b2d986dde6c2669934de1f3ae5696a6cf9455c0f6b2646a2d135ea0a1c95",
+    "ind.citeseer.graph": "d79a4ef9d3e7169aee8946145f6b7306e35bc79bffad26346cfb94e10e9912a7",
+    "ind.citeseer.test.index": "2af990671580b6b2df5d158d1038f8292e30c9cd821b5453f399659b25b723d4",
+    "ind.citeseer.tx": "539a8906a2da97628d212f2fdd668c109a8b3f0d36574b59e5d3fd5b5303da21",
+    "ind.citeseer.ty": "55e5bd1ba1e733a04598753ad1a8d57957f4b8f89e74519f41f4f4938767e4ce",
+    "ind.citeseer.x": "d20de19150741e555de0ed037195630fc194114ebc7fd72ced62810148aa22f6",
+    "ind.citeseer.y": "8ba87e515d8e3ee3cf52f6d2c5b86aa73f11ecad825a808455209ec26cd54924",
+    "ind.pubmed.x": "fbe9cb5c47200d1b7769a26e579be3b7130b556831f9d850e77c4c74f2599b33",
+    "ind.pubmed.y": "e6c807633307a07ed659249006536a147c7999c797f11a2560752990181b41b3",
+    "ind.pubmed.tx": "4eb5f5d0f30f26497eb0ac6ac9719d09c67e284f1ed0385c93f3ef27a671da3d",
+    "ind.pubmed.ty": "ee2e0d4819d9fbcc403689c3bf2e49face401b605932f093bc58ab6461130fdd",
+    "ind.pubmed.ally": "0c37bbe3b5014ec365e9d393cf4791925e5ed94fb194305d74f064a8d7b50f0e",
+    "ind.pubmed.graph": "5b89f0036ca22909471f1e6558eb42fa06e0c730a577bde5b058b40638f81dc9",
+    "ind.pubmed.test.index": "b101d421688bbaecbd82e8a18f1e282378d6830f3a37666f28ebc47f844341b5",
     "ind.cora.allx": "9419ba2f26f5c35243db64aba110e0f35a04851609e0dc5433450676ca6b8543",
     "ind.cora.ally": "2b998f5cc7fedc86e7f97ca2498f47a1ffc1462c29e2d578b23bf3f62b6e7d71",
     "ind.cora.graph": "58f13302f39dde8852dad6fe6d15b89b077b6d7f837626bce671ef80344b383d",
@@ -85,22 +100,46 @@ def _unpickle(path):
 
 
 def raw_file_paths(dataset_name, data_dir=None, download=True):
-    """Paths of the raw files in DIR/planetoid/, downloading and verifying any that are missing."""
+    """Paths of the raw files in DIR/planetoid/, downloading and verifying any that are missing.
+
+    A DIR that itself holds the ind.<name>.* files (one level too deep) is understood; a DIR whose
+    subfolder holds them (one level too shallow) gets a "did you mean" instead of a download."""
     dataset_name = dataset_name.lower()
     if dataset_name not in PLANETOID_DATASETS:
         raise DatasetError(f"unknown Planetoid dataset {dataset_name!r}; choose one of {PLANETOID_DATASETS}")
-    folder = resolve_data_dir(data_dir) / "planetoid"
-    paths = {}
-    for part in RAW_PARTS:
-        file_name = f"ind.{dataset_name}.{part}"
-        path, url = folder / file_name, f"{PLANETOID_URL}/{file_name}"
-        if not path.exists():
-            if not download:
-                raise DatasetError(f"{path} is missing. Download it from {url} and place it there.")
-            download_file(url, path, KNOWN_SHA256.get(file_name))
-        verify_sha256(path, KNOWN_SHA256.get(file_name), url)
-        paths[part] = path
-    return paths
+    data_dir = resolve_data_dir(data_dir)
+    marker = f"ind.{dataset_name}.graph"
+    folder = data_dir if (data_dir / marker).exists() and not (data_dir / "planetoid" / marker).exists() \
+        else data_dir / "planetoid"
+    names = [f"ind.{dataset_name}.{part}" for part in RAW_PARTS]
+    missing = [name for name in names if not (folder / name).exists()]
+    if missing:
+        if len(missing) == len(names):
+            _suggest_data_dir(data_dir, marker)
+        listing = (f"Missing in {folder}: {', '.join(missing)}. Download them from {PLANETOID_URL}/ and place them "
+                   f"there, or point --data_dir (or $GAT_DATA_DIR) at the folder that holds planetoid/.")
+        if not download:
+            raise DatasetError(listing)
+        for name in missing:
+            try:
+                download_file(f"{PLANETOID_URL}/{name}", folder / name, KNOWN_SHA256.get(name))
+            except DatasetError as error:
+                still_missing = [n for n in missing if not (folder / n).exists()]
+                raise DatasetError(f"{error}\n{listing.replace(', '.join(missing), ', '.join(still_missing))}") \
+                    from None
+    for name in names:
+        verify_sha256(folder / name, KNOWN_SHA256.get(name), f"{PLANETOID_URL}/{name}")
+    return {part: folder / name for part, name in zip(RAW_PARTS, names)}
+
+
+def _suggest_data_dir(data_dir, marker):
+    """Nothing where we looked: if a subfolder has the files, the user meant that one."""
+    if not data_dir.is_dir():
+        return
+    for candidate in sorted(data_dir.iterdir()):
+        if (candidate / "planetoid" / marker).exists() or (candidate / marker).exists():
+            raise DatasetError(f"{marker} is not in {data_dir / 'planetoid'}, but {candidate} has it: did you "
+                               f"mean --data_dir {candidate}?")
 
 
 def load_planetoid(dataset_name="cora", data_dir=None, download=True):

@@ -32,16 +32,31 @@ def ppi_files(split):
 
 
 def ensure_ppi(data_dir=None, download=True):
-    """Return DIR/ppi, downloading and extracting ppi.zip first if it is not there."""
+    """Return DIR/ppi, downloading and extracting ppi.zip first if it is not there.
+
+    DIR may also be the ppi folder itself (one level too deep); a DIR whose subfolder holds ppi/ gets a
+    "did you mean" instead of a download."""
     data_dir = resolve_data_dir(data_dir)
     folder = data_dir / "ppi"
     if folder.is_dir():
         return folder
+    if (data_dir / "train_graph.json").exists():
+        return data_dir
     zip_path = data_dir / "ppi.zip"
     if not zip_path.exists():
+        if data_dir.is_dir():
+            for candidate in sorted(data_dir.iterdir()):
+                if (candidate / "ppi").is_dir() or (candidate / "ppi.zip").is_file():
+                    raise DatasetError(f"PPI is not in {data_dir}, but {candidate} has it: did you mean "
+                                       f"--data_dir {candidate}?")
+        offline = (f"Without network access, generate PPI-format data offline instead: python -m "
+                   f"utils.ppi_synthetic --output {folder}, then train with --data_dir {data_dir}.")
         if not download:
-            raise DatasetError(f"PPI not found in {folder}. Download {PPI_URL} and unzip it there.")
-        download_file(PPI_URL, zip_path)
+            raise DatasetError(f"PPI not found in {folder}. Download {PPI_URL} and unzip it there.\n{offline}")
+        try:
+            download_file(PPI_URL, zip_path)
+        except DatasetError as error:
+            raise DatasetError(f"{error}\n{offline}") from None
     extract_ppi_zip(zip_path, folder)
     return folder
 
