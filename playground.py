@@ -68,8 +68,10 @@ def get_parser():
     sub.add_argument("--num_of_epochs", type=positive_int, default=10, help="training epochs to time per layer type")
     sub.add_argument("--layer_types", type=layer_type_arg, nargs="+", default=list(LayerType),
                      help="which implementations to profile, each in its own process")
-    sub.add_argument("--force_cpu", action=OnOffFlag, default=False, help="profile on the CPU even if CUDA is available")
-    sub.add_argument("--store_cache", action=OnOffFlag, default=False, help="save results as JSON under data/profiling/")
+    sub.add_argument("--force_cpu", action=OnOffFlag, default=False,
+                     help="profile on the CPU even if CUDA is available")
+    sub.add_argument("--store_cache", action=OnOffFlag, default=False,
+                     help="save results as JSON under data/profiling/")
     sub.add_argument("--skip_if_profiling_info_cached", action=OnOffFlag, default=False,
                      help="print cached results instead of measuring, if there are any")
 

@@ -4,7 +4,7 @@ import dataclasses
 
 import torch.nn as nn
 
-from models.gat_layers import LAYER_CLASSES, LayerType
+from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, LayerType
 
 
 @dataclasses.dataclass
@@ -21,6 +21,7 @@ class GATConfig:
     bias: bool = True
     dropout: float = 0.6
     layer_type: str = LayerType.IMP3.name
+    attention_type: str = "gat"   # "gat" (the paper) or "gatv2" (dynamic attention, Brody et al. 2022)
 
     def __post_init__(self):
         self.num_heads_per_layer = [int(h) for h in self.num_heads_per_layer]
@@ -34,6 +35,8 @@ class GATConfig:
         if len(self.num_features_per_layer) != self.num_of_layers + 1:
             raise ValueError(f"num_features_per_layer needs {self.num_of_layers + 1} entries (input "
                              f"width, then one per layer), got {self.num_features_per_layer}")
+        if self.attention_type not in ATTENTION_TYPES:
+            raise ValueError(f"attention_type must be one of {', '.join(ATTENTION_TYPES)}, got {self.attention_type!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -46,10 +49,11 @@ class GAT(nn.Module):
     """
 
     def __init__(self, num_of_layers, num_heads_per_layer, num_features_per_layer, add_skip_connection=True,
-                 bias=True, dropout=0.6, layer_type=LayerType.IMP3, log_attention_weights=False):
+                 bias=True, dropout=0.6, layer_type=LayerType.IMP3, log_attention_weights=False,
+                 attention_type="gat"):
         super().__init__()
         self.config = GATConfig(num_of_layers, list(num_heads_per_layer), list(num_features_per_layer),
-                                add_skip_connection, bias, dropout, LayerType.parse(layer_type).name)
+                                add_skip_connection, bias, dropout, LayerType.parse(layer_type).name, attention_type)
         layer_class = LAYER_CLASSES[LayerType.parse(layer_type)]
         heads = [1] + self.config.num_heads_per_layer  # the input counts as one "head"
         features = self.config.num_features_per_layer
@@ -67,6 +71,7 @@ class GAT(nn.Module):
                 add_skip_connection=add_skip_connection,
                 bias=bias,
                 log_attention_weights=log_attention_weights,
+                attention_type=attention_type,
             ))
         self.layers = nn.ModuleList(layers)
 

@@ -2,9 +2,18 @@
 
 Every layer computes, for each target node i and head k (Veličković et al., 2018, eqs. 1-5):
 
-    e_ij   = LeakyReLU( a_k^T [W_k h_i || W_k h_j] )        for every edge j -> i
+    e_ij   = LeakyReLU( a_k^T [W_k h_i || W_k h_j] )        for every edge j -> i        ("gat")
     alpha_ij = softmax_j(e_ij)                              over i's incoming neighbourhood
     h_i'   = sigma( sum_j alpha_ij W_k h_j )                concatenated (hidden) or averaged (output)
+
+With attention_type="gatv2" (Brody, Alon & Yahav, ICLR 2022) the score applies the non-linearity
+*before* the attention vector, with a separate target projection W_t:
+
+    e_ij   = a_k^T LeakyReLU( W_k h_j + W_t,k h_i )                                     ("gatv2")
+
+GAT's score is a_target . W h_i + a_source . W h_j passed through a monotonic function, so every
+target ranks its neighbours j in the same order (by a_source . W h_j): its attention is *static*.
+GATv2's ranking can depend on i: *dynamic* attention.
 
 `GATLayer` owns the parameters and everything that is the same in all three (dropout, projection,
 skip connection, bias, activation). The subclasses differ only in `_attend`: how the attention
@@ -40,6 +49,9 @@ class LayerType(enum.Enum):
             raise ValueError(f"unknown layer type {value!r}; choose one of {choices}") from None
 
 
+ATTENTION_TYPES = ("gat", "gatv2")
+
+
 class GATLayer(nn.Module):
     """Base class: parameters and the shared parts of the forward pass.
 
@@ -50,8 +62,12 @@ class GATLayer(nn.Module):
     """
 
     def __init__(self, num_in_features, num_out_features, num_heads, concat=True, activation=None,
-                 dropout_prob=0.6, add_skip_connection=True, bias=True, log_attention_weights=False):
+                 dropout_prob=0.6, add_skip_connection=True, bias=True, log_attention_weights=False,
+                 attention_type="gat"):
         super().__init__()
+        if attention_type not in ATTENTION_TYPES:
+            raise ValueError(f"unknown attention type {attention_type!r}; choose one of {', '.join(ATTENTION_TYPES)}")
+        self.attention_type = attention_type
         self.num_in_features = num_in_features
         self.num_out_features = num_out_features
         self.num_heads = num_heads
@@ -63,11 +79,17 @@ class GATLayer(nn.Module):
 
         # W in the paper: one projection for all heads at once.
         self.linear_proj = nn.Linear(num_in_features, num_heads * num_out_features, bias=False)
-        # a in the paper, split into the half that multiplies W h_j (source) and the half that
-        # multiplies W h_i (target): a^T [W h_i || W h_j] = a_target . W h_i + a_source . W h_j.
-        # Each half is computed once per node and only combined per edge.
-        self.scoring_fn_target = nn.Parameter(torch.empty(1, num_heads, num_out_features))
-        self.scoring_fn_source = nn.Parameter(torch.empty(1, num_heads, num_out_features))
+        if attention_type == "gat":
+            # a in the paper, split into the half that multiplies W h_j (source) and the half that
+            # multiplies W h_i (target): a^T [W h_i || W h_j] = a_target . W h_i + a_source . W h_j.
+            # Each half is computed once per node and only combined per edge.
+            self.scoring_fn_target = nn.Parameter(torch.empty(1, num_heads, num_out_features))
+            self.scoring_fn_source = nn.Parameter(torch.empty(1, num_heads, num_out_features))
+        else:
+            # GATv2: W_t projects the target, W (above) the source; a is applied after the LeakyReLU,
+            # so it cannot be split into per-node halves: scores need W h_j + W_t h_i per edge.
+            self.linear_proj_target = nn.Linear(num_in_features, num_heads * num_out_features, bias=False)
+            self.scoring_fn = nn.Parameter(torch.empty(1, num_heads, num_out_features))
         out_size = num_heads * num_out_features if concat else num_out_features
         self.bias = nn.Parameter(torch.empty(out_size)) if bias else None
         self.skip_proj = (nn.Linear(num_in_features, num_heads * num_out_features, bias=False)
@@ -82,8 +104,12 @@ class GATLayer(nn.Module):
     def reset_parameters(self):
         # Glorot (Xavier) uniform, as in the paper's TensorFlow code.
         nn.init.xavier_uniform_(self.linear_proj.weight)
-        nn.init.xavier_uniform_(self.scoring_fn_target)
-        nn.init.xavier_uniform_(self.scoring_fn_source)
+        if self.attention_type == "gat":
+            nn.init.xavier_uniform_(self.scoring_fn_target)
+            nn.init.xavier_uniform_(self.scoring_fn_source)
+        else:
+            nn.init.xavier_uniform_(self.linear_proj_target.weight)
+            nn.init.xavier_uniform_(self.scoring_fn)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
         if self.skip_proj is not None:
@@ -100,22 +126,30 @@ class GATLayer(nn.Module):
         nodes_features_proj = _apply_linear(self.linear_proj.weight, node_features, input_pattern).view(
             num_nodes, self.num_heads, self.num_out_features)
 
-        # [N, H]: each node's score as a source and as a target of an edge.
-        scores_source = (nodes_features_proj * self.scoring_fn_source).sum(dim=-1)
-        scores_target = (nodes_features_proj * self.scoring_fn_target).sum(dim=-1)
+        if self.attention_type == "gat":
+            # [N, H]: each node's score as a source and as a target of an edge.
+            source = (nodes_features_proj * self.scoring_fn_source).sum(dim=-1)
+            target = (nodes_features_proj * self.scoring_fn_target).sum(dim=-1)
+        else:
+            # [N, H, F_out]: GATv2 combines whole projections per edge.
+            source = nodes_features_proj
+            target = _apply_linear(self.linear_proj_target.weight, node_features, input_pattern).view(
+                num_nodes, self.num_heads, self.num_out_features)
         # As in the paper's code: the scores use the projection before dropout; the features that
         # are aggregated are dropped out (a second dropout, after the one on the layer's input).
         nodes_features_proj = self.dropout(nodes_features_proj)
 
         # [N, H, F_out] aggregated features, [E, H] attention per edge
-        out, attention = self._attend(nodes_features_proj, scores_source, scores_target, edge_index)
+        out, attention = self._attend(nodes_features_proj, source, target, edge_index)
         if self.log_attention_weights:
             self.attention_weights = attention.detach()
 
         return self._finish(node_features, out, input_pattern)
 
-    def _attend(self, nodes_features_proj, scores_source, scores_target, edge_index):
-        """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index)."""
+    def _attend(self, nodes_features_proj, source, target, edge_index):
+        """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index).
+
+        source, target: "gat": each node's half-scores [N, H]; "gatv2": its projections [N, H, F_out]."""
         raise NotImplementedError
 
     def _graph_data(self, edge_index, key, build):
@@ -178,7 +212,8 @@ class _DenseGATLayer(GATLayer):
     def _attention_mask(self, edge_index, num_nodes, device, dtype):
         """[N, N] additive mask: 0 where edge j -> i exists (row i = target, column j = source),
         -inf elsewhere."""
-        needed = 3 * num_nodes * num_nodes * self.num_heads * torch.finfo(dtype).bits // 8
+        per_pair = self.num_heads * (self.num_out_features if self.attention_type == "gatv2" else 1)
+        needed = 3 * num_nodes * num_nodes * per_pair * torch.finfo(dtype).bits // 8
         if needed > self.max_dense_bytes:
             raise MemoryError(
                 f"{type(self).__name__} would allocate ~{needed / 2 ** 30:.1f} GiB of N x N attention "
@@ -202,12 +237,17 @@ def _build_attention_mask(edge_index, num_nodes, device, dtype):
 class GATLayerImp1(_DenseGATLayer):
     """Dense, heads first. Easiest to map onto the equations: one N x N attention matrix per head."""
 
-    def _attend(self, nodes_features_proj, scores_source, scores_target, edge_index):
+    def _attend(self, nodes_features_proj, source, target, edge_index):
         num_nodes = nodes_features_proj.shape[0]
         mask = self._attention_mask(edge_index, num_nodes, nodes_features_proj.device,
                                     nodes_features_proj.dtype)
-        # [H, N, 1] + [H, 1, N] -> [H, N, N]; entry (k, i, j) scores edge j -> i for head k.
-        all_scores = self.leaky_relu(scores_target.t().unsqueeze(-1) + scores_source.t().unsqueeze(1))
+        if self.attention_type == "gat":
+            # [H, N, 1] + [H, 1, N] -> [H, N, N]; entry (k, i, j) scores edge j -> i for head k.
+            all_scores = self.leaky_relu(target.t().unsqueeze(-1) + source.t().unsqueeze(1))
+        else:
+            # [H, N, 1, F] + [H, 1, N, F] -> [H, N, N, F], then a_k . (...) -> [H, N, N]
+            pre_activation = target.transpose(0, 1).unsqueeze(2) + source.transpose(0, 1).unsqueeze(1)
+            all_scores = (self.leaky_relu(pre_activation) * self.scoring_fn.view(self.num_heads, 1, 1, -1)).sum(-1)
         # Softmax over each row = over each target's neighbourhood (torch subtracts the row max).
         attention = torch.softmax(all_scores + mask, dim=-1)
         attention_dropped = self.dropout(attention)
@@ -219,12 +259,16 @@ class GATLayerImp1(_DenseGATLayer):
 class GATLayerImp2(_DenseGATLayer):
     """Dense, heads last. The same computation laid out as [N, N, H] with broadcasting."""
 
-    def _attend(self, nodes_features_proj, scores_source, scores_target, edge_index):
+    def _attend(self, nodes_features_proj, source, target, edge_index):
         num_nodes = nodes_features_proj.shape[0]
         mask = self._attention_mask(edge_index, num_nodes, nodes_features_proj.device,
                                     nodes_features_proj.dtype)
-        # [N, 1, H] + [1, N, H] -> [N, N, H]; entry (i, j, k) scores edge j -> i for head k.
-        all_scores = self.leaky_relu(scores_target.unsqueeze(1) + scores_source.unsqueeze(0))
+        if self.attention_type == "gat":
+            # [N, 1, H] + [1, N, H] -> [N, N, H]; entry (i, j, k) scores edge j -> i for head k.
+            all_scores = self.leaky_relu(target.unsqueeze(1) + source.unsqueeze(0))
+        else:
+            # [N, 1, H, F] + [1, N, H, F] -> [N, N, H, F], then a_k . (...) -> [N, N, H]
+            all_scores = (self.leaky_relu(target.unsqueeze(1) + source.unsqueeze(0)) * self.scoring_fn).sum(-1)
         attention = torch.softmax(all_scores + mask.unsqueeze(-1), dim=1)  # over sources j
         attention_dropped = self.dropout(attention)
         # sum_j alpha_ijk * Wh_jk : [N, N, H] x [N, H, F_out] -> [N, H, F_out]
@@ -241,13 +285,18 @@ class GATLayerImp3(GATLayer):
     sparse-dense product that never materialises an [E, H, F_out] tensor.
     """
 
-    def _attend(self, nodes_features_proj, scores_source, scores_target, edge_index):
+    def _attend(self, nodes_features_proj, source, target, edge_index):
         num_nodes = nodes_features_proj.shape[0]
         edges = self._graph_data(edge_index, (num_nodes, self.num_heads),
                                  lambda: TargetSortedEdges(edge_index, num_nodes, self.num_heads))
-        # [E, H]: the two halves of a^T [W h_i || W h_j], gathered per edge.
-        scores_per_edge = self.leaky_relu(scores_source.index_select(0, edges.source)
-                                          + scores_target.index_select(0, edges.target))
+        if self.attention_type == "gat":
+            # [E, H]: the two halves of a^T [W h_i || W h_j], gathered per edge.
+            scores_per_edge = self.leaky_relu(source.index_select(0, edges.source)
+                                              + target.index_select(0, edges.target))
+        else:
+            # [E, H]: a . LeakyReLU(W h_j + W_t h_i), in chunks of edges: no [E, H, F] tensor is kept.
+            scores_per_edge = _GATv2EdgeScores.apply(source, target, self.scoring_fn, edges,
+                                                     self.leaky_relu.negative_slope)
         attention = edge_softmax(scores_per_edge, edges.target, num_nodes, target_offsets=edges.target_offsets)
         attention_dropped = self.dropout(attention)
         # [N, H, F_out]: out_i = sum over edges j -> i of attention_ij * W h_j
@@ -372,6 +421,48 @@ def _edge_dot_products(at_target, at_source, edges, chunk_elements=1 << 24):
     return torch.cat([(at_target.index_select(0, edges.target[i:i + step])
                        * at_source.index_select(0, edges.source[i:i + step])).sum(-1)
                       for i in range(0, edges.source.numel(), step)])
+
+
+class _GATv2EdgeScores(torch.autograd.Function):
+    """scores[e, h] = a[h] . LeakyReLU(source[j, h] + target[i, h]) for every edge e = (j -> i).
+
+    The [E, H, F] pre-activation is what makes GATv2 costly in memory. Here it only ever exists one
+    chunk of edges at a time: forward computes the scores chunk by chunk, backward recomputes each
+    chunk's pre-activation instead of keeping it, and scatters the gradients with index_add_.
+    """
+
+    @staticmethod
+    def forward(ctx, source, target, scoring_fn, edges, negative_slope):
+        ctx.save_for_backward(source, target, scoring_fn)
+        ctx.edges, ctx.negative_slope = edges, negative_slope
+        attention_vector = scoring_fn.squeeze(0)
+        return torch.cat([(F.leaky_relu(pre, negative_slope) * attention_vector).sum(-1)
+                          for _, pre in _gatv2_chunks(source, target, edges)])
+
+    @staticmethod
+    def backward(ctx, grad_scores):
+        source, target, scoring_fn = ctx.saved_tensors
+        edges, slope = ctx.edges, ctx.negative_slope
+        attention_vector = scoring_fn.squeeze(0)
+        grad_source, grad_target = torch.zeros_like(source), torch.zeros_like(target)
+        grad_attention_vector = torch.zeros_like(attention_vector)
+        for chunk, pre in _gatv2_chunks(source, target, edges):
+            grad = grad_scores[chunk].unsqueeze(-1)  # [C, H, 1]
+            grad_attention_vector += (F.leaky_relu(pre, slope) * grad).sum(0)
+            # d LeakyReLU(x) / dx is 1 where x > 0, else the slope.
+            grad_pre = torch.where(pre > 0, grad, grad * slope) * attention_vector
+            grad_source.index_add_(0, edges.source[chunk], grad_pre)
+            grad_target.index_add_(0, edges.target[chunk], grad_pre)
+        return grad_source, grad_target, grad_attention_vector.unsqueeze(0), None, None
+
+
+def _gatv2_chunks(source, target, edges, chunk_elements=1 << 22):
+    """(slice of edges, their pre-activation [C, H, F]) for chunks of at most chunk_elements floats."""
+    num_heads, num_features = source.shape[1], source.shape[2]
+    step = max(1, chunk_elements // (num_heads * num_features))
+    for start in range(0, edges.source.numel(), step):
+        chunk = slice(start, start + step)
+        yield chunk, source.index_select(0, edges.source[chunk]) + target.index_select(0, edges.target[chunk])
 
 
 class FastDropout(nn.Dropout):

@@ -36,10 +36,11 @@ def outputs_and_gradients(model, features, edge_index):
     return logits.detach(), grads
 
 
+@pytest.mark.parametrize("attention_type", ["gat", "gatv2"])
 @pytest.mark.parametrize("skip", [False, True])
-def test_three_implementations_agree_on_logits_gradients_and_attention(skip):
+def test_three_implementations_agree_on_logits_gradients_and_attention(skip, attention_type):
     features, edge_index = random_graph()
-    config = GATConfig(3, [4, 3, 2], [12, 6, 12, 5], add_skip_connection=skip)
+    config = GATConfig(3, [4, 3, 2], [12, 6, 12, 5], add_skip_connection=skip, attention_type=attention_type)
     models = make_models(config, log_attention_weights=True)
     reference_logits, reference_grads = outputs_and_gradients(models[LayerType.IMP3], features, edge_index)
     assert reference_logits.shape == (40, 5)
@@ -83,11 +84,53 @@ def test_edge_order_does_not_matter_and_attention_stays_aligned():
             torch.testing.assert_close(layer.attention_weights, reference[permutation], atol=1e-6, rtol=0)
 
 
-def test_state_dicts_are_identical_across_implementations():
-    config = GATConfig(2, [8, 1], [10, 8, 3])
+@pytest.mark.parametrize("attention_type", ["gat", "gatv2"])
+def test_state_dicts_are_identical_across_implementations(attention_type):
+    config = GATConfig(2, [8, 1], [10, 8, 3], attention_type=attention_type)
     state_dicts = [GAT.from_config(config, layer_type=t).state_dict() for t in LayerType]
     for state_dict in state_dicts[1:]:
         assert {k: v.shape for k, v in state_dict.items()} == {k: v.shape for k, v in state_dicts[0].items()}
+    assert ("layers.0.linear_proj_target.weight" in state_dicts[0]) == (attention_type == "gatv2")
+
+
+def test_gatv2_agrees_in_float64_on_wildly_different_score_ranges():
+    """Neighbourhoods whose scores lie thousands apart: every implementation normalises per target."""
+    features, edge_index = random_graph(num_nodes=30, num_edges=120, num_features=6, seed=4)
+    features = features.double() * torch.logspace(-2, 3, 30, dtype=torch.float64).unsqueeze(1)
+    config = GATConfig(2, [3, 2], [6, 5, 4], attention_type="gatv2")
+    models = {t: GAT.from_config(config, layer_type=t, log_attention_weights=True).double().eval() for t in LayerType}
+    reference = models[LayerType.IMP3].state_dict()
+    for model in models.values():
+        model.load_state_dict(reference)
+    reference_logits, reference_grads = outputs_and_gradients(models[LayerType.IMP3], features, edge_index)
+    assert reference_logits.abs().max() > 100  # the inputs really span a wide range
+    for layer in models[LayerType.IMP3].layers:
+        sums = torch.zeros(30, layer.num_heads, dtype=torch.float64).index_add_(0, edge_index[1],
+                                                                               layer.attention_weights)
+        torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-12, rtol=0)
+    for layer_type in (LayerType.IMP1, LayerType.IMP2):
+        logits, grads = outputs_and_gradients(models[layer_type], features, edge_index)
+        torch.testing.assert_close(logits, reference_logits, atol=1e-10, rtol=0)
+        for name in reference_grads:  # gradients reach ~1e3 here: 1e-10 relative to each one's largest entry
+            scale = max(1.0, reference_grads[name].abs().max().item())
+            assert (grads[name] - reference_grads[name]).abs().max().item() <= 1e-10 * scale, name
+
+
+def test_gatv2_attention_can_rank_neighbours_differently_per_target():
+    """The point of GATv2: unlike GAT, two targets may prefer different sources."""
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    # targets 0 and 1 both listen to sources 2 and 3 (and themselves)
+    edge_index = torch.tensor([[0, 2, 3, 1, 2, 3, 2, 3], [0, 0, 0, 1, 1, 1, 2, 3]])
+    layer = GATLayerImp3(2, 2, 1, dropout_prob=0.0, add_skip_connection=False, log_attention_weights=True,
+                         attention_type="gatv2")
+    with torch.no_grad():
+        layer.linear_proj.weight.copy_(torch.eye(2))          # W h_j = h_j
+        layer.linear_proj_target.weight.copy_(-torch.eye(2))  # W_t h_i = -h_i
+        layer.scoring_fn.copy_(torch.tensor([[[-1.0, -1.0]]]))  # score = -|h_j - h_i|-ish: prefer similar
+    layer.eval()(features, edge_index)
+    attention = layer.attention_weights[:, 0]
+    assert attention[1] > attention[2]  # target 0 (like source 2) prefers source 2
+    assert attention[5] > attention[4]  # target 1 (like source 3) prefers source 3
 
 
 def test_sparse_input_gives_the_same_result_as_dense():

@@ -173,10 +173,11 @@ def test_resume_refuses_contradicting_settings(cora_data_dir, isolated_outputs, 
     flags = ["--data_dir", str(cora_data_dir), "--num_of_epochs", "3", "--no_save_binary", "--console_log_freq", "0"]
     training_script_cora.main(flags)
     with pytest.raises(SystemExit) as exit_info:
-        training_script_cora.main([*flags, "--resume", "last", "--lr", "0.01", "--seed", "4"])
+        training_script_cora.main([*flags, "--resume", "last", "--lr", "0.01", "--seed", "4", "--attention_type",
+                                   "gatv2"])
     message = str(exit_info.value.code)
     assert message.startswith("error: cannot resume") and "--lr 0.01 (checkpoint: 0.005)" in message
-    assert "--seed 4 (checkpoint: 0)" in message
+    assert "--seed 4 (checkpoint: 0)" in message and "--attention_type gatv2 (checkpoint: gat)" in message
 
     # Changing what may change is fine, and said.
     training_script_cora.main([*flags, "--resume", "last", "--num_of_epochs", "4", "--layer_type", "IMP1",

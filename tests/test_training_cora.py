@@ -27,6 +27,17 @@ def test_short_real_cora_training_clearly_learns(cora):
     assert result["stop_reason"] == "num_of_epochs"
 
 
+def test_gatv2_trains_on_real_cora_through_the_script(cora_data_dir, isolated_outputs, capsys):
+    results_path = isolated_outputs / "gatv2.json"
+    training_script_cora.main(["--attention_type", "gatv2", "--num_of_epochs", "60", "--console_log_freq", "0",
+                               "--data_dir", str(cora_data_dir), "--results_json", str(results_path)])
+    results = json.loads(results_path.read_text())
+    assert results["attention_type"] == "gatv2" and results["test_acc"] > 0.7, results
+    binary = load_checkpoint(isolated_outputs / "binaries" / "gat_cora_000000.pth")
+    assert binary["config"]["attention_type"] == "gatv2" and "layers.0.scoring_fn" in binary["model_state"]
+    assert "Training GATv2 (IMP3) on cora" in capsys.readouterr().out
+
+
 def test_same_seed_same_run_on_cpu(cora):
     runs = [train_gat_cora(dict(QUIET, num_of_epochs=15, seed=7), log=no_log, data=cora) for _ in range(2)]
     assert runs[0]["history"] == runs[1]["history"]

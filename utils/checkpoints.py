@@ -149,7 +149,8 @@ def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_wei
 # Settings a resumed run must share with the checkpoint: changing any of them would make it another
 # run, not the continuation of this one. Everything else (epochs, patience, logging, device, the
 # layer implementation, which share weights) may change on resume.
-FIXED_ON_RESUME = ("dataset_name", "lr", "weight_decay", "seed", "batch_size", "hidden_features", "standardize")
+FIXED_ON_RESUME = ("dataset_name", "attention_type", "lr", "weight_decay", "seed", "batch_size", "hidden_features",
+                   "standardize")
 
 
 def resolve_resume_path(resume, dataset_name, directory=None):

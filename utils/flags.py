@@ -9,6 +9,7 @@ which one is the default. tests/test_docs.py checks that README.md carries exact
 import argparse
 
 from models import LayerType
+from models.gat_layers import ATTENTION_TYPES
 
 
 # ----------------------------------------------------------------------------- value checks
@@ -114,6 +115,8 @@ def add_common_training_args(parser, defaults):
         help="L2 regularisation (Adam weight_decay)")
     add("--layer_type", type=layer_type_arg, default=defaults["layer_type"],
         help="GAT implementation: IMP1 or IMP2 (dense, for reading) or IMP3 (edge list, fast)")
+    add("--attention_type", choices=ATTENTION_TYPES, default=defaults["attention_type"],
+        help="gat: the paper's static attention; gatv2: dynamic attention (Brody et al., 2022)")
     add("--seed", type=non_negative_int, default=defaults["seed"], help="random seed (CPU runs are repeatable)")
     add("--force_cpu", action=OnOffFlag, default=defaults["force_cpu"],
         help="train on the CPU even if CUDA is available")

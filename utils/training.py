@@ -39,7 +39,7 @@ from utils.graph import sparsify_if_mostly_zero
 RUNS_DIR = PROJECT_ROOT / "runs"
 
 # Settings every run has; each trainer adds its own. The scripts' flags take their defaults from here.
-_COMMON_DEFAULTS = dict(patience_period=100, lr=5e-3, should_test=True, should_visualize=False,
+_COMMON_DEFAULTS = dict(attention_type="gat", patience_period=100, lr=5e-3, should_test=True, should_visualize=False,
                         enable_tensorboard=False, layer_type=LayerType.IMP3, seed=0, force_cpu=False, data_dir=None,
                         results_json=None, save_binary=True, keep_checkpoints=5, last_checkpoint_seconds=5.0,
                         resume=None)
@@ -66,12 +66,13 @@ def set_seed(seed):
     torch.manual_seed(seed)
 
 
-def build_model(architecture, num_in_features, num_out_features, layer_type, log_attention_weights=False):
+def build_model(architecture, num_in_features, num_out_features, layer_type, log_attention_weights=False,
+                attention_type="gat"):
     features = [num_in_features] + list(architecture["hidden_features"]) + [num_out_features]
     return GAT(num_of_layers=architecture["num_of_layers"], num_heads_per_layer=architecture["num_heads_per_layer"],
                num_features_per_layer=features, add_skip_connection=architecture["add_skip_connection"],
                bias=architecture["bias"], dropout=architecture["dropout"], layer_type=layer_type,
-               log_attention_weights=log_attention_weights)
+               log_attention_weights=log_attention_weights, attention_type=attention_type)
 
 
 # ----------------------------------------------------------------------------- early stopping
@@ -208,6 +209,7 @@ def make_summary_writer(enabled, run_name, log_dir=None, purge_step=None, log=pr
 # ----------------------------------------------------------------------------- the loop
 
 METRIC_NAMES = {"acc": "accuracy", "micro_f1": "micro-F1"}  # how the console says them
+ATTENTION_NAMES = {"gat": "GAT", "gatv2": "GATv2"}
 
 STOP_MESSAGES = {
     "num_of_epochs": "Reached --num_of_epochs ({num_of_epochs}).",
@@ -374,7 +376,8 @@ def prepare_run(defaults, overrides, datasets, script, log=print):
 def finish(model, config, outcome, results, metric_name, test, log=print):
     """After fit: test the kept model, save it as a binary, write the results JSON, as the settings ask."""
     stopper = outcome.stopper
-    results.update(stop_reason=outcome.stop_reason, epochs=outcome.epochs, train_seconds=round(outcome.train_seconds, 3),
+    results.update(stop_reason=outcome.stop_reason, epochs=outcome.epochs,
+                   train_seconds=round(outcome.train_seconds, 3),
                    best_epoch=stopper.best_epoch, best_val_loss=stopper.best_model_val_loss,
                    **{f"best_val_{metric_name}": stopper.best_model_val_metric, f"test_{metric_name}": None,
                       "min_val_loss": stopper.best_val_loss, f"max_val_{metric_name}": stopper.best_val_metric},
@@ -430,7 +433,7 @@ def train_gat_cora(config=None, log=print, data=None):
     node_features, edge_index, labels = sparsify_if_mostly_zero(data.node_features), data.edge_index, data.labels
 
     model = build_model(CORA_ARCHITECTURE, data.node_features.shape[1], data.num_classes,
-                        config["layer_type"]).to(device)
+                        config["layer_type"], attention_type=config["attention_type"]).to(device)
     if resume is not None:
         checkpoints.check_model_matches(resume, model, config["resume"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
@@ -458,10 +461,12 @@ def train_gat_cora(config=None, log=print, data=None):
         return loss.item(), accuracy
 
     layer_type = model.layer_type.name
-    log(f"Training GAT ({layer_type}) on {data.name}: {data.num_nodes} nodes, {edge_index.shape[1]} edges, "
+    log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on {data.name}: {data.num_nodes} nodes, "
+        f"{edge_index.shape[1]} edges, "
         f"{len(data.train_indices)}/{len(data.val_indices)}/{len(data.test_indices)} train/val/test")
     outcome = fit(model, optimizer, train_one_epoch, evaluate, config, "acc", resume=resume, log=log)
-    results = {"dataset": data.name, "layer_type": layer_type, "seed": config["seed"]}
+    results = {"dataset": data.name, "layer_type": layer_type, "attention_type": config["attention_type"],
+               "seed": config["seed"]}
     finish(model, config, outcome, results, "acc", lambda: evaluate("test")[1], log=log)
     if results["test_acc"] is not None:
         log(f"Test accuracy = {results['test_acc']:.4f}")
@@ -503,7 +508,7 @@ def train_gat_ppi(config=None, log=print, splits=None):
         splits = load_ppi(config["data_dir"], standardize=config["standardize"])
     architecture = dict(PPI_ARCHITECTURE, hidden_features=[config["hidden_features"]] * 2)
     model = build_model(architecture, splits["train"][0].node_features.shape[1], splits["train"][0].num_classes,
-                        config["layer_type"]).to(device)
+                        config["layer_type"], attention_type=config["attention_type"]).to(device)
     if resume is not None:
         checkpoints.check_model_matches(resume, model, config["resume"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
@@ -539,9 +544,11 @@ def train_gat_ppi(config=None, log=print, splits=None):
 
     layer_type = model.layer_type.name
     num_graphs = {split: len(graphs) for split, graphs in splits.items()}
-    log(f"Training GAT ({layer_type}) on PPI: {num_graphs['train']}/{num_graphs['valid']}/{num_graphs['test']} "
+    log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on PPI: "
+        f"{num_graphs['train']}/{num_graphs['valid']}/{num_graphs['test']} "
         f"train/valid/test graphs, batch size {config['batch_size']}")
-    results = {"dataset": "ppi", "layer_type": layer_type, "seed": config["seed"]}
+    results = {"dataset": "ppi", "layer_type": layer_type, "attention_type": config["attention_type"],
+               "seed": config["seed"]}
     try:
         outcome = fit(model, optimizer, lambda epoch, check_stop: run_epoch("train", True, epoch, check_stop),
                       lambda split: run_epoch(split, False), config, "micro_f1", resume=resume,
