@@ -1,7 +1,8 @@
-"""Speed and memory of our three GAT implementations against PyTorch Geometric's GATConv.
+"""Speed and memory of our three GAT implementations against PyTorch Geometric's GATConv (or GATv2Conv).
 
     python -m benchmarks.bench_speed                                  # all workloads
     python -m benchmarks.bench_speed --workloads cora --repeats 50
+    python -m benchmarks.bench_speed --attention_type gatv2 --workloads cora ppi   # against PyG's GATv2Conv
     python -m benchmarks.bench_speed --workloads scaling --scaling_nodes 10000 100000 1000000
 
 Timing: every model is warmed up, then the models take turns (interleaved) within one process, so a
@@ -73,18 +74,19 @@ def scaling_workload(num_nodes, avg_degree=10, num_features=64, num_classes=10, 
 # ----------------------------------------------------------------------------- models
 
 class PyGGAT(nn.Module):
-    """The same architecture built from torch_geometric.nn.GATConv, as its users would write it."""
+    """The same architecture built from torch_geometric.nn.GATConv (or GATv2Conv), as its users would write it."""
 
-    def __init__(self, in_features, heads, hidden, out, skip, dropout):
+    def __init__(self, in_features, heads, hidden, out, skip, dropout, attention_type="gat"):
         super().__init__()
-        from torch_geometric.nn import GATConv
+        from torch_geometric.nn import GATConv, GATv2Conv
+        conv_class = GATConv if attention_type == "gat" else GATv2Conv  # GATv2Conv: separate W_s, W_t by default
         widths = [in_features] + [h * f for h, f in zip(heads[:-1], hidden)]
         self.convs = nn.ModuleList()
         for i, num_heads in enumerate(heads):
             last = i == len(heads) - 1
             # Our edge_index already has one self loop per node: give PyG the same graph.
-            self.convs.append(GATConv(widths[i], out if last else hidden[i], heads=num_heads, concat=not last,
-                                      dropout=dropout, add_self_loops=False, residual=skip))
+            self.convs.append(conv_class(widths[i], out if last else hidden[i], heads=num_heads, concat=not last,
+                                         dropout=dropout, add_self_loops=False, residual=skip))
         self.dropout = dropout
 
     def forward(self, x, edge_index):
@@ -98,11 +100,12 @@ class PyGGAT(nn.Module):
 
 def build(implementation, workload):
     features = [workload["features"].shape[1]] + workload["hidden"] + [workload["out"]]
+    attention_type = workload.get("attention_type", "gat")
     if implementation == "PyG":
         return PyGGAT(features[0], workload["heads"], workload["hidden"], workload["out"], workload["skip"],
-                      workload["dropout"])
+                      workload["dropout"], attention_type)
     return GAT(len(workload["heads"]), workload["heads"], features, add_skip_connection=workload["skip"],
-               dropout=workload["dropout"], layer_type=LayerType[implementation])
+               dropout=workload["dropout"], layer_type=LayerType[implementation], attention_type=attention_type)
 
 
 def inputs_for(implementation, workload):
@@ -170,8 +173,9 @@ def peak_memory(workload_spec, implementation, device, steps=3):
     return run_isolated(_train_step_for, (workload_spec, implementation, device.type), steps, device.type)["peak_bytes"]
 
 
-def make_workload(kind, **kwargs):
-    return {"cora": cora_workload, "ppi": ppi_workload, "scaling": scaling_workload}[kind](**kwargs)
+def make_workload(kind, attention_type="gat", **kwargs):
+    workload = {"cora": cora_workload, "ppi": ppi_workload, "scaling": scaling_workload}[kind](**kwargs)
+    return dict(workload, attention_type=attention_type)
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -197,7 +201,7 @@ def markdown_table(rows):
 def run_workload(spec, implementations, device, args):
     workload = make_workload(**spec)
     num_nodes, num_edges = workload["features"].shape[0], workload["edge_index"].shape[1]
-    print(f"\n== {workload['name']}: {num_nodes} nodes, {num_edges} edges", flush=True)
+    print(f"\n== {workload['name']} ({workload['attention_type']}): {num_nodes} nodes, {num_edges} edges", flush=True)
     usable = []
     for implementation in implementations:
         if implementation in ("IMP1", "IMP2") and num_nodes > args.max_dense_nodes:
@@ -211,7 +215,8 @@ def run_workload(spec, implementations, device, args):
     times = time_interleaved(steps, device, args.warmup if num_nodes <= 200_000 else 1, repeats)
     rows = []
     for impl in usable:
-        row = {"workload": workload["name"], "impl": impl, "nodes": num_nodes, "edges": num_edges,
+        name = workload["name"] + ("" if workload["attention_type"] == "gat" else " (gatv2)")
+        row = {"workload": name, "impl": impl, "nodes": num_nodes, "edges": num_edges,
                "train": summarise(times[impl]["train"]), "eval": summarise(times[impl]["eval"]),
                "train_samples": times[impl]["train"], "eval_samples": times[impl]["eval"]}
         if not args.skip_memory:
@@ -248,6 +253,8 @@ def main(argv=None):
     parser.add_argument("--max_dense_nodes", type=positive_int, default=3000,
                         help="skip IMP1/IMP2 above this many nodes (on the PPI-sized batch one dense step takes minutes)")
     parser.add_argument("--skip_memory", action="store_true", help="do not measure peak memory")
+    parser.add_argument("--attention_type", choices=["gat", "gatv2"], default="gat",
+                        help="gat: ours vs PyG's GATConv; gatv2: ours vs PyG's GATv2Conv")
     parser.add_argument("--num_threads", type=positive_int, default=None)
     parser.add_argument("--force_cpu", action="store_true")
     parser.add_argument("--data_dir", default=None)
@@ -260,14 +267,14 @@ def main(argv=None):
 
     rows = []
     for kind in args.workloads:
+        common = {"kind": kind, "attention_type": args.attention_type}
         if kind == "cora":
-            rows += run_workload({"kind": "cora", "data_dir": args.data_dir}, args.implementations, device, args)
+            rows += run_workload(dict(common, data_dir=args.data_dir), args.implementations, device, args)
         elif kind == "ppi":
-            rows += run_workload({"kind": "ppi"}, args.implementations, device, args)
+            rows += run_workload(common, args.implementations, device, args)
         else:
             for num_nodes in args.scaling_nodes:
-                rows += run_workload({"kind": "scaling", "num_nodes": num_nodes}, args.scaling_implementations,
-                                     device, args)
+                rows += run_workload(dict(common, num_nodes=num_nodes), args.scaling_implementations, device, args)
     print("\n" + markdown_table(rows))
     if args.output:
         write_json(args.output, {"date": datetime.datetime.now().isoformat(timespec="minutes"),
