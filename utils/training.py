@@ -277,12 +277,14 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
             return None
         return checkpoints.save(checkpoint, last_path)
 
-    last_completed = None  # only kept when an epoch can be dropped half-way
     last_saved_at = time.perf_counter()
+    abandoned = False
     with DeferredSignals() as signals:
         try:
             if stopper.should_stop():
                 stop_reason = "early_stopping"  # a resumed run that had already stopped
+            # The last completed epoch, kept in memory only when an epoch can be dropped half-way.
+            last_completed = snapshot(clone=True) if epochs_can_be_abandoned else None
             while stop_reason is None:
                 if epoch >= config["num_of_epochs"]:
                     stop_reason = "num_of_epochs"
@@ -290,12 +292,10 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
                 if signals.received:
                     stop_reason = "interrupted"
                     break
-                if epochs_can_be_abandoned and last_completed is None:
-                    last_completed = snapshot(clone=True)
                 try:
                     train_loss, train_metric = train_one_epoch(epoch + 1, signals.check)
                 except _EpochAbandoned:
-                    stop_reason = "interrupted"
+                    stop_reason, abandoned = "interrupted", True
                     _go_back_to(last_completed, model, optimizer)
                     break
                 val_loss, val_metric = evaluate("val")
@@ -320,13 +320,14 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
                     log(f"Saved checkpoint {display_path(path)}"
                         + (f" (removed {len(removed)} older; --keep_checkpoints {config['keep_checkpoints']})"
                            if removed else ""))
-                if stop_reason is None and save_every is not None and time.perf_counter() - last_saved_at >= save_every:
-                    save_last(snapshot())
-                    last_saved_at = time.perf_counter()
-                if epochs_can_be_abandoned:
-                    last_completed = snapshot(clone=True)
+                if stop_reason is None:
+                    if save_every is not None and time.perf_counter() - last_saved_at >= save_every:
+                        save_last(snapshot())
+                        last_saved_at = time.perf_counter()
+                    if epochs_can_be_abandoned:
+                        last_completed = snapshot(clone=True)
 
-            if last_completed is not None and stop_reason == "interrupted":
+            if abandoned:  # the epoch in progress was dropped: save the one before it
                 last_completed["training_state"]["stop_reason"] = stop_reason
                 saved = save_last(last_completed)
             else:
