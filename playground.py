@@ -7,6 +7,7 @@ command line:
     python playground.py profile_sparse
     python playground.py visualize_dataset --dataset_name cora
     python playground.py visualize_gat --visualization_type attention --model_name gat_cora_000000.pth
+    python playground.py visualize_gat --visualization_type entropy --model_name A.pth --compare_with B.pth
 """
 
 import enum
@@ -47,7 +48,7 @@ def visualize_gat(args):
     from utils.visualizations import visualize_gat as run
     run(args.model_name, args.visualization_type, data_dir=args.data_dir, output_dir=args.output_dir,
         layer=args.layer, head=args.head, node=args.node, layout=args.layout, label=args.label, show=args.show,
-        dataset_name=args.dataset_name)
+        dataset_name=args.dataset_name, compare_with=args.compare_with)
 
 
 def get_parser():
@@ -96,6 +97,9 @@ def get_parser():
             sub.add_argument("--dataset_name", type=str.lower, default=None,
                              choices=["cora", "citeseer", "pubmed", "ppi"],
                              help="without --model_name: take the newest binary of this dataset")
+            sub.add_argument("--compare_with", default=None, metavar="MODEL",
+                             help="entropy only: a second binary of the same dataset, drawn side by side "
+                                  "(e.g. a GAT next to a GATv2)")
             sub.add_argument("--layer", type=non_negative_int, default=0, help="layer for the attention figure")
             sub.add_argument("--head", type=non_negative_int, default=0, help="head for the attention figure")
             sub.add_argument("--node", type=non_negative_int, default=None,

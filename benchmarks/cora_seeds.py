@@ -14,6 +14,7 @@ import statistics
 import torch
 
 from utils.files import write_json
+from models.gat_layers import ATTENTION_TYPES
 from utils.flags import layer_type_arg, non_negative_int, positive_int
 from utils.training import train_gat_cora
 
@@ -25,6 +26,8 @@ def main(argv=None):
     parser.add_argument("--first_seed", type=non_negative_int, default=0)
     parser.add_argument("--dataset_name", default="cora")
     parser.add_argument("--layer_type", type=layer_type_arg, default="IMP3")
+    parser.add_argument("--attention_type", choices=ATTENTION_TYPES, default="gat",
+                        help="gat: the paper's static attention; gatv2: Brody et al.'s dynamic attention")
     parser.add_argument("--num_threads", type=positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--output", default=None, help="write all runs as JSON here")
@@ -34,7 +37,8 @@ def main(argv=None):
 
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.num_seeds):
-        config = dict(dataset_name=args.dataset_name, layer_type=args.layer_type, seed=seed, data_dir=args.data_dir,
+        config = dict(dataset_name=args.dataset_name, layer_type=args.layer_type, attention_type=args.attention_type,
+                      seed=seed, data_dir=args.data_dir,
                       console_log_freq=0, checkpoint_freq=0, save_binary=False,
                       last_checkpoint_seconds=None)
         result = train_gat_cora(config, log=lambda *_: None)
@@ -46,12 +50,13 @@ def main(argv=None):
     accuracies = [100 * r["test_acc"] for r in runs]
     mean = statistics.mean(accuracies)
     std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-    print("\n| dataset | layer | seeds | test accuracy (%) | min | max |\n|---|---|---|---|---|---|")
-    print(f"| {args.dataset_name} | {args.layer_type.name} | {len(runs)} | {mean:.2f} ± {std:.2f} | "
+    print("\n| dataset | attention | layer | seeds | test accuracy (%) | min | max |\n|---|---|---|---|---|---|---|")
+    print(f"| {args.dataset_name} | {args.attention_type} | {args.layer_type.name} | {len(runs)} | {mean:.2f} ± {std:.2f} | "
           f"{min(accuracies):.1f} | {max(accuracies):.1f} |")
     if args.output:
         write_json(args.output, {"date": datetime.date.today().isoformat(), "machine": platform.platform(),
-                                 "torch": torch.__version__, "mean": mean, "std": std, "runs": runs})
+                                 "torch": torch.__version__,
+                                 "attention_type": args.attention_type, "mean": mean, "std": std, "runs": runs})
 
 
 if __name__ == "__main__":

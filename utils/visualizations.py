@@ -129,15 +129,21 @@ def plot_degree_statistics(edge_index, num_nodes, output_path, dataset_name="gra
 
 def plot_neighbourhood_attention(edge_index, attention, labels, node, output_path, head=0, layer_name="layer 0",
                                  layout="tree", class_names=None, show=False):
-    """One node's incoming neighbourhood, edge width proportional to the attention it pays each neighbour.
+    """One node's incoming neighbourhood and the attention it pays each neighbour.
 
+    Each edge is coloured by log2(attention / uniform attention) on a diverging scale (white =
+    uniform, red = more, blue = less; a colour bar gives the scale), so small departures from uniform
+    are visible; widths grow only for edges with more than twice the uniform attention.
     attention: [E, H] aligned with edge_index (a layer's attention_weights). labels: [N] class ids
     (or 0/1 for one PPI label). layout: 'tree' (Reingold-Tilford circular, node at the root) or 'kk'.
     """
     import igraph as ig
+    from matplotlib.colors import Normalize
+    from matplotlib.cm import ScalarMappable
+
     incoming = (edge_index[1] == node).nonzero().flatten()
     neighbours = edge_index[0, incoming].tolist()
-    weights = attention[incoming, head].tolist()
+    weights = attention[incoming, head].double()
     local = {node: 0}
     for neighbour in neighbours:
         local.setdefault(neighbour, len(local))
@@ -149,25 +155,32 @@ def plot_neighbourhood_attention(edge_index, attention, labels, node, output_pat
     colours = _class_colours(max(num_classes, 2))
     class_names = class_names or [f"class {i}" for i in range(num_classes)]
     nodes = list(local)
-    max_weight = max(weights) if weights else 1.0
+    max_weight = float(weights.max()) if len(neighbours) else 1.0
     uniform = 1.0 / max(1, len(neighbours))
 
-    fig, ax = _new_figure(show, figsize=(10, 10))
+    # log2 ratio to uniform, symmetric colour range; an edge with zero attention is clipped to the bottom.
+    log_ratio = (weights / uniform).clamp_min(2.0 ** -10).log2().numpy()
+    limit = max(0.25, float(np.abs(log_ratio).max())) if len(neighbours) else 1.0
+    mappable = ScalarMappable(norm=Normalize(-limit, limit), cmap=matplotlib.colormaps["RdBu_r"])
+    ratios = 2.0 ** log_ratio
+
+    fig, ax = _new_figure(show, figsize=(11, 10))
     ig.plot(graph, target=ax, layout=coordinates,
             vertex_size=[24] + [14] * (len(nodes) - 1),
-            vertex_color=[colours[labels[n]] for n in nodes], vertex_frame_width=0,
-            # width 1 = uniform attention; an edge twice as attended is twice as wide
-            edge_width=[min(8.0, 1.0 * w / uniform) for w in weights], edge_arrow_size=0.004,
-            edge_color=[(0.1, 0.1, 0.5, 0.55) for _ in weights], edge_loop_size=60)
+            vertex_color=[colours[labels[n]] for n in nodes], vertex_frame_width=0.5,
+            edge_width=[1.5 + min(6.0, max(0.0, r - 2.0)) for r in ratios], edge_arrow_size=0.004,
+            edge_color=[mappable.to_rgba(v) for v in log_ratio], edge_loop_size=60)
+    colour_bar = fig.colorbar(mappable, ax=ax, shrink=0.6, pad=0.02)
+    colour_bar.set_label("log2(attention / uniform attention)")
     present = sorted({int(labels[n]) for n in nodes})
     handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[c], label=class_names[c])
                for c in present]
     ax.legend(handles=handles, loc="upper left", fontsize=9, title="class")
-    self_weight = next((w for j, w in zip(neighbours, weights) if j == node), None)
+    self_weight = next((float(w) for j, w in zip(neighbours, weights) if j == node), None)
     self_text = f", self loop {self_weight:.3f}" if self_weight is not None else ""
     ax.set_title(f"Attention of node {node} ({len(neighbours)} incoming edges incl. self loop), {layer_name}, "
-                 f"head {head}\nedge width ~ attention / uniform attention (max {max_weight:.3f}, uniform "
-                 f"{uniform:.3f}{self_text})", fontsize=11)
+                 f"head {head}\nmax {max_weight:.3f}, uniform {uniform:.3f}{self_text}; edges above 2x uniform "
+                 f"are drawn wider", fontsize=11)
     ax.set_axis_off()
     return _save(fig, output_path, show)
 
@@ -209,6 +222,38 @@ def plot_attention_entropy(edge_index, attention_per_layer, num_nodes, output_pa
                 ax.set_ylabel("number of nodes", fontsize=9)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title or "Entropy of each node's incoming attention: learned vs uniform", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, output_path, show)
+
+
+def plot_attention_entropy_comparison(edge_index, attention_by_model, num_nodes, output_path, title="", show=False):
+    """Two (or more) models side by side: one column per model, one row per layer; each panel pools
+    the entropy of every head's incoming attention (blue outline) over uniform attention on the same
+    neighbourhoods (orange), and its title gives mean learned / mean uniform entropy (1 = uniform).
+
+    attention_by_model: {name: [attention of layer 0 [E, H], attention of layer 1, ...]}, all on edge_index.
+    """
+    names = list(attention_by_model)
+    num_rows = max(len(layers) for layers in attention_by_model.values())
+    fig, axes = _new_figure(show, num_rows, len(names), figsize=(4.6 * len(names), 3.0 * num_rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for column, name in enumerate(names):
+        for row, attention in enumerate(attention_by_model[name]):
+            entropy, uniform = attention_entropies(edge_index, attention.double(), num_nodes)
+            bins = np.linspace(0, float(uniform.max()) + 1e-9, 31)
+            ax = axes[row, column]
+            ax.set_axis_on()
+            ax.hist(uniform.numpy(), bins=bins, color="tab:orange", alpha=0.6, density=True, label="uniform attention")
+            ax.hist(entropy.flatten().numpy(), bins=bins, histtype="step", linewidth=1.6, color="tab:blue",
+                    density=True, label=f"learned ({attention.shape[1]} heads pooled)")
+            ratio = float(entropy.mean() / uniform.mean()) if float(uniform.mean()) > 0 else math.nan
+            ax.set_title(f"{name}, layer {row}: learned / uniform {ratio:.3f}", fontsize=10)
+            ax.set_xlabel("entropy (nats)", fontsize=9)
+            if column == 0:
+                ax.set_ylabel("density of nodes", fontsize=9)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title or "Entropy of each node's incoming attention, side by side", fontsize=12)
     fig.tight_layout()
     return _save(fig, output_path, show)
 
@@ -267,22 +312,25 @@ def entropy_summary(edge_index, attention_per_layer, num_nodes):
     return ratios
 
 
-def visualize_gat(model_name=None, visualization_type="attention", data_dir=None, output_dir=None, layer=0, head=0,
-                  node=None, layout="tree", label=0, show=False, dataset_name=None, log=print):
-    """Load a trained binary (any layer type) and draw its attention, attention entropy or embeddings.
+def _model_path(model_name, dataset_name, log):
+    from utils import checkpoints
+    if model_name is None:
+        path = checkpoints.newest_binary(dataset_name)
+        log(f"Using the newest {dataset_name + ' ' if dataset_name else ''}model: {path}")
+        return path
+    return Path(model_name) if Path(model_name).is_file() else checkpoints.BINARIES_DIR / model_name
 
-    model_name: a file in models/binaries/ (or a path); None: the newest binary (of `dataset_name`, if
-    given). Cora-like models are shown on their whole graph; PPI models on the first test graph, nodes
-    coloured by PPI label `label`.
+
+def run_on_its_graph(path, data_dir=None, label=0):
+    """Load a trained binary and run it once on the graph it is shown on, keeping its attention.
+
+    Cora-like models: their whole graph; PPI models: the first test graph, nodes coloured by PPI
+    label `label`. Returns a dict: model, dataset_name, graph, labels, class_names, attention (one
+    [E, H] tensor per layer, aligned with graph.edge_index) and hidden (every layer's output).
     """
     from utils import checkpoints
     from utils.graph import sparsify_if_mostly_zero
 
-    if model_name is None:
-        path = checkpoints.newest_binary(dataset_name)
-        log(f"Using the newest {dataset_name + ' ' if dataset_name else ''}model: {path}")
-    else:
-        path = Path(model_name) if Path(model_name).is_file() else checkpoints.BINARIES_DIR / model_name
     model, checkpoint = checkpoints.model_from_checkpoint(path, log_attention_weights=True)
     dataset_name = checkpoint.get("training_state", {}).get("dataset", "cora")
     if dataset_name == "ppi":
@@ -297,15 +345,33 @@ def visualize_gat(model_name=None, visualization_type="attention", data_dir=None
         graph = load_planetoid(dataset_name, data_dir)
         labels, class_names = graph.labels.numpy(), class_names_for(dataset_name, graph.num_classes)
     if graph.node_features.shape[1] != model.config.num_features_per_layer[0]:
-        raise ValueError(f"{path.name} expects {model.config.num_features_per_layer[0]} input features, but "
+        raise ValueError(f"{Path(path).name} expects {model.config.num_features_per_layer[0]} input features, but "
                          f"{dataset_name} has {graph.node_features.shape[1]}")
-
     model.eval()
     with torch.no_grad():
         _, hidden = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features), graph.edge_index)
-    attention_per_layer = [gat_layer.attention_weights for gat_layer in model.layers]
+    return {"model": model, "dataset_name": dataset_name, "graph": graph, "labels": labels,
+            "class_names": class_names, "attention": [layer.attention_weights for layer in model.layers],
+            "hidden": hidden}
+
+
+def visualize_gat(model_name=None, visualization_type="attention", data_dir=None, output_dir=None, layer=0, head=0,
+                  node=None, layout="tree", label=0, show=False, dataset_name=None, compare_with=None, log=print):
+    """Load a trained binary (any layer type) and draw its attention, attention entropy or embeddings.
+
+    model_name: a file in models/binaries/ (or a path); None: the newest binary (of `dataset_name`, if
+    given). Cora-like models are shown on their whole graph; PPI models on the first test graph, nodes
+    coloured by PPI label `label`. compare_with (entropy only): a second binary of the same dataset,
+    drawn side by side with the first (for example GAT next to GATv2).
+    """
+    path = _model_path(model_name, dataset_name, log)
+    run = run_on_its_graph(path, data_dir, label)
+    model, dataset_name, graph = run["model"], run["dataset_name"], run["graph"]
+    labels, class_names, attention_per_layer, hidden = run["labels"], run["class_names"], run["attention"], run["hidden"]
     output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR)
     stem = f"{path.stem}_{model.layer_type.name}"
+    if compare_with is not None and visualization_type != "entropy":
+        raise ValueError("--compare_with works with --visualization_type entropy only")
 
     if visualization_type == "attention":
         if not 0 <= layer < len(model.layers) or not 0 <= head < model.layers[layer].num_heads:
@@ -318,13 +384,28 @@ def visualize_gat(model_name=None, visualization_type="attention", data_dir=None
             raise ValueError(f"--node must be in [0, {graph.num_nodes - 1}], got {node}")
         output = plot_neighbourhood_attention(graph.edge_index, attention_per_layer[layer], labels, node,
                                               output_dir / f"{stem}_attention_node{node}_layer{layer}_head{head}.png",
-                                              head=head, layer_name=f"layer {layer}", layout=layout,
-                                              class_names=class_names, show=show)
+                                              head=head, layer_name=f"layer {layer} ({model.config.attention_type})",
+                                              layout=layout, class_names=class_names, show=show)
+    elif visualization_type == "entropy" and compare_with is not None:
+        other_path = _model_path(compare_with, None, log)
+        other = run_on_its_graph(other_path, data_dir, label)
+        if other["dataset_name"] != dataset_name or not torch.equal(other["graph"].edge_index, graph.edge_index):
+            raise ValueError(f"--compare_with needs a model of the same dataset: {path.name} is {dataset_name}, "
+                             f"{other_path.name} is {other['dataset_name']}")
+        attention_by_model = {f"{path.stem} ({model.config.attention_type})": attention_per_layer,
+                              f"{other_path.stem} ({other['model'].config.attention_type})": other["attention"]}
+        output = plot_attention_entropy_comparison(
+            graph.edge_index, attention_by_model, graph.num_nodes,
+            output_dir / f"{path.stem}_vs_{other_path.stem}_attention_entropy.png", show=show,
+            title=f"{dataset_name}: entropy of each node's incoming attention, learned vs uniform")
+        for name, attention in attention_by_model.items():
+            ratios = entropy_summary(graph.edge_index, attention, graph.num_nodes)
+            log(f"{name}: mean entropy, learned / uniform, per layer: " + ", ".join(f"{r:.3f}" for r in ratios))
     elif visualization_type == "entropy":
         output = plot_attention_entropy(graph.edge_index, attention_per_layer, graph.num_nodes,
                                         output_dir / f"{stem}_attention_entropy.png", show=show,
-                                        title=f"{dataset_name} ({path.name}): entropy of each node's incoming "
-                                              f"attention, learned vs uniform")
+                                        title=f"{dataset_name} ({path.name}, {model.config.attention_type}): "
+                                              f"entropy of each node's incoming attention, learned vs uniform")
         ratios = entropy_summary(graph.edge_index, attention_per_layer, graph.num_nodes)
         log("mean entropy, learned / uniform, per layer: " + ", ".join(f"{r:.3f}" for r in ratios))
     elif visualization_type == "embeddings":
