@@ -150,7 +150,7 @@ def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_wei
 # run, not the continuation of this one. Everything else (epochs, patience, logging, device, the
 # layer implementation, which share weights) may change on resume.
 FIXED_ON_RESUME = ("dataset_name", "attention_type", "lr", "weight_decay", "seed", "batch_size", "hidden_features",
-                   "standardize")
+                   "standardize", "fanouts")
 
 
 def resolve_resume_path(resume, dataset_name, directory=None):

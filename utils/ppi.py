@@ -164,12 +164,20 @@ def _split_into_graphs(split, links, features, labels, graph_ids):
 
 class GraphDataLoader:
     """Yields batches of `batch_size` whole graphs merged into one, reshuffled every epoch when
-    `shuffle` (with `generator`, so a seed fixes the order). Every graph is in exactly one batch."""
+    `shuffle` (with `generator`, so a seed fixes the order). Every graph is in exactly one batch.
 
-    def __init__(self, graphs, batch_size=1, shuffle=False, generator=None):
+    With world_size > 1 (data-parallel training), every rank draws the same order and yields only its
+    share of each batch (a contiguous slice, as even as possible), or None when a short last batch
+    leaves it without a graph. `step_num_nodes` is then the node count of the whole batch, all ranks
+    together: what the loss is normalised by.
+    """
+
+    def __init__(self, graphs, batch_size=1, shuffle=False, generator=None, rank=0, world_size=1):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.graphs, self.batch_size, self.shuffle, self.generator = list(graphs), batch_size, shuffle, generator
+        self.rank, self.world_size = rank, world_size
+        self.step_num_nodes = None
 
     def __len__(self):
         return (len(self.graphs) + self.batch_size - 1) // self.batch_size
@@ -179,4 +187,7 @@ class GraphDataLoader:
             else range(len(self.graphs))
         order = list(order)
         for start in range(0, len(order), self.batch_size):
-            yield merge_graphs([self.graphs[i] for i in order[start:start + self.batch_size]])
+            batch = [self.graphs[i] for i in order[start:start + self.batch_size]]
+            self.step_num_nodes = sum(graph.num_nodes for graph in batch)
+            share = np.array_split(np.arange(len(batch)), self.world_size)[self.rank]
+            yield merge_graphs([batch[i] for i in share]) if len(share) else None

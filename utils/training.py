@@ -16,6 +16,7 @@ Nothing here writes a file at import time.
 import copy
 import dataclasses
 import datetime
+import os
 import random
 import shlex
 import signal
@@ -133,6 +134,10 @@ class EarlyStopping:
 
 # ----------------------------------------------------------------------------- Ctrl-C and SIGTERM
 
+class SettingsError(ValueError):
+    """Settings that cannot work together (said before any training starts)."""
+
+
 class TrainingInterrupted(Exception):
     """Training stopped on SIGINT/SIGTERM after saving the last completed epoch to `checkpoint_path`."""
 
@@ -157,8 +162,9 @@ class DeferredSignals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, agree=None):
         self.received = None
+        self._agree = agree  # with several processes: DistributedContext.agree_on_stop
         self._previous = {}
 
     def __enter__(self):
@@ -174,8 +180,17 @@ class DeferredSignals:
         if self.received is None:
             self.received = signum
 
+    def stop_requested(self):
+        """The signal that stops training, or None. With several processes every rank must ask at the
+        same point: a signal that reached any rank stops them all there."""
+        if self._agree is not None:
+            agreed = self._agree(self.received)
+            if self.received is None:
+                self.received = agreed
+        return self.received
+
     def check(self):
-        if self.received is not None:
+        if self.stop_requested() is not None:
             raise _EpochAbandoned
 
 
@@ -232,14 +247,15 @@ class Outcome:
 
 
 def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, resume=None, generators=None,
-        epochs_can_be_abandoned=False, log=print):
+        epochs_can_be_abandoned=False, agree_on_stop=None, log=print):
     """Train until --num_of_epochs, early stopping or Ctrl-C; leave the model at its kept weights.
 
     train_one_epoch(epoch, check_stop) -> (loss, metric) on the training data; it may call check_stop()
     between steps when epochs_can_be_abandoned (then the loop keeps the last completed epoch in memory,
     to go back to if the epoch in progress is dropped). evaluate(split) -> (loss, metric).
     resume: a checkpoint from checkpoints.load_resumable; generators: {name: torch.Generator} whose
-    states belong in a checkpoint (e.g. the PPI shuffle order).
+    states belong in a checkpoint (e.g. the PPI shuffle order). agree_on_stop: under torchrun, the
+    collective that makes every process stop at the same step (DistributedContext.agree_on_stop).
     """
     dataset = config["dataset_name"]
     stopper = EarlyStopping(config["patience_period"])
@@ -279,7 +295,7 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
 
     last_saved_at = time.perf_counter()
     abandoned = False
-    with DeferredSignals() as signals:
+    with DeferredSignals(agree_on_stop) as signals:
         try:
             if stopper.should_stop():
                 stop_reason = "early_stopping"  # a resumed run that had already stopped
@@ -289,7 +305,7 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
                 if epoch >= config["num_of_epochs"]:
                     stop_reason = "num_of_epochs"
                     break
-                if signals.received:
+                if signals.stop_requested():
                     stop_reason = "interrupted"
                     break
                 try:
@@ -312,7 +328,7 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
 
                 if stopper.step(epoch, val_loss, val_metric, model):
                     stop_reason = "early_stopping"
-                elif signals.received:
+                elif signals.stop_requested():
                     stop_reason = "interrupted"
                 if config["checkpoint_freq"] and epoch % config["checkpoint_freq"] == 0:
                     path = checkpoints.save(snapshot(), checkpoints.numbered_checkpoint_path(dataset, epoch))
@@ -416,27 +432,67 @@ CORA_ARCHITECTURE = dict(num_of_layers=2, num_heads_per_layer=[8, 1], hidden_fea
                          add_skip_connection=False, bias=True, dropout=0.6)
 
 CORA_DEFAULTS = dict(_COMMON_DEFAULTS, dataset_name="cora", num_of_epochs=10000, weight_decay=5e-4,
-                     console_log_freq=100, checkpoint_freq=1000)
+                     console_log_freq=100, checkpoint_freq=1000, fanouts=None, batch_size=256, eval_chunk_size=None)
+
+
+TRANSDUCTIVE_DATASETS = ("cora", "citeseer", "pubmed", "ogbn-arxiv", "sbm")
+
+# ogbn-arxiv: 3 layers of 3 heads x 250 features with skip connections, the shape of the GAT that DGL's
+# ogbn-arxiv example trains (without its batch norm and label-reuse tricks); dropout 0.5. Not measured here.
+ARXIV_ARCHITECTURE = dict(num_of_layers=3, num_heads_per_layer=[3, 3, 3], hidden_features=[250, 250],
+                          add_skip_connection=True, bias=True, dropout=0.5)
+
+
+def architecture_for(dataset_name):
+    return ARXIV_ARCHITECTURE if dataset_name == "ogbn-arxiv" else CORA_ARCHITECTURE
+
+
+def load_transductive(dataset_name, data_dir=None):
+    """A Planetoid graph, ogbn-arxiv, or a generated graph (`sbm`: a folder written by `python -m utils.sbm_graph`)."""
+    if dataset_name == "sbm":
+        from utils.sbm_graph import load_sbm_graph
+        from utils.data_loading import resolve_data_dir
+        return load_sbm_graph(resolve_data_dir(data_dir))
+    if dataset_name == "ogbn-arxiv":
+        from utils.ogbn_arxiv import load_arxiv
+        return load_arxiv(data_dir)
+    from utils.planetoid import load_planetoid
+    return load_planetoid(dataset_name, data_dir)
 
 
 def train_gat_cora(config=None, log=print, data=None):
     """Train GAT on a Planetoid graph with the paper's setup. Returns the results dict (plus 'history'
     and 'model'). `config` overrides CORA_DEFAULTS (with 'resume', the checkpoint's settings); `data`
-    skips loading. Raises TrainingInterrupted after saving when stopped by Ctrl-C or SIGTERM."""
-    from utils.planetoid import PLANETOID_DATASETS, load_planetoid
+    skips loading. Raises TrainingInterrupted after saving when stopped by Ctrl-C or SIGTERM.
 
-    config, resume = prepare_run(CORA_DEFAULTS, config, PLANETOID_DATASETS, "training_script_cora.py", log)
+    With `fanouts`, training runs on neighbour-sampled mini-batches of `batch_size` training nodes
+    (utils/sampling.py); under torchrun, each process takes its share of every batch's nodes."""
+    from utils import distributed
+
+    ctx = distributed.setup(force_cpu=bool((config or {}).get("force_cpu")))
+    log = log if ctx.is_main else _silent
+    config, resume = prepare_run(CORA_DEFAULTS, config, TRANSDUCTIVE_DATASETS, "training_script_cora.py", log)
+    if ctx.is_distributed and not config["fanouts"]:
+        raise SettingsError("full-batch training of one graph cannot be split between processes; under torchrun "
+                            "train on sampled mini-batches (--fanouts 10 10 --batch_size 256, say), or run "
+                            "with plain python")
+    architecture = architecture_for(config["dataset_name"])
+    if config["fanouts"] and len(config["fanouts"]) != architecture["num_of_layers"]:
+        raise SettingsError(f"--fanouts needs one number per GAT layer ({architecture['num_of_layers']} for "
+                            f"{config['dataset_name']}), got {config['fanouts']}")
+    config = _config_for_rank(config, ctx)
     set_seed(config["seed"])
-    device = select_device(config["force_cpu"], log=log)
+    device = _device_for(ctx, config, log)
     if data is None:
-        data = load_planetoid(config["dataset_name"], config["data_dir"])
+        data = load_transductive(config["dataset_name"], config["data_dir"])
     data = data.to(device)
     node_features, edge_index, labels = sparsify_if_mostly_zero(data.node_features), data.edge_index, data.labels
 
-    model = build_model(CORA_ARCHITECTURE, data.node_features.shape[1], data.num_classes,
+    model = build_model(architecture, data.node_features.shape[1], data.num_classes,
                         config["layer_type"], attention_type=config["attention_type"]).to(device)
     if resume is not None:
         checkpoints.check_model_matches(resume, model, config["resume"])
+    trained = _data_parallel(model, ctx, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     loss_fn = nn.CrossEntropyLoss()
     splits = {"train": data.train_indices, "val": data.val_indices, "test": data.test_indices}
@@ -447,7 +503,7 @@ def train_gat_cora(config=None, log=print, data=None):
         accuracy = (logits[indices].argmax(dim=-1) == labels[indices]).float().mean()
         return loss, accuracy.item()
 
-    def train_one_epoch(epoch, check_stop):
+    def train_full_batch(epoch, check_stop):
         model.train()
         optimizer.zero_grad(set_to_none=True)
         loss, accuracy = loss_and_accuracy(model(node_features, edge_index), "train")
@@ -455,23 +511,122 @@ def train_gat_cora(config=None, log=print, data=None):
         optimizer.step()
         return loss.item(), accuracy
 
+    generators, sampler = None, None
+    if config["fanouts"]:
+        # Neighbour-sampled mini-batches: batch_size training nodes per step (all processes together),
+        # each step on the subgraph sampled around them; the loss is taken on those nodes only.
+        from utils.sampling import NeighbourSampler
+        sampler = NeighbourSampler(data.edge_index, data.num_nodes, config["fanouts"], seed=config["seed"])
+        order_generator = torch.Generator().manual_seed(config["seed"])
+        generators = {"batch_order": order_generator}  # the sampler is reseeded per step (below)
+        dense_features = data.node_features.to(device)
+        loss_sum = nn.CrossEntropyLoss(reduction="sum")
+
+        def train_sampled(epoch, check_stop):
+            model.train()
+            train_nodes = splits["train"].cpu()
+            train_nodes = train_nodes[torch.randperm(train_nodes.numel(), generator=order_generator)]
+            total_loss = total_correct = 0.0
+            for step, first in enumerate(range(0, train_nodes.numel(), config["batch_size"])):
+                check_stop()
+                step_nodes = train_nodes[first:first + config["batch_size"]]
+                share = torch.tensor_split(step_nodes, ctx.world_size)[ctx.rank]
+                optimizer.zero_grad(set_to_none=True)
+                if share.numel() == 0:
+                    _join_step_without_data(trained, dense_features.shape[1], device)
+                else:
+                    # The draws of a step depend only on (seed, epoch, step): exact on resume, on any rank.
+                    sampler.generator.manual_seed(_step_seed(config["seed"], epoch, step, ctx.rank))
+                    batch = sampler.sample(share)
+                    targets = batch.nodes[:batch.num_targets].to(device)
+                    logits = trained(dense_features.index_select(0, batch.nodes.to(device)),
+                                     batch.edge_index.to(device))[:batch.num_targets]
+                    loss = loss_sum(logits, labels[targets])
+                    # Mean over the step's nodes on all processes (DDP averages gradients over them).
+                    (loss * (ctx.world_size / step_nodes.numel())).backward()
+                    total_loss += loss.item()
+                    total_correct += (logits.argmax(dim=-1) == labels[targets]).sum().item()
+                optimizer.step()
+            total_loss, total_correct = ctx.sum([total_loss, total_correct])
+            return total_loss / train_nodes.numel(), total_correct / train_nodes.numel()
+
+    train_one_epoch = train_full_batch if sampler is None else train_sampled
+
     @torch.no_grad()
     def evaluate(split):
-        model.eval()
-        loss, accuracy = loss_and_accuracy(model(node_features, edge_index), split)
+        from utils.sampling import layerwise_inference
+        # Every process evaluates the whole graph (the same numbers on each): nothing to combine.
+        logits = layerwise_inference(model, node_features, edge_index, config["eval_chunk_size"])
+        loss, accuracy = loss_and_accuracy(logits, split)
         return loss.item(), accuracy
 
     layer_type = model.layer_type.name
     log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on {data.name}: {data.num_nodes} nodes, "
         f"{edge_index.shape[1]} edges, "
         f"{len(data.train_indices)}/{len(data.val_indices)}/{len(data.test_indices)} train/val/test")
-    outcome = fit(model, optimizer, train_one_epoch, evaluate, config, "acc", resume=resume, log=log)
+    if sampler is not None:
+        log(f"Sampled mini-batches: {config['batch_size']} target nodes per step, fanouts {config['fanouts']}")
+    outcome = fit(model, optimizer, train_one_epoch, evaluate, config, "acc", resume=resume, generators=generators,
+                  epochs_can_be_abandoned=sampler is not None, agree_on_stop=_agreement(ctx), log=log)
     results = {"dataset": data.name, "layer_type": layer_type, "attention_type": config["attention_type"],
-               "seed": config["seed"]}
+               "seed": config["seed"], "processes": ctx.world_size}
     finish(model, config, outcome, results, "acc", lambda: evaluate("test")[1], log=log)
     if results["test_acc"] is not None:
         log(f"Test accuracy = {results['test_acc']:.4f}")
     return dict(results, history=outcome.history, model=model)
+
+
+# ----------------------------------------------------------------------------- several processes
+
+def _config_for_rank(config, ctx):
+    """Under torchrun, every rank but 0 computes the same run and writes nothing."""
+    if ctx.is_main:
+        return config
+    return dict(config, last_checkpoint_seconds=None, checkpoint_freq=0, enable_tensorboard=False,
+                save_binary=False, results_json=None)
+
+
+def _device_for(ctx, config, log):
+    if not ctx.is_distributed:
+        return select_device(config["force_cpu"], log=log)
+    log(f"Data-parallel training: {ctx.world_size} processes on {ctx.device.type} "
+        f"({'NCCL' if ctx.device.type == 'cuda' else 'gloo'}), each with its share of every step's batch")
+    return ctx.device
+
+
+def _data_parallel(model, ctx, device):
+    """The module the training steps call: DistributedDataParallel under torchrun, else the model itself.
+    Checkpoints, evaluation and early stopping keep using the plain model (the same parameters)."""
+    if not ctx.is_distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+    # DDP broadcasts rank 0's parameters when it wraps the model: every rank starts from the same weights.
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _agreement(ctx):
+    return ctx.agree_on_stop if ctx.is_distributed else None
+
+
+def _join_step_without_data(ddp_model, num_features, device):
+    """A rank with no data in this step still joins the gradient all-reduce, as DistributedDataParallel
+    requires: a forward pass on a one-node graph (so DDP expects the backward) and zero gradients.
+    The other ranks' gradients make the step."""
+    one_node = torch.zeros(1, num_features, device=device)
+    self_loop = torch.zeros(2, 1, dtype=torch.long, device=device)
+    (ddp_model(one_node, self_loop).sum() * 0.0).backward()
+
+
+def _step_seed(*numbers):
+    """One seed from a few small non-negative integers (seed, epoch, step, rank), distinct for distinct inputs."""
+    seed = 0
+    for number in numbers:
+        seed = (seed * 1_000_003 + number) % 2 ** 63
+    return seed
+
+
+def _silent(*args, **kwargs):
+    pass
 
 
 # ----------------------------------------------------------------------------- inductive (PPI)
@@ -497,14 +652,27 @@ def micro_f1(labels, logits):
 def train_gat_ppi(config=None, log=print, splits=None):
     """Train GAT on PPI with the paper's inductive setup. Returns the results dict (plus 'history',
     'model'). `config` overrides PPI_DEFAULTS (with 'resume', the checkpoint's settings); `splits`
-    ({split: [GraphData]}) skips loading. Raises TrainingInterrupted after saving on Ctrl-C/SIGTERM."""
+    ({split: [GraphData]}) skips loading. Raises TrainingInterrupted after saving on Ctrl-C/SIGTERM.
+
+    Under torchrun (WORLD_SIZE > 1) the processes train one model with DistributedDataParallel: each
+    step's batch_size graphs are split between them, the loss is normalised by the step's total number of
+    nodes (so N processes make the same step as one process with the same batch_size), and every
+    metric is summed over all of them. Only rank 0 prints and writes files."""
     from tqdm import tqdm
 
+    from utils import distributed
     from utils.ppi import GraphDataLoader, load_ppi
 
+    ctx = distributed.setup(force_cpu=bool((config or {}).get("force_cpu")))
+    log = log if ctx.is_main else _silent
     config, resume = prepare_run(PPI_DEFAULTS, config, ("ppi",), "training_script_ppi.py", log)
+    if config["batch_size"] % ctx.world_size:
+        raise SettingsError(f"--batch_size {config['batch_size']} does not split evenly over {ctx.world_size} "
+                            f"processes: it is the number of graphs per step over all of them; use a multiple "
+                            f"of {ctx.world_size}")
+    config = _config_for_rank(config, ctx)
     set_seed(config["seed"])
-    device = select_device(config["force_cpu"], log=log)
+    device = _device_for(ctx, config, log)
     if splits is None:
         splits = load_ppi(config["data_dir"], standardize=config["standardize"])
     architecture = dict(PPI_ARCHITECTURE, hidden_features=[config["hidden_features"]] * 2)
@@ -512,36 +680,51 @@ def train_gat_ppi(config=None, log=print, splits=None):
                         config["layer_type"], attention_type=config["attention_type"]).to(device)
     if resume is not None:
         checkpoints.check_model_matches(resume, model, config["resume"])
+    trained = _data_parallel(model, ctx, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_sum = nn.BCEWithLogitsLoss(reduction="sum")
     shuffle_generator = torch.Generator().manual_seed(config["seed"])
+    # Every rank draws the same shuffled order (same generator) and takes its share of each batch.
     loaders = {"train": GraphDataLoader(splits["train"], config["batch_size"], shuffle=True,
-                                        generator=shuffle_generator),
-               "val": GraphDataLoader(splits["valid"], config["batch_size"]),
-               "test": GraphDataLoader(splits["test"], config["batch_size"])}
-    show_progress = config["progress_bar"] if config["progress_bar"] is not None else sys.stderr.isatty()
+                                        generator=shuffle_generator, rank=ctx.rank, world_size=ctx.world_size),
+               "val": GraphDataLoader(splits["valid"], config["batch_size"], rank=ctx.rank, world_size=ctx.world_size),
+               "test": GraphDataLoader(splits["test"], config["batch_size"], rank=ctx.rank, world_size=ctx.world_size)}
+    show_progress = ctx.is_main and (config["progress_bar"] if config["progress_bar"] is not None
+                                     else sys.stderr.isatty())
 
     def run_epoch(split, train, epoch=None, check_stop=None):
-        """One pass over a split; returns (mean loss per node, micro-F1 over all its nodes)."""
+        """One pass over a split; returns (mean loss per node and label, micro-F1 over all its nodes)."""
         model.train(train)
-        all_logits, all_labels, total_loss, total_nodes = [], [], 0.0, 0
+        # Summed over all ranks at the end: loss, nodes, true positives, false positives, false negatives.
+        totals = torch.zeros(5, dtype=torch.float64)
         with torch.set_grad_enabled(train), tqdm(loaders[split], desc=f"epoch {epoch}" if train else split,
                                                  leave=False, disable=not show_progress) as batches:
             for batch in batches:
                 if check_stop is not None:
                     check_stop()
+                if batch is None:  # a short last batch left this rank without a graph
+                    if train:
+                        optimizer.zero_grad(set_to_none=True)
+                        _join_step_without_data(trained, splits["train"][0].node_features.shape[1], device)
+                        optimizer.step()
+                    continue
                 batch = batch.to(device)
-                logits = model(batch.node_features, batch.edge_index)
-                loss = loss_fn(logits, batch.labels)
+                logits = trained(batch.node_features, batch.edge_index) if train else model(
+                    batch.node_features, batch.edge_index)
+                loss = loss_sum(logits, batch.labels)
                 if train:
+                    # Mean over the step's nodes and labels on all ranks; DDP averages gradients over
+                    # ranks, hence the world_size.
+                    step_values = loaders[split].step_num_nodes * batch.labels.shape[1]
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    (loss * (ctx.world_size / step_values)).backward()
                     optimizer.step()
-                total_loss += loss.item() * batch.num_nodes
-                total_nodes += batch.num_nodes
-                all_logits.append(logits.detach())
-                all_labels.append(batch.labels)
-        return total_loss / total_nodes, micro_f1(torch.cat(all_labels), torch.cat(all_logits))
+                predicted, labels = logits.detach() > 0, batch.labels > 0.5
+                totals += torch.tensor([loss.item(), batch.labels.numel(), (predicted & labels).sum().item(),
+                                        (predicted & ~labels).sum().item(), (~predicted & labels).sum().item()],
+                                       dtype=torch.float64)
+        total_loss, values, true_pos, false_pos, false_neg = ctx.sum(totals.tolist())
+        return total_loss / values, _micro_f1_from_counts(true_pos, false_pos, false_neg)
 
     layer_type = model.layer_type.name
     num_graphs = {split: len(graphs) for split, graphs in splits.items()}
@@ -549,17 +732,24 @@ def train_gat_ppi(config=None, log=print, splits=None):
         f"{num_graphs['train']}/{num_graphs['valid']}/{num_graphs['test']} "
         f"train/valid/test graphs, batch size {config['batch_size']}")
     results = {"dataset": "ppi", "layer_type": layer_type, "attention_type": config["attention_type"],
-               "seed": config["seed"]}
+               "seed": config["seed"], "processes": ctx.world_size}
     try:
         outcome = fit(model, optimizer, lambda epoch, check_stop: run_epoch("train", True, epoch, check_stop),
                       lambda split: run_epoch(split, False), config, "micro_f1", resume=resume,
-                      generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True, log=log)
+                      generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True,
+                      agree_on_stop=_agreement(ctx), log=log)
         finish(model, config, outcome, results, "micro_f1", lambda: run_epoch("test", False)[1], log=log)
     except torch.cuda.OutOfMemoryError:
         raise MemoryError(OUT_OF_MEMORY_ADVICE) from None
     if results["test_micro_f1"] is not None:
         log(f"Test micro-F1 = {results['test_micro_f1']:.4f}")
     return dict(results, history=outcome.history, model=model)
+
+
+def _micro_f1_from_counts(true_pos, false_pos, false_neg):
+    """Micro-F1 = 2 TP / (2 TP + FP + FN) over every (node, label) pair: scikit-learn's micro average."""
+    denominator = 2 * true_pos + false_pos + false_neg
+    return 2 * true_pos / denominator if denominator else 0.0
 
 
 # ----------------------------------------------------------------------------- the scripts' main
@@ -572,11 +762,14 @@ def _raise_terminated(signum, frame):
     raise _Terminated
 
 
-def run_training_script(script_file, parser, train, argv=None):
+def run_training_script(script_file, parser, train, argv=None, check=None):
     """What both training scripts do: parse the flags, train, and turn every expected way of stopping
-    (bad data, a bad checkpoint, out of memory, Ctrl-C, SIGTERM) into one message and an exit code."""
+    (bad data, a bad checkpoint, out of memory, Ctrl-C, SIGTERM) into one message and an exit code.
+    check(parser, settings), if given, refuses flag combinations with parser.error."""
     argv = sys.argv[1:] if argv is None else list(argv)
     settings = vars(parser.parse_args(argv))
+    if check is not None:
+        check(parser, settings)
     overrides = explicit_settings(parser, argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
@@ -585,13 +778,14 @@ def run_training_script(script_file, parser, train, argv=None):
             from utils.visualizations import visualize_dataset
             visualize_dataset(settings.get("dataset_name", "ppi"), settings["data_dir"])
         return train(overrides)
-    except (DatasetError, CheckpointError, MemoryError) as error:
+    except (DatasetError, CheckpointError, SettingsError, MemoryError) as error:
         sys.exit(f"error: {error}")
     except TrainingInterrupted as interrupted:
-        message = str(interrupted)
-        if interrupted.checkpoint_path is not None:
-            message += f" Resume with: {resume_command(script_file, argv, interrupted.checkpoint_path)}"
-        print(message, file=sys.stderr, flush=True)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one message for all processes
+            message = str(interrupted)
+            if interrupted.checkpoint_path is not None:
+                message += f" Resume with: {resume_command(script_file, argv, interrupted.checkpoint_path)}"
+            print(message, file=sys.stderr, flush=True)
         sys.exit(interrupted.exit_code)
     except (KeyboardInterrupt, _Terminated) as stop:
         signum = signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT
@@ -612,4 +806,10 @@ def resume_command(script_file, argv, checkpoint_path):
             skip = True
         elif not arg.startswith("--resume="):
             kept.append(arg)
-    return shlex.join(["python", display_path(script_file), *kept, "--resume", display_path(checkpoint_path)])
+    launcher = "python"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: resume the same way
+        per_node = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
+        launcher = f"torchrun --nproc_per_node={per_node}"
+        if per_node != os.environ["WORLD_SIZE"]:
+            launcher += " [your --nnodes/--rdzv flags]"
+    return f"{launcher} {shlex.join([display_path(script_file), *kept, '--resume', display_path(checkpoint_path)])}"

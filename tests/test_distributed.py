@@ -1,0 +1,99 @@
+"""Data-parallel training under torchrun: 2 gloo processes on the CPU against one process.
+
+Each test launches `python -m torch.distributed.run` (torchrun) on tests/isolated_script.py, so the
+scripts run exactly as a user starts them, with their outputs moved out of the checkout."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from utils.checkpoints import load_checkpoint
+from utils.data_loading import PROJECT_ROOT
+from utils.ppi_synthetic import write_synthetic_ppi
+from utils.training import train_gat_ppi
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def torchrun(output_dir, *args, **kwargs):
+    command = [*TORCHRUN, str(PROJECT_ROOT / "tests" / "isolated_script.py"), str(output_dir), *map(str, args)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def ppi_dir(tmp_path_factory):
+    # 5 training graphs with --batch_size 2: the last step has one graph, so one process sits it out.
+    folder = tmp_path_factory.mktemp("ppi_data")
+    write_synthetic_ppi(folder / "ppi", graphs_per_split=(5, 2, 2), nodes_per_graph=(30, 40))
+    return folder
+
+
+PPI_FLAGS = ["--batch_size", "2", "--num_of_epochs", "3", "--hidden_features", "8", "--console_log_freq", "1",
+             "--last_checkpoint_seconds", "0", "--no_save_binary", "--checkpoint_freq", "0"]
+
+
+def test_two_processes_make_the_same_steps_as_one(ppi_dir, tmp_path, isolated_outputs):
+    run = torchrun(tmp_path / "ddp", "training_script_ppi.py", "--data_dir", ppi_dir, *PPI_FLAGS,
+                   "--results_json", tmp_path / "ddp.json")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("Test micro-F1") == 1            # only rank 0 prints
+    assert "Data-parallel training: 2 processes on cpu (gloo)" in run.stdout
+    ddp = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "gat_ppi_last.pth")
+
+    single = train_gat_ppi(dict(data_dir=str(ppi_dir), batch_size=2, num_of_epochs=3, hidden_features=8,
+                                console_log_freq=0, last_checkpoint_seconds=0, save_binary=False, checkpoint_freq=0,
+                                progress_bar=False), log=lambda *_: None)
+    one = load_checkpoint(isolated_outputs / "checkpoints" / "gat_ppi_last.pth")
+    for name, value in one["model_state"].items():
+        torch.testing.assert_close(ddp["model_state"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+    for ours, theirs in zip(ddp["training_state"]["history"], one["training_state"]["history"]):
+        assert ours == pytest.approx(theirs, rel=1e-4, abs=1e-5)   # losses and micro-F1 of whole splits
+    results = json.loads((tmp_path / "ddp.json").read_text())
+    assert results["processes"] == 2 and results["test_micro_f1"] == pytest.approx(single["test_micro_f1"], abs=1e-4)
+    assert sorted(p.name for p in (tmp_path / "ddp").rglob("*") if p.is_file()) == ["gat_ppi_last.pth"]
+
+
+def test_bad_settings_under_torchrun_are_refused(ppi_dir, tmp_path, cora_data_dir):
+    run = torchrun(tmp_path, "training_script_ppi.py", "--data_dir", ppi_dir, "--batch_size", "3")
+    assert run.returncode != 0 and "error: --batch_size 3 does not split evenly over 2 processes" in run.stderr
+    run = torchrun(tmp_path, "training_script_cora.py", "--data_dir", cora_data_dir)
+    assert run.returncode != 0 and "error: full-batch training of one graph cannot be split" in run.stderr
+
+
+def test_sampled_cora_trains_under_torchrun(cora_data_dir, tmp_path):
+    run = torchrun(tmp_path / "out", "training_script_cora.py", "--data_dir", cora_data_dir, "--fanouts", "5", "5",
+                   "--batch_size", "70", "--num_of_epochs", "3", "--console_log_freq", "1", "--no_save_binary",
+                   "--results_json", tmp_path / "cora.json")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("epoch     3") == 1
+    assert json.loads((tmp_path / "cora.json").read_text())["processes"] == 2
+
+
+def test_ctrl_c_under_torchrun_stops_every_process_once(ppi_dir, tmp_path):
+    output_dir = tmp_path / "out"
+    command = [*TORCHRUN, str(PROJECT_ROOT / "tests" / "isolated_script.py"), str(output_dir), "training_script_ppi.py",
+               "--data_dir", str(ppi_dir), "--batch_size", "2", "--num_of_epochs", "100000", "--hidden_features", "8",
+               "--last_checkpoint_seconds", "0", "--no_save_binary", "--checkpoint_freq", "0"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    last = output_dir / "checkpoints" / "gat_ppi_last.pth"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    try:
+        _, stderr = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("torchrun did not stop after Ctrl-C")
+    assert stderr.count("Interrupted at epoch") == 1, stderr[-3000:]
+    assert "Resume with: torchrun --nproc_per_node=2 training_script_ppi.py" in stderr
+    epoch = load_checkpoint(last)["training_state"]["epoch"]
+    assert f"Interrupted at epoch {epoch}." in stderr

@@ -1,0 +1,84 @@
+"""Data-parallel training across processes with PyTorch's own torch.distributed, launched by torchrun.
+
+    torchrun --nproc_per_node=2 training_script_ppi.py --batch_size 2
+
+torchrun starts one process per rank and sets RANK, LOCAL_RANK and WORLD_SIZE; `setup()` reads them and
+joins the process group: NCCL when the process has a GPU (cuda:LOCAL_RANK), gloo on the CPU. Without
+torchrun (no WORLD_SIZE in the environment) everything here is a no-op for one process, so the training
+code reads the same either way: `ctx.sum(...)`, `ctx.is_main`, `ctx.agree_on_stop(...)`.
+
+What is shared between processes, all through collectives of torch.distributed:
+- gradients: DistributedDataParallel averages them after every backward pass;
+- the sums behind every reported number (loss, true/false positives, ...): `sum`, so that each rank
+  computes the metrics of the whole split;
+- the decision to stop: `agree_on_stop`, so that a signal seen by any rank stops all of them at the
+  same step, instead of leaving the others waiting in a collective forever.
+"""
+
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+
+class DistributedContext:
+    """rank / world_size / device of this process, and the few collectives the training loop needs."""
+
+    def __init__(self, rank=0, world_size=1, local_rank=0, device=None):
+        self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
+        self.device = device
+
+    @property
+    def is_distributed(self):
+        return self.world_size > 1
+
+    @property
+    def is_main(self):
+        """Rank 0: the only process that prints, writes checkpoints, binaries, TensorBoard and JSON."""
+        return self.rank == 0
+
+    def sum(self, values):
+        """Element-wise sum over all ranks of a list of numbers; returns a list of floats (float64 on the wire)."""
+        if not self.is_distributed:
+            return [float(v) for v in values]
+        tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._wire_device())
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor.tolist()
+
+    def agree_on_stop(self, signum):
+        """The signal number any rank has received (None if none has). Every rank must call it at the same point."""
+        if not self.is_distributed:
+            return signum
+        tensor = torch.tensor([signum or 0], dtype=torch.int64, device=self._wire_device())
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item()) or None
+
+    def _wire_device(self):
+        # NCCL only moves GPU tensors; gloo moves CPU tensors.
+        return self.device if dist.get_backend() == "nccl" else "cpu"
+
+    def shutdown(self):
+        if self.is_distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def launched_by_torchrun():
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup(force_cpu=False, timeout_seconds=1800):
+    """Join the process group when started by torchrun with more than one process; otherwise one process.
+
+    Returns a DistributedContext whose device is cuda:LOCAL_RANK when CUDA is available (and not
+    force_cpu), else the CPU."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and not force_cpu
+    device = torch.device(f"cuda:{local_rank % torch.cuda.device_count()}") if use_cuda else torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if use_cuda else "gloo",
+                                timeout=datetime.timedelta(seconds=timeout_seconds))
+    return DistributedContext(rank, world_size, local_rank, device)

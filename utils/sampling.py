@@ -1,0 +1,144 @@
+"""Neighbour-sampled mini-batches and layer-wise inference, for graphs whose full-batch training does not fit.
+
+    sampler = NeighbourSampler(edge_index, num_nodes, fanouts=[10, 10], seed=0)
+    batch = sampler.sample(target_nodes)        # a SampledSubgraph
+    logits = model(features[batch.nodes], batch.edge_index)[:batch.num_targets]
+
+`sample` starts from the target nodes and, hop by hop, draws up to `fanout` incoming neighbours (without
+replacement) of each node that the previous hop added; a node with fewer neighbours keeps them all.
+The union of the sampled edges, relabelled to local ids with the targets first and a self loop on every
+node, is an ordinary small graph that the unchanged GAT layers run on. The first fanout belongs to the hop
+next to the targets (PyG's NeighborLoader convention); give one fanout per GAT layer.
+
+Everything is vectorised tensor code on an index sorted by target and built once (no Python loop over
+nodes), and the draws come from the sampler's own torch.Generator: the same seed gives the same batches.
+"""
+
+import torch
+
+
+class SampledSubgraph:
+    """nodes [n] (global ids, targets first), edge_index [2, e] in local ids 0..n-1 with self loops,
+    num_targets: the first num_targets local nodes are the targets the loss is taken on.
+    hop_offsets: local nodes hop_offsets[h]:hop_offsets[h + 1] were added by hop h (hop 0: the targets)."""
+
+    def __init__(self, nodes, edge_index, num_targets, hop_offsets):
+        self.nodes, self.edge_index, self.num_targets, self.hop_offsets = nodes, edge_index, num_targets, hop_offsets
+
+    @property
+    def num_nodes(self):
+        return self.nodes.numel()
+
+
+class InNeighbours:
+    """Every node's incoming neighbours, self loops left out, laid out by target once (CSR):
+    the sources of node i are sources[offsets[i]:offsets[i + 1]]."""
+
+    def __init__(self, edge_index, num_nodes):
+        source, target = edge_index.cpu()
+        keep = source != target
+        source, target = source[keep], target[keep]
+        order = torch.argsort(target, stable=True)
+        self.sources = source[order]
+        self.offsets = torch.zeros(num_nodes + 1, dtype=torch.long)
+        self.offsets[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
+        self.num_nodes = num_nodes
+
+    def degree(self, nodes):
+        return self.offsets[nodes + 1] - self.offsets[nodes]
+
+
+class NeighbourSampler:
+    def __init__(self, edge_index, num_nodes, fanouts, seed=0):
+        if not fanouts or any(int(f) < 1 for f in fanouts):
+            raise ValueError(f"fanouts must be one or more positive integers (one per layer), got {fanouts}")
+        self.fanouts = [int(f) for f in fanouts]
+        self.neighbours = InNeighbours(edge_index, num_nodes)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._local_id = torch.full((num_nodes,), -1, dtype=torch.long)  # global -> local, reset after use
+
+    def sample_neighbours(self, nodes, fanout):
+        """Up to `fanout` distinct in-neighbours of each node: returns (sources, targets) of the edges drawn."""
+        degree = self.neighbours.degree(nodes)
+        # One row per candidate edge: its target's position in `nodes` and its index into sources.
+        owner = torch.repeat_interleave(torch.arange(nodes.numel()), degree)
+        starts = torch.cumsum(degree, 0) - degree
+        edge = self.neighbours.offsets[nodes][owner] + torch.arange(owner.numel()) - starts[owner]
+        # Without replacement: a random key per candidate; each node keeps its `fanout` smallest keys.
+        # Sorting by owner + key (key in [0, 1)) groups each node's candidates in random order.
+        keys = torch.rand(owner.numel(), generator=self.generator, dtype=torch.float64)
+        order = torch.argsort(owner.double() + keys)
+        rank = torch.arange(owner.numel()) - starts[owner[order]]
+        chosen = order[rank < fanout]
+        return self.neighbours.sources[edge[chosen]], nodes[owner[chosen]]
+
+    def sample(self, targets):
+        """The sampled subgraph around `targets` (distinct global node ids)."""
+        targets = torch.as_tensor(targets, dtype=torch.long).cpu()
+        if torch.unique(targets).numel() != targets.numel():
+            raise ValueError("sample() needs distinct target nodes")
+        local_id = self._local_id
+        added, edge_sources, edge_targets = [targets], [], []
+        local_id[targets] = torch.arange(targets.numel())
+        count, frontier = targets.numel(), targets
+        try:
+            for fanout in self.fanouts:
+                sources, dests = self.sample_neighbours(frontier, fanout)
+                edge_sources.append(sources)
+                edge_targets.append(dests)
+                frontier = torch.unique(sources)
+                frontier = frontier[local_id[frontier] < 0]   # only nodes not in the subgraph yet
+                local_id[frontier] = torch.arange(count, count + frontier.numel())
+                count += frontier.numel()
+                added.append(frontier)
+            sources, dests = local_id[torch.cat(edge_sources)], local_id[torch.cat(edge_targets)]
+        finally:
+            local_id[torch.cat(added)] = -1
+        loops = torch.arange(count)
+        edge_index = torch.stack([torch.cat([sources, loops]), torch.cat([dests, loops])])
+        hop_offsets = [0] + torch.cumsum(torch.tensor([a.numel() for a in added]), 0).tolist()
+        return SampledSubgraph(torch.cat(added), edge_index, targets.numel(), hop_offsets)
+
+
+@torch.no_grad()
+def layerwise_inference(model, node_features, edge_index, chunk_size=None):
+    """The model's output in evaluation mode, computed one layer at a time over chunks of target nodes.
+
+    Each step runs one layer on one chunk of targets and the sources they need, so the per-edge work
+    and memory at any moment are bounded by the chunk, not by the graph (what stays whole is one
+    layer's output, [N, width]). chunk_size=None, or a graph of at most chunk_size nodes: one ordinary
+    forward pass. Same result as the full pass up to float rounding. edge_index needs self loops.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        num_nodes = node_features.shape[0]
+        if chunk_size is None or num_nodes <= chunk_size:
+            return model(node_features, edge_index)
+        device = edge_index.device
+        source, target = edge_index
+        order = torch.argsort(target, stable=True)
+        source, target = source[order], target[order]
+        offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
+        offsets[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
+        local = torch.full((num_nodes,), -1, dtype=torch.long, device=device)  # global -> chunk-local id
+        x = node_features
+        for layer in model.layers:
+            if x.layout == torch.sparse_csr:
+                x = x.to_sparse_coo()  # COO supports picking rows (index_select); CSR does not
+            outputs = []
+            for first in range(0, num_nodes, chunk_size):
+                last = min(first + chunk_size, num_nodes)
+                edges = slice(int(offsets[first]), int(offsets[last]))
+                # The chunk's targets first, then the other sources their edges come from.
+                others = torch.unique(source[edges])
+                others = others[(others < first) | (others >= last)]
+                nodes = torch.cat([torch.arange(first, last, device=device), others])
+                local[nodes] = torch.arange(nodes.numel(), device=device)
+                sub_edge_index = torch.stack([local[source[edges]], local[target[edges]]])
+                local[nodes] = -1
+                outputs.append(layer(x.index_select(0, nodes), sub_edge_index)[:last - first])
+            x = torch.cat(outputs)
+        return x
+    finally:
+        model.train(was_training)
