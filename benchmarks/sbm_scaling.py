@@ -63,8 +63,10 @@ def step_memory(args):
     loss_fn = torch.nn.CrossEntropyLoss()
     order = graph.train_indices[torch.randperm(graph.train_indices.numel(), generator=torch.Generator().manual_seed(0))]
 
+    batches = torch.split(order, args.batch_size)[:max(1, order.numel() // args.batch_size)]  # whole batches only
+
     def step(i):
-        batch = sampler.sample(order[i * args.batch_size:(i + 1) * args.batch_size])
+        batch = sampler.sample(batches[i % len(batches)])
         logits = model(graph.node_features[batch.nodes], batch.edge_index)[:batch.num_targets]
         loss = loss_fn(logits, graph.labels[batch.nodes[:batch.num_targets]])
         optimizer.zero_grad(set_to_none=True)

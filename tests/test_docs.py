@@ -30,11 +30,12 @@ def every_parser():
     import playground
     import training_script_cora
     import training_script_ppi
-    from utils import ppi_synthetic
+    from utils import ppi_synthetic, sbm_graph
 
     parsers = {"training_script_cora.py": training_script_cora.get_parser(),
                "training_script_ppi.py": training_script_ppi.get_parser(),
-               "python -m utils.ppi_synthetic": ppi_synthetic.get_parser()}
+               "python -m utils.ppi_synthetic": ppi_synthetic.get_parser(),
+               "python -m utils.sbm_graph": sbm_graph.get_parser()}
     commands = next(a for a in playground.get_parser()._actions if isinstance(a, argparse._SubParsersAction))
     parsers.update({f"playground.py {name}": sub for name, sub in commands.choices.items()})
     return parsers

@@ -58,9 +58,12 @@ class DistributedContext:
         # NCCL only moves GPU tensors; gloo moves CPU tensors.
         return self.device if dist.get_backend() == "nccl" else "cpu"
 
-    def shutdown(self):
-        if self.is_distributed and dist.is_initialized():
-            dist.destroy_process_group()
+
+
+def shutdown():
+    """Leave the process group, if this process joined one (the scripts call it on the way out)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def launched_by_torchrun():

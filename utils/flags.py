@@ -181,7 +181,7 @@ def all_tables():
     import playground
     import training_script_cora
     import training_script_ppi
-    from utils import ppi_synthetic
+    from utils import ppi_synthetic, sbm_graph
 
     sections = [("training_script_cora.py", training_script_cora.get_parser()),
                 ("training_script_ppi.py", training_script_ppi.get_parser())]
@@ -189,6 +189,7 @@ def all_tables():
     for name, sub in subparsers.choices.items():
         sections.append((f"playground.py {name}", sub))
     sections.append(("python -m utils.ppi_synthetic", ppi_synthetic.get_parser()))
+    sections.append(("python -m utils.sbm_graph", sbm_graph.get_parser()))
     return "\n\n".join(f"**`{title}`**\n\n{flags_table(parser)}" for title, parser in sections)
 
 

@@ -794,6 +794,8 @@ def run_training_script(script_file, parser, train, argv=None, check=None):
     finally:
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
+        from utils.distributed import shutdown
+        shutdown()
 
 
 def resume_command(script_file, argv, checkpoint_path):
