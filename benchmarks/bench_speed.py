@@ -4,6 +4,13 @@
     python -m benchmarks.bench_speed --workloads cora --repeats 50
     python -m benchmarks.bench_speed --attention_type gatv2 --workloads cora ppi   # against PyG's GATv2Conv
     python -m benchmarks.bench_speed --workloads scaling --scaling_nodes 10000 100000 1000000
+    python -m benchmarks.bench_speed --workloads cli           # the user's epoch, through the training script
+
+cli: the epoch as the user experiences it. training_script_cora.py (default settings: console line every 100
+epochs, _last.pth refreshed every 5 s, binary and test at the end; outputs moved to a temporary folder) and
+benchmarks/pyg_cora_script.py (PyG's GATConv in an example-style loop with the same bookkeeping) each run
+--cli_epochs SHORT and LONG epochs as subprocesses, interleaved, --cli_repeats times; the epoch time is
+(median LONG run - median SHORT run) / (LONG - SHORT), so start-up, data loading and the final test cancel.
 
 Timing: every model is warmed up, then the models take turns (interleaved) within one process, so a
 slow-down of the machine hits all of them alike; we report the median and the 25-75% range.
@@ -19,6 +26,8 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -233,6 +242,51 @@ def run_workload(spec, implementations, device, args):
     return rows
 
 
+def run_cli(args):
+    """The user's Cora epoch through the scripts, ours against PyG's; returns table rows."""
+    from utils.data_loading import PROJECT_ROOT, resolve_data_dir
+    short, long = args.cli_epochs
+    data_dir = str(resolve_data_dir(args.data_dir))
+    print(f"\n== cli: training_script_cora.py vs benchmarks/pyg_cora_script.py, {short} and {long} epochs, "
+          f"{args.cli_repeats} runs each", flush=True)
+    seconds = {"IMP3": {short: [], long: []}, "PyG": {short: [], long: []}}
+    with tempfile.TemporaryDirectory() as outputs:
+        def command(implementation, epochs):
+            common = ["--num_of_epochs", str(epochs), "--patience_period", "1000000", "--data_dir", data_dir]
+            if implementation == "PyG":
+                return [sys.executable, "-m", "benchmarks.pyg_cora_script", *common]
+            return [sys.executable, str(PROJECT_ROOT / "tests" / "isolated_script.py"), outputs,
+                    "training_script_cora.py", *common]
+
+        for _ in range(args.cli_repeats):
+            for epochs in (short, long):
+                for implementation in seconds:
+                    if implementation == "PyG" and not _has_pyg():
+                        continue
+                    start = time.perf_counter()
+                    subprocess.run(command(implementation, epochs), cwd=PROJECT_ROOT, check=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    seconds[implementation][epochs].append(time.perf_counter() - start)
+    rows = []
+    for implementation, runs in seconds.items():
+        if not runs[long]:
+            continue
+        per_epoch = 1000 * (statistics.median(runs[long]) - statistics.median(runs[short])) / (long - short)
+        rows.append({"workload": "cora, the script's epoch", "impl": implementation, "epoch_ms": per_epoch,
+                     "startup_s": statistics.median(runs[short]) - short * per_epoch / 1000,
+                     "runs_s": runs})
+    reference = next((r for r in rows if r["impl"] == "PyG"), None)
+    print("| workload | impl | ms per epoch (train step + validation + bookkeeping) | start-up and finish (s) "
+          "| vs PyG |\n|---|---|---|---|---|")
+    for row in rows:
+        if reference:
+            row["epoch_ratio"] = row["epoch_ms"] / reference["epoch_ms"]
+        ratio = f"{row['epoch_ratio']:.2f}x" if reference else "-"
+        print(f"| {row['workload']} | {row['impl']} | {row['epoch_ms']:.1f} | {row['startup_s']:.1f} | {ratio} |",
+              flush=True)
+    return rows
+
+
 def _has_pyg():
     try:
         import torch_geometric  # noqa: F401
@@ -244,7 +298,8 @@ def _has_pyg():
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark IMP1/IMP2/IMP3 against PyG's GATConv.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--workloads", nargs="+", choices=["cora", "ppi", "scaling"], default=["cora", "ppi", "scaling"])
+    parser.add_argument("--workloads", nargs="+", choices=["cora", "ppi", "scaling", "cli"],
+                        default=["cora", "ppi", "scaling"])
     parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
     parser.add_argument("--scaling_nodes", nargs="+", type=positive_int, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--scaling_implementations", nargs="+", choices=IMPLEMENTATIONS, default=["IMP3", "PyG"])
@@ -255,6 +310,9 @@ def main(argv=None):
     parser.add_argument("--skip_memory", action="store_true", help="do not measure peak memory")
     parser.add_argument("--attention_type", choices=["gat", "gatv2"], default="gat",
                         help="gat: ours vs PyG's GATConv; gatv2: ours vs PyG's GATv2Conv")
+    parser.add_argument("--cli_epochs", type=positive_int, nargs=2, default=[20, 320], metavar=("SHORT", "LONG"),
+                        help="cli: the two run lengths whose difference gives the epoch time")
+    parser.add_argument("--cli_repeats", type=positive_int, default=3, help="cli: runs of each length and script")
     parser.add_argument("--num_threads", type=positive_int, default=None)
     parser.add_argument("--force_cpu", action="store_true")
     parser.add_argument("--data_dir", default=None)
@@ -265,17 +323,21 @@ def main(argv=None):
     device = torch.device("cuda" if torch.cuda.is_available() and not args.force_cpu else "cpu")
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
 
-    rows = []
+    rows, cli_rows = [], []
     for kind in args.workloads:
         common = {"kind": kind, "attention_type": args.attention_type}
-        if kind == "cora":
+        if kind == "cli":
+            cli_rows = run_cli(args)
+        elif kind == "cora":
             rows += run_workload(dict(common, data_dir=args.data_dir), args.implementations, device, args)
         elif kind == "ppi":
             rows += run_workload(common, args.implementations, device, args)
         else:
             for num_nodes in args.scaling_nodes:
                 rows += run_workload(dict(common, num_nodes=num_nodes), args.scaling_implementations, device, args)
-    print("\n" + markdown_table(rows))
+    if rows:
+        print("\n" + markdown_table(rows))
+    rows += cli_rows
     if args.output:
         write_json(args.output, {"date": datetime.datetime.now().isoformat(timespec="minutes"),
                                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
