@@ -89,7 +89,7 @@ def test_arxiv_loader_refuses_damaged_archives(tmp_path):
             bad.writestr(item, data)
     with pytest.raises(DatasetError, match="inconsistent: 200 edges, num-edge-list says 201"):
         ensure_arxiv(tmp_path, download=False)
-    assert not (tmp_path / "ogbn_arxiv").exists() and not list(tmp_path.glob(".arxiv-extract-*"))
+    assert not (tmp_path / "ogbn_arxiv").exists() and not list(tmp_path.glob(".ogbn_arxiv-extract-*"))
 
 
 def test_training_script_on_arxiv_format_data(tmp_path, isolated_outputs, capsys):

@@ -1,13 +1,17 @@
-"""Where datasets live, how they are downloaded and verified. Shared by the Planetoid and PPI loaders.
+"""Where datasets live, how they are downloaded, verified and extracted. Shared by the dataset loaders.
 
 Data directory: `--data_dir DIR` if given, else $GAT_DATA_DIR, else `data/` in the project root.
 Nothing here touches the disk until a loader is called.
 """
 
+import contextlib
 import hashlib
 import os
+import shutil
 import sys
+import tempfile
 import urllib.error
+import zipfile
 import urllib.request
 from pathlib import Path
 
@@ -76,3 +80,29 @@ def download_file(url, destination, expected_sha256=None, show_progress=None):
                 f"The download of {destination.name} from {url} is corrupt: SHA-256 {digest.hexdigest()}, "
                 f"expected {expected_sha256}. Try again, or place the right file at {destination} by hand.")
     return destination
+
+
+@contextlib.contextmanager
+def extracted_zip(zip_path, destination, how_to_fix):
+    """Check a downloaded zip (a zip at all, every CRC, no path that escapes) and extract it into a temporary
+    folder beside `destination`; yields that folder and removes whatever is left of it afterwards.
+
+    The caller validates the files and renames the dataset folder out of it into `destination`: beside it
+    means on the same filesystem, so that rename is atomic and a failed extraction leaves nothing behind."""
+    if not zipfile.is_zipfile(zip_path):
+        raise DatasetError(f"{zip_path} is not a zip archive (incomplete download?). {how_to_fix}")
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}-extract-"))
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            broken = archive.testzip()
+            if broken is not None:
+                raise DatasetError(f"{zip_path} is corrupt (bad CRC in {broken}). {how_to_fix}")
+            for member in archive.namelist():
+                if member.startswith("/") or ".." in Path(member).parts:
+                    raise DatasetError(f"{zip_path} contains an unsafe path {member!r}. {how_to_fix}")
+            archive.extractall(tmp)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

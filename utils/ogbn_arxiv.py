@@ -17,15 +17,13 @@ is added to every node.
 """
 
 import gzip
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from utils.data_loading import DatasetError, download_file, resolve_data_dir
+from utils.data_loading import DatasetError, download_file, extracted_zip, resolve_data_dir
 from utils.graph import GraphData, build_edge_index
 
 ARXIV_URL = "http://snap.stanford.edu/ogb/data/nodeproppred/arxiv.zip"
@@ -58,20 +56,8 @@ def ensure_arxiv(data_dir=None, download=True):
 def extract_arxiv_zip(zip_path, folder):
     """Check the zip is whole, extract it to a temp folder, validate every file, then rename into place."""
     how_to_fix = f"Delete {zip_path} and run again to re-download it from {ARXIV_URL}."
-    if not zipfile.is_zipfile(zip_path):
-        raise DatasetError(f"{zip_path} is not a zip archive (incomplete download?). {how_to_fix}")
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".arxiv-extract-"))
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            broken = archive.testzip()
-            if broken is not None:
-                raise DatasetError(f"{zip_path} is corrupt (bad CRC in {broken}). {how_to_fix}")
-            for member in archive.namelist():
-                if member.startswith("/") or ".." in Path(member).parts:
-                    raise DatasetError(f"{zip_path} contains an unsafe path {member!r}. {how_to_fix}")
-            archive.extractall(tmp)
+    with extracted_zip(zip_path, folder, how_to_fix) as tmp:
         # The archive holds one folder (arxiv/) with raw/ and split/ inside.
         root = next((p.parent.parent for p in tmp.rglob("edge.csv.gz") if p.parent.name == "raw"), None)
         if root is None:
@@ -81,8 +67,6 @@ def extract_arxiv_zip(zip_path, folder):
         except DatasetError as error:
             raise DatasetError(f"{error} {how_to_fix}") from None
         root.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

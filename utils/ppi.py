@@ -10,15 +10,12 @@ numpy files are read with allow_pickle=False.
 """
 
 import json
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from utils.data_loading import DatasetError, download_file, resolve_data_dir
+from utils.data_loading import DatasetError, download_file, extracted_zip, resolve_data_dir
 from utils.graph import GraphData, build_edge_index, merge_graphs
 
 PPI_URL = "https://data.dgl.ai/dataset/ppi.zip"
@@ -64,27 +61,14 @@ def ensure_ppi(data_dir=None, download=True):
 def extract_ppi_zip(zip_path, folder):
     """Check the zip is whole, extract it to a temp folder, validate, then rename into place."""
     how_to_fix = f"Delete {zip_path} and run again to re-download it from {PPI_URL}."
-    if not zipfile.is_zipfile(zip_path):
-        raise DatasetError(f"{zip_path} is not a zip archive (incomplete download?). {how_to_fix}")
     folder = Path(folder)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".ppi-extract-"))
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            broken = archive.testzip()
-            if broken is not None:
-                raise DatasetError(f"{zip_path} is corrupt (bad CRC in {broken}). {how_to_fix}")
-            for member in archive.namelist():
-                if member.startswith("/") or ".." in Path(member).parts:
-                    raise DatasetError(f"{zip_path} contains an unsafe path {member!r}. {how_to_fix}")
-            archive.extractall(tmp)
+    with extracted_zip(zip_path, folder, how_to_fix) as tmp:
         # The files may sit at the archive's root or inside one folder (e.g. ppi/).
         root = tmp if (tmp / "train_graph.json").exists() else next(
             (p.parent for p in tmp.rglob("train_graph.json")), tmp)
         for split in SPLITS:
             _read_split(root, split)  # validates every file before the folder appears
         root.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
