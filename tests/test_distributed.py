@@ -97,3 +97,19 @@ def test_ctrl_c_under_torchrun_stops_every_process_once(ppi_dir, tmp_path):
     assert "Resume with: torchrun --nproc_per_node=2 training_script_ppi.py" in stderr
     epoch = load_checkpoint(last)["training_state"]["epoch"]
     assert f"Interrupted at epoch {epoch}." in stderr
+
+
+def test_resume_under_torchrun_continues_exactly(ppi_dir, tmp_path):
+    flags = ["training_script_ppi.py", "--data_dir", ppi_dir, *PPI_FLAGS]
+    flags[flags.index("--num_of_epochs") + 1] = "4"
+    assert torchrun(tmp_path / "whole", *flags).returncode == 0
+    half = list(flags)
+    half[half.index("--num_of_epochs") + 1] = "2"
+    assert torchrun(tmp_path / "split", *half).returncode == 0
+    run = torchrun(tmp_path / "split", *flags, "--resume", "last")
+    assert run.returncode == 0 and "2 epochs done" in run.stdout, run.stderr[-3000:]
+    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "gat_ppi_last.pth")
+    resumed = load_checkpoint(tmp_path / "split" / "checkpoints" / "gat_ppi_last.pth")
+    for name, value in whole["model_state"].items():
+        assert torch.equal(resumed["model_state"][name], value), name
+    assert resumed["training_state"]["history"] == whole["training_state"]["history"]
