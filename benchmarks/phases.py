@@ -1,0 +1,214 @@
+"""Where a Cora epoch's time goes, phase by phase, and how far each phase is from this machine's limits.
+
+    python -m benchmarks.phases --data_dir DIR            # IMP3, the paper's Cora model
+    python -m benchmarks.phases --attention_type gatv2
+
+Two probes first: the machine's float32 matrix-multiply rate (GFLOP/s, a 1024^3 matmul) and its memory
+bandwidth (GB/s, copying a 256 MiB tensor). Then the paper's Cora model trains and evaluates, and the time of
+each phase is taken by wrapping the functions of models/gat_layers.py that implement it (the layers themselves
+are not changed; wall-clock time, which on the CPU is the time of the work):
+
+    projection   W h (sparse input: a weighted gather-sum; dense: a matmul)        _apply_linear
+    dropout      the masks on inputs, projected features and attention              FastDropout, _dropout_input
+    softmax      the per-target softmax over edges                                  edge_softmax
+    aggregation  the attention-weighted sum over each neighbourhood                 _NeighbourhoodSum
+    scores+rest  the rest of the layers' forward: per-edge scores, skip, heads, bias, ELU
+    loss         loss and accuracy of the training nodes (and their .item())
+    backward     loss.backward()
+    optimizer    zero_grad and Adam's step
+    eval         the validation pass's loss and accuracy (its forward is counted in the phases above)
+
+Each phase's work is estimated from the shapes (FLOPs for the projection and aggregation, bytes moved for
+the memory-bound phases) and printed as achieved GFLOP/s or GB/s next to the probes. The estimates are
+lower bounds on the work (each value read or written once), so the percentages are upper bounds on how
+close a phase is to the limit. The last line compares the sum of the phases with the epoch measured through
+`training_script_cora.py` by `bench_speed --workloads cli`, if given with --cli_epoch_ms.
+"""
+
+import argparse
+import collections
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+from models import gat_layers
+from utils.flags import positive_int
+from utils.graph import sparsify_if_mostly_zero
+
+
+def matmul_gflops(size=1024, repeats=10):
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def copy_gbs(mebibytes=256, repeats=5):
+    source = torch.randn(mebibytes * 2 ** 20 // 4)
+    target = torch.empty_like(source)
+    target.copy_(source)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        target.copy_(source)
+    return 2 * source.numel() * 4 * repeats / (time.perf_counter() - start) / 1e9  # read + write
+
+
+class PhaseClock:
+    """Accumulates wall-clock seconds per phase name; `wrap` times a function under a name."""
+
+    def __init__(self):
+        self.seconds = collections.defaultdict(float)
+        self.stack = []
+
+    def wrap(self, name, function):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            self.stack.append(name)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.stack.pop()
+                elapsed = time.perf_counter() - start
+                self.seconds[name] += elapsed
+                if self.stack:  # time spent in a nested phase is not its parent's
+                    self.seconds[self.stack[-1]] -= elapsed
+        return timed
+
+    def measure(self, name):
+        return _Span(self, name)
+
+
+class _Span:
+    def __init__(self, clock, name):
+        self.clock, self.name = clock, name
+
+    def __enter__(self):
+        self.clock.stack.append(self.name)
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc_info):
+        self.clock.stack.pop()
+        elapsed = time.perf_counter() - self.start
+        self.clock.seconds[self.name] += elapsed
+        if self.clock.stack:
+            self.clock.seconds[self.clock.stack[-1]] -= elapsed
+
+
+def main(argv=None):
+    from utils.planetoid import load_planetoid
+    from utils.training import CORA_ARCHITECTURE, build_model
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--attention_type", choices=gat_layers.ATTENTION_TYPES, default="gat")
+    parser.add_argument("--epochs", type=positive_int, default=200, help="measured epochs (after --warmup)")
+    parser.add_argument("--warmup", type=positive_int, default=20)
+    parser.add_argument("--cli_epoch_ms", type=float, default=None,
+                        help="the script's epoch from bench_speed --workloads cli, to show the bookkeeping around it")
+    args = parser.parse_args(argv)
+
+    peak_gflops, peak_gbs = matmul_gflops(), copy_gbs()
+    print(f"machine: {torch.get_num_threads()} threads; float32 matmul {peak_gflops:.0f} GFLOP/s; "
+          f"memory copy {peak_gbs:.1f} GB/s")
+
+    data = load_planetoid("cora", args.data_dir)
+    features, edge_index, labels = sparsify_if_mostly_zero(data.node_features), data.edge_index, data.labels
+    torch.manual_seed(0)
+    model = build_model(CORA_ARCHITECTURE, data.node_features.shape[1], data.num_classes, "IMP3",
+                        attention_type=args.attention_type)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+
+    clock = PhaseClock()
+    originals = {"_apply_linear": gat_layers._apply_linear, "edge_softmax": gat_layers.edge_softmax}
+    gat_layers._apply_linear = clock.wrap("projection", originals["_apply_linear"])
+    gat_layers.edge_softmax = clock.wrap("softmax", originals["edge_softmax"])
+    neighbourhood_apply = gat_layers._NeighbourhoodSum.apply
+    gat_layers._NeighbourhoodSum.apply = clock.wrap("aggregation", neighbourhood_apply)
+    layer_class = gat_layers.GATLayerImp3
+    dropout_forward, dropout_input = gat_layers.FastDropout.forward, gat_layers.GATLayer._dropout_input
+    gat_layers.FastDropout.forward = clock.wrap("dropout", dropout_forward)
+    gat_layers.GATLayer._dropout_input = clock.wrap("dropout", dropout_input)
+    layer_forward = layer_class.forward
+    layer_class.forward = clock.wrap("scores+rest", layer_forward)
+    try:
+        epoch_seconds = []
+        for epoch in range(args.warmup + args.epochs):
+            if epoch == args.warmup:
+                clock.seconds.clear()
+            start = time.perf_counter()
+            model.train()
+            with clock.measure("optimizer"):
+                optimizer.zero_grad(set_to_none=True)
+            logits = model(features, edge_index)
+            with clock.measure("loss"):
+                loss = loss_fn(logits[data.train_indices], labels[data.train_indices])
+                (logits[data.train_indices].argmax(-1) == labels[data.train_indices]).float().mean().item()
+            with clock.measure("backward"):
+                loss.backward()
+            with clock.measure("optimizer"):
+                optimizer.step()
+            loss.item()
+            with clock.measure("eval (loss, metrics)"), torch.no_grad():
+                model.eval()
+                out = model(features, edge_index)
+                loss_fn(out[data.val_indices], labels[data.val_indices]).item()
+                (out[data.val_indices].argmax(-1) == labels[data.val_indices]).float().mean().item()
+            if epoch >= args.warmup:
+                epoch_seconds.append(time.perf_counter() - start)
+    finally:
+        gat_layers._apply_linear, gat_layers.edge_softmax = originals["_apply_linear"], originals["edge_softmax"]
+        del gat_layers._NeighbourhoodSum.apply  # back to torch.autograd.Function's own
+        gat_layers.FastDropout.forward, gat_layers.GATLayer._dropout_input = dropout_forward, dropout_input
+        layer_class.forward = layer_forward
+
+    # Work of the forward passes of one epoch (training + validation; dropout only in training). Backward
+    # and the rest are reported as time only.
+    num_edges, heads = edge_index.shape[1], model.config.num_heads_per_layer
+    widths = model.config.num_features_per_layer
+    nnz = int(features.values().numel()) if features.layout != torch.strided else features.numel()
+    projection_flops = 2 * nnz * heads[0] * widths[1] + 2 * data.num_nodes * heads[0] * widths[1] * heads[1] * widths[2]
+    if args.attention_type == "gatv2":
+        projection_flops *= 2  # W_s and W_t
+    aggregation_flops = sum(2 * num_edges * h * f for h, f in zip(heads, widths[1:]))
+    softmax_bytes = sum(4 * num_edges * h * 5 for h in heads)  # read scores, max, exp, sum, divide: ~5 passes
+    dropout_bytes = 4 * 2 * (nnz + num_edges * sum(heads) + data.num_nodes * sum(h * f for h, f in zip(heads, widths[1:]))
+                             + data.num_nodes * heads[0] * widths[1])
+    work = {"projection": (2 * projection_flops, "flop"), "aggregation": (2 * aggregation_flops, "flop"),
+            "softmax": (2 * softmax_bytes, "byte"), "dropout": (dropout_bytes, "byte")}
+
+    epochs = args.epochs
+    ms = {name: 1000 * seconds / epochs for name, seconds in clock.seconds.items()}
+    epoch_ms = 1000 * statistics.median(epoch_seconds)
+    print(f"\nCora, {args.attention_type.upper()} IMP3, {epochs} epochs after {args.warmup} warm-up; epoch "
+          f"(train step + validation) median {epoch_ms:.1f} ms, mean {1000 * sum(epoch_seconds) / epochs:.1f} ms\n")
+    print("Forward phases (projection to aggregation) add up the training and the validation pass.\n")
+    print("| phase | ms per epoch | share | work per epoch | achieved | of the probe |\n|---|---|---|---|---|---|")
+    total = sum(ms.values())
+    order = ["projection", "dropout", "scores+rest", "softmax", "aggregation", "loss", "backward", "optimizer",
+             "eval (loss, metrics)"]
+    for name in order:
+        value = ms.get(name, 0.0)
+        line = f"| {name} | {value:.2f} | {100 * value / total:.0f} % |"
+        if name in work and value > 0:
+            amount, unit = work[name]
+            rate = amount / (value / 1000) / 1e9
+            peak = peak_gflops if unit == "flop" else peak_gbs
+            label = "GFLOP/s" if unit == "flop" else "GB/s"
+            line += f" {amount / 1e6:.1f} M{unit}s | {rate:.1f} {label} | {100 * rate / peak:.1f} % |"
+        else:
+            line += " | | |"
+        print(line)
+    print(f"| **sum of phases** | **{total:.2f}** | | | | |")
+    if args.cli_epoch_ms:
+        print(f"| the script's epoch (bench_speed cli) | {args.cli_epoch_ms:.2f} | | bookkeeping around the "
+              f"phases: {args.cli_epoch_ms - total:.2f} ms | | |")
+
+
+if __name__ == "__main__":
+    main()
