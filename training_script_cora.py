@@ -10,7 +10,8 @@
 import argparse
 
 from utils.flags import add_common_training_args, new_parser, positive_int
-from utils.training import CORA_DEFAULTS, TRANSDUCTIVE_DATASETS, architecture_for, run_training_script, train_gat_cora
+from utils.training import (CORA_DEFAULTS, EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES, TRANSDUCTIVE_DATASETS,
+                            architecture_for, run_training_script, train_gat_cora)
 
 
 def dataset_name_arg(text):
@@ -33,7 +34,8 @@ def get_parser():
                         help="with --fanouts: training nodes per step")
     parser.add_argument("--eval_chunk_size", type=positive_int, default=CORA_DEFAULTS["eval_chunk_size"], metavar="N",
                         help="evaluate layer by layer over N target nodes at a time (bounds the memory of "
-                             "evaluation on large graphs); without it: one forward pass")
+                             f"evaluation on large graphs); without it: one forward pass up to "
+                             f"{EVAL_ONE_PASS_NODES:,} nodes, chunks of {EVAL_CHUNK_SIZE:,} above")
     return add_common_training_args(parser, CORA_DEFAULTS)
 
 

@@ -83,3 +83,20 @@ def test_cora_script_checks_fanouts(capsys):
     with pytest.raises(SystemExit):
         training_script_cora.main(["--fanouts", "10", "10", "10"])
     assert "one number per GAT layer" in capsys.readouterr().err
+
+
+def test_large_graphs_are_evaluated_in_chunks_by_default(cora, monkeypatch):
+    from utils import sampling, training
+    settings = dict(num_of_epochs=3, console_log_freq=0, checkpoint_freq=0, save_binary=False,
+                    last_checkpoint_seconds=None)
+    one_pass = train_gat_cora(dict(settings), log=lambda *_: None, data=cora)
+    chunk_sizes = []
+    original = sampling.layerwise_inference
+    monkeypatch.setattr(sampling, "layerwise_inference",
+                        lambda *args: chunk_sizes.append(args[3]) or original(*args))
+    monkeypatch.setattr(training, "EVAL_ONE_PASS_NODES", 1000)  # Cora's 2708 nodes now count as large
+    monkeypatch.setattr(training, "EVAL_CHUNK_SIZE", 700)
+    chunked = train_gat_cora(dict(settings), log=lambda *_: None, data=cora)
+    assert set(chunk_sizes) == {700}
+    for ours, theirs in zip(chunked["history"], one_pass["history"]):
+        assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)

@@ -437,6 +437,11 @@ CORA_DEFAULTS = dict(_COMMON_DEFAULTS, dataset_name="cora", num_of_epochs=10000,
 
 TRANSDUCTIVE_DATASETS = ("cora", "citeseer", "pubmed", "ogbn-arxiv", "sbm")
 
+# Without --eval_chunk_size: graphs up to this many nodes are evaluated in one forward pass, larger ones
+# layer by layer over chunks of EVAL_CHUNK_SIZE target nodes.
+EVAL_ONE_PASS_NODES = 500_000
+EVAL_CHUNK_SIZE = 100_000
+
 # ogbn-arxiv: 3 layers of 3 heads x 250 features with skip connections, the shape of the GAT that DGL's
 # ogbn-arxiv example trains (without its batch norm and label-reuse tricks); dropout 0.5. Not measured here.
 ARXIV_ARCHITECTURE = dict(num_of_layers=3, num_heads_per_layer=[3, 3, 3], hidden_features=[250, 250],
@@ -556,7 +561,8 @@ def train_gat_cora(config=None, log=print, data=None):
     def evaluate(split):
         from utils.sampling import layerwise_inference
         # Every process evaluates the whole graph (the same numbers on each): nothing to combine.
-        logits = layerwise_inference(model, node_features, edge_index, config["eval_chunk_size"])
+        chunk_size = config["eval_chunk_size"] or (EVAL_CHUNK_SIZE if data.num_nodes > EVAL_ONE_PASS_NODES else None)
+        logits = layerwise_inference(model, node_features, edge_index, chunk_size)
         loss, accuracy = loss_and_accuracy(logits, split)
         return loss.item(), accuracy
 
