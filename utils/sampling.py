@@ -49,6 +49,11 @@ class InNeighbours:
 
 
 class NeighbourSampler:
+    """Draws the subgraph of up to fanouts[h] in-neighbours per node at hop h around a set of targets.
+
+    Its own torch.Generator (seeded by `seed`, or reseeded by the caller per step) makes it repeatable;
+    the global torch random state is left alone."""
+
     def __init__(self, edge_index, num_nodes, fanouts, seed=0):
         if not fanouts or any(int(f) < 1 for f in fanouts):
             raise ValueError(f"fanouts must be one or more positive integers (one per layer), got {fanouts}")
