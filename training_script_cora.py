@@ -11,7 +11,7 @@ import argparse
 
 from utils.flags import add_common_training_args, new_parser, positive_int
 from utils.training import (CORA_DEFAULTS, EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES, TRANSDUCTIVE_DATASETS,
-                            architecture_for, run_training_script, train_gat_cora)
+                            run_training_script, train_gat_cora)
 
 
 def dataset_name_arg(text):
@@ -39,15 +39,8 @@ def get_parser():
     return add_common_training_args(parser, CORA_DEFAULTS)
 
 
-def check_settings(parser, settings):
-    layers = architecture_for(settings["dataset_name"])["num_of_layers"]
-    if settings["fanouts"] is not None and len(settings["fanouts"]) != layers:
-        parser.error(f"--fanouts needs one number per GAT layer ({layers} for {settings['dataset_name']}), "
-                     f"got {len(settings['fanouts'])}")
-
-
 def main(argv=None):
-    return run_training_script(__file__, get_parser(), train_gat_cora, argv, check=check_settings)
+    return run_training_script(__file__, get_parser(), train_gat_cora, argv)
 
 
 if __name__ == "__main__":

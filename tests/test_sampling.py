@@ -79,10 +79,10 @@ def test_sampled_training_learns_cora_and_resumes_exactly(cora, isolated_outputs
     assert resumed["history"] == full["history"]
 
 
-def test_cora_script_checks_fanouts(capsys):
-    with pytest.raises(SystemExit):
-        training_script_cora.main(["--fanouts", "10", "10", "10"])
-    assert "one number per GAT layer" in capsys.readouterr().err
+def test_cora_script_checks_fanouts(cora_data_dir):
+    with pytest.raises(SystemExit) as exit_info:  # the interpreter prints this message to stderr
+        training_script_cora.main(["--fanouts", "10", "10", "10", "--data_dir", str(cora_data_dir)])
+    assert "error: --fanouts needs one number per GAT layer (2 for cora)" in str(exit_info.value.code)
 
 
 def test_large_graphs_are_evaluated_in_chunks_by_default(cora, monkeypatch):

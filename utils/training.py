@@ -768,14 +768,12 @@ def _raise_terminated(signum, frame):
     raise _Terminated
 
 
-def run_training_script(script_file, parser, train, argv=None, check=None):
+def run_training_script(script_file, parser, train, argv=None):
     """What both training scripts do: parse the flags, train, and turn every expected way of stopping
-    (bad data, a bad checkpoint, out of memory, Ctrl-C, SIGTERM) into one message and an exit code.
-    check(parser, settings), if given, refuses flag combinations with parser.error."""
+    (bad data, a bad checkpoint, settings that cannot work together, out of memory, Ctrl-C, SIGTERM)
+    into one message and an exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     settings = vars(parser.parse_args(argv))
-    if check is not None:
-        check(parser, settings)
     overrides = explicit_settings(parser, argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
