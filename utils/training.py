@@ -650,9 +650,22 @@ OUT_OF_MEMORY_ADVICE = ("CUDA ran out of memory. Try --batch_size 1 (one graph p
 
 
 def micro_f1(labels, logits):
-    """Micro-averaged F1 over every (node, label) pair, as in the paper (scikit-learn's definition)."""
-    from sklearn.metrics import f1_score
-    return float(f1_score(labels.cpu().numpy(), (logits > 0).cpu().numpy(), average="micro", zero_division=0))
+    """Micro-averaged F1 over every (node, label) pair, as in the paper; a logit > 0 predicts 1."""
+    return micro_f1_from_counts(*micro_f1_counts(labels, logits))
+
+
+def micro_f1_counts(labels, logits):
+    """(true positives, false positives, false negatives) over every (node, label) pair: the sums behind
+    micro-F1, which several processes can add up before dividing."""
+    predicted, actual = logits.detach() > 0, labels > 0.5
+    return ((predicted & actual).sum().item(), (predicted & ~actual).sum().item(),
+            (~predicted & actual).sum().item())
+
+
+def micro_f1_from_counts(true_pos, false_pos, false_neg):
+    """Micro-F1 = 2 TP / (2 TP + FP + FN): scikit-learn's micro average, 0 when there is nothing to count."""
+    denominator = 2 * true_pos + false_pos + false_neg
+    return 2 * true_pos / denominator if denominator else 0.0
 
 
 def train_gat_ppi(config=None, log=print, splits=None):
@@ -725,12 +738,10 @@ def train_gat_ppi(config=None, log=print, splits=None):
                     optimizer.zero_grad(set_to_none=True)
                     (loss * (ctx.world_size / step_values)).backward()
                     optimizer.step()
-                predicted, labels = logits.detach() > 0, batch.labels > 0.5
-                totals += torch.tensor([loss.item(), batch.labels.numel(), (predicted & labels).sum().item(),
-                                        (predicted & ~labels).sum().item(), (~predicted & labels).sum().item()],
+                totals += torch.tensor([loss.item(), batch.labels.numel(), *micro_f1_counts(batch.labels, logits)],
                                        dtype=torch.float64)
-        total_loss, values, true_pos, false_pos, false_neg = ctx.sum(totals.tolist())
-        return total_loss / values, _micro_f1_from_counts(true_pos, false_pos, false_neg)
+        total_loss, values, *counts = ctx.sum(totals.tolist())
+        return total_loss / values, micro_f1_from_counts(*counts)
 
     layer_type = model.layer_type.name
     num_graphs = {split: len(graphs) for split, graphs in splits.items()}
@@ -750,12 +761,6 @@ def train_gat_ppi(config=None, log=print, splits=None):
     if results["test_micro_f1"] is not None:
         log(f"Test micro-F1 = {results['test_micro_f1']:.4f}")
     return dict(results, history=outcome.history, model=model)
-
-
-def _micro_f1_from_counts(true_pos, false_pos, false_neg):
-    """Micro-F1 = 2 TP / (2 TP + FP + FN) over every (node, label) pair: scikit-learn's micro average."""
-    denominator = 2 * true_pos + false_pos + false_neg
-    return 2 * true_pos / denominator if denominator else 0.0
 
 
 # ----------------------------------------------------------------------------- the scripts' main
