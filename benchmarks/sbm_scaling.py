@@ -13,7 +13,6 @@ graph size, each in a fresh process, so the numbers of one size do not carry int
 """
 
 import argparse
-import resource
 import statistics
 import threading
 import time
@@ -21,11 +20,11 @@ import time
 import torch
 
 from utils.flags import positive_int
+from utils.profiling import memory_status
 
 
 def _rss_mib():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize() / 2 ** 20
+    return memory_status("VmRSS") / 2 ** 20
 
 
 def needs_graph(args):

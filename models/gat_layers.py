@@ -338,13 +338,9 @@ class TargetSortedEdges:
     """
 
     def __init__(self, edge_index, num_nodes, num_heads):
-        source, target = edge_index[0], edge_index[1]
-        self.order = None
-        if target.numel() > 1 and not bool((target[1:] >= target[:-1]).all()):
-            self.order = torch.argsort(target, stable=True)
-            source, target = source.index_select(0, self.order), target.index_select(0, self.order)
+        source, target, self.order = sort_by_target(edge_index[0], edge_index[1])
         self.source, self.target = source, target
-        self.target_offsets = _offsets(target, num_nodes)
+        self.target_offsets = csr_offsets(target, num_nodes)
         self.forward_bags = _bags(target, source, num_nodes, num_heads)
         self.backward_bags = _bags(source, target, num_nodes, num_heads)
 
@@ -355,7 +351,17 @@ class TargetSortedEdges:
         return torch.empty_like(per_edge).index_copy_(0, self.order, per_edge)
 
 
-def _offsets(sorted_ids, num_nodes):
+def sort_by_target(source, target):
+    """(source, target, order): the edges sorted by target (stable), and the permutation applied, or
+    None when they already were (the loaders' output is), which costs one comparison pass."""
+    if target.numel() > 1 and not bool((target[1:] >= target[:-1]).all()):
+        order = torch.argsort(target, stable=True)
+        return source.index_select(0, order), target.index_select(0, order), order
+    return source, target, None
+
+
+def csr_offsets(sorted_ids, num_nodes):
+    """[num_nodes + 1] offsets: the entries of id i are sorted_ids[offsets[i]:offsets[i + 1]]."""
     offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=sorted_ids.device)
     offsets[1:] = torch.cumsum(torch.bincount(sorted_ids, minlength=num_nodes), 0)
     return offsets
@@ -371,7 +377,7 @@ def _bags(group_by, gather_from, num_nodes, num_heads):
     order = torch.argsort(bag, stable=True)
     rows = (gather_from.unsqueeze(1) * num_heads + heads).reshape(-1).index_select(0, order)
     weight_positions = (edge_ids.unsqueeze(1) * num_heads + heads).reshape(-1).index_select(0, order)
-    starts = _offsets(bag.index_select(0, order), num_nodes * num_heads)[:-1]
+    starts = csr_offsets(bag.index_select(0, order), num_nodes * num_heads)[:-1]
     return rows, weight_positions, starts
 
 

@@ -16,6 +16,8 @@ nodes), and the draws come from the sampler's own torch.Generator: the same seed
 
 import torch
 
+from models.gat_layers import csr_offsets, sort_by_target
+
 
 class SampledSubgraph:
     """nodes [n] (global ids, targets first), edge_index [2, e] in local ids 0..n-1 with self loops,
@@ -37,11 +39,8 @@ class InNeighbours:
     def __init__(self, edge_index, num_nodes):
         source, target = edge_index.cpu()
         keep = source != target
-        source, target = source[keep], target[keep]
-        order = torch.argsort(target, stable=True)
-        self.sources = source[order]
-        self.offsets = torch.zeros(num_nodes + 1, dtype=torch.long)
-        self.offsets[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
+        self.sources, target, _ = sort_by_target(source[keep], target[keep])
+        self.offsets = csr_offsets(target, num_nodes)
         self.num_nodes = num_nodes
 
     def degree(self, nodes):
@@ -121,11 +120,8 @@ def layerwise_inference(model, node_features, edge_index, chunk_size=None):
         if chunk_size is None or num_nodes <= chunk_size:
             return model(node_features, edge_index)
         device = edge_index.device
-        source, target = edge_index
-        order = torch.argsort(target, stable=True)
-        source, target = source[order], target[order]
-        offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
-        offsets[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
+        source, target, _ = sort_by_target(edge_index[0], edge_index[1])
+        offsets = csr_offsets(target, num_nodes)
         local = torch.full((num_nodes,), -1, dtype=torch.long, device=device)  # global -> chunk-local id
         x = node_features
         for layer in model.layers:
