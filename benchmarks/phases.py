@@ -27,6 +27,7 @@ close a phase is to the limit. The last line compares the sum of the phases with
 
 import argparse
 import collections
+import contextlib
 import statistics
 import time
 
@@ -58,44 +59,31 @@ def copy_gbs(mebibytes=256, repeats=5):
 
 
 class PhaseClock:
-    """Accumulates wall-clock seconds per phase name; `wrap` times a function under a name."""
+    """Accumulates wall-clock seconds per phase name. `measure(name)` times a block, `wrap(name, f)` a
+    function; time spent in a phase nested inside another is taken off the outer one."""
 
     def __init__(self):
         self.seconds = collections.defaultdict(float)
         self.stack = []
 
+    @contextlib.contextmanager
+    def measure(self, name):
+        self.stack.append(name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.stack.pop()
+            self.seconds[name] += elapsed
+            if self.stack:
+                self.seconds[self.stack[-1]] -= elapsed
+
     def wrap(self, name, function):
         def timed(*args, **kwargs):
-            start = time.perf_counter()
-            self.stack.append(name)
-            try:
+            with self.measure(name):
                 return function(*args, **kwargs)
-            finally:
-                self.stack.pop()
-                elapsed = time.perf_counter() - start
-                self.seconds[name] += elapsed
-                if self.stack:  # time spent in a nested phase is not its parent's
-                    self.seconds[self.stack[-1]] -= elapsed
         return timed
-
-    def measure(self, name):
-        return _Span(self, name)
-
-
-class _Span:
-    def __init__(self, clock, name):
-        self.clock, self.name = clock, name
-
-    def __enter__(self):
-        self.clock.stack.append(self.name)
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc_info):
-        self.clock.stack.pop()
-        elapsed = time.perf_counter() - self.start
-        self.clock.seconds[self.name] += elapsed
-        if self.clock.stack:
-            self.clock.seconds[self.clock.stack[-1]] -= elapsed
 
 
 def main(argv=None):
