@@ -59,15 +59,10 @@ class DistributedContext:
         return self.device if dist.get_backend() == "nccl" else "cpu"
 
 
-
 def shutdown():
     """Leave the process group, if this process joined one (the scripts call it on the way out)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def launched_by_torchrun():
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def setup(force_cpu=False, timeout_seconds=1800):
