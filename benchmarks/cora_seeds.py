@@ -59,13 +59,15 @@ def main(argv=None):
     print(f"\nmedian time per epoch (training step(s) + validation + bookkeeping): {per_epoch:.1f} ms")
     print("\n| dataset | attention | training | layer | seeds | test accuracy (%) | min | max |\n"
           "|---|---|---|---|---|---|---|---|")
-    print(f"| {args.dataset_name} | {args.attention_type} | {mode} | {args.layer_type.name} | {len(runs)} | {mean:.2f} ± {std:.2f} | "
+    print(f"| {args.dataset_name} | {args.attention_type} | {mode} | {args.layer_type.name} | {len(runs)} | "
+          f"{mean:.2f} ± {std:.2f} | "
           f"{min(accuracies):.1f} | {max(accuracies):.1f} |")
     if args.output:
         write_json(args.output, {"date": datetime.date.today().isoformat(), "machine": platform.platform(),
                                  "torch": torch.__version__,
                                  "attention_type": args.attention_type, "fanouts": args.fanouts,
-                                 "batch_size": args.batch_size, "median_ms_per_epoch": per_epoch, "mean": mean, "std": std, "runs": runs})
+                                 "batch_size": args.batch_size, "median_ms_per_epoch": per_epoch, "mean": mean,
+                                 "std": std, "runs": runs})
 
 
 if __name__ == "__main__":
