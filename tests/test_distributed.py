@@ -113,3 +113,22 @@ def test_resume_under_torchrun_continues_exactly(ppi_dir, tmp_path):
     for name, value in whole["model_state"].items():
         assert torch.equal(resumed["model_state"][name], value), name
     assert resumed["training_state"]["history"] == whole["training_state"]["history"]
+
+
+def test_a_signal_during_the_agreement_counts_at_the_next_point_on_every_rank():
+    """Ctrl-C reaches all ranks at once, often while they sit in the stop-agreement all-reduce. A rank
+    must not stop on a signal the others did not agree on, or they wait for it in a collective forever."""
+    from utils.training import DeferredSignals
+    offered = []
+
+    def agree_while_the_signal_lands(signum):  # stands in for the all-reduce of the other ranks' signals
+        offered.append(signum)
+        if len(offered) == 1:
+            signals.received = signal.SIGINT  # the handler runs as the collective returns, after the vote
+            return None                        # ...which, across ranks, found no signal
+        return signum
+
+    signals = DeferredSignals(agree_while_the_signal_lands)
+    assert signals.stop_requested() is None                  # this point: nobody had a signal to offer
+    assert signals.stop_requested() == signal.SIGINT          # next point: offered, agreed, stops everywhere
+    assert offered == [None, signal.SIGINT]

@@ -182,12 +182,14 @@ class DeferredSignals:
 
     def stop_requested(self):
         """The signal that stops training, or None. With several processes every rank must ask at the
-        same point: a signal that reached any rank stops them all there."""
-        if self._agree is not None:
-            agreed = self._agree(self.received)
-            if self.received is None:
-                self.received = agreed
-        return self.received
+        same point: a signal that reached any rank stops them all there. The answer is the agreed one
+        only: a signal that lands while the ranks are agreeing counts at the next point, on all of them."""
+        if self._agree is None:
+            return self.received
+        agreed = self._agree(self.received)
+        if agreed is not None and self.received is None:
+            self.received = agreed
+        return agreed
 
     def check(self):
         if self.stop_requested() is not None:
