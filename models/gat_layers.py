@@ -289,15 +289,14 @@ class GATLayerImp3(GATLayer):
         num_nodes = nodes_features_proj.shape[0]
         edges = self._graph_data(edge_index, (num_nodes, self.num_heads),
                                  lambda: TargetSortedEdges(edge_index, num_nodes, self.num_heads))
+        slope = self.leaky_relu.negative_slope
         if self.attention_type == "gat":
-            # [E, H]: the two halves of a^T [W h_i || W h_j], gathered per edge.
-            scores_per_edge = self.leaky_relu(source.index_select(0, edges.source)
-                                              + target.index_select(0, edges.target))
+            # [E, H]: LeakyReLU of the two halves of a^T [W h_i || W h_j], gathered per edge.
+            scores_per_edge = _GATEdgeScores.apply(source, target, edges, slope)
         else:
             # [E, H]: a . LeakyReLU(W h_j + W_t h_i), in chunks of edges: no [E, H, F] tensor is kept.
-            scores_per_edge = _GATv2EdgeScores.apply(source, target, self.scoring_fn, edges,
-                                                     self.leaky_relu.negative_slope)
-        attention = edge_softmax(scores_per_edge, edges.target, num_nodes, target_offsets=edges.target_offsets)
+            scores_per_edge = _GATv2EdgeScores.apply(source, target, self.scoring_fn, edges, slope)
+        attention = _SortedEdgeSoftmax.apply(scores_per_edge, edges)
         attention_dropped = self.dropout(attention)
         # [N, H, F_out]: out_i = sum over edges j -> i of attention_ij * W h_j
         out = _NeighbourhoodSum.apply(attention_dropped, nodes_features_proj, edges)
@@ -311,16 +310,15 @@ def edge_softmax(scores, target, num_nodes, target_offsets=None):
     practice: a neighbourhood whose scores lie far below it would underflow to exp(...) = 0 and
     get zero (or NaN) attention. The maximum is a constant shift, so it is detached: the gradient
     of softmax does not depend on it. With `target_offsets` (edges sorted by target, CSR offsets)
-    the maximum is a segment reduction, ~4x faster than the scatter.
+    the reductions run over contiguous segments (_SortedEdgeSoftmax), several times faster than the
+    scatters of the general case.
     """
-    num_heads = scores.shape[1]
     if target_offsets is not None:
-        max_per_target = torch.segment_reduce(scores.detach(), "max", offsets=target_offsets, axis=0)
-    else:
-        index = target.unsqueeze(-1).expand_as(scores)
-        max_per_target = scores.new_full((num_nodes, num_heads), float("-inf"))
-        max_per_target = max_per_target.scatter_reduce(0, index, scores.detach(), reduce="amax",
-                                                       include_self=False)
+        return _SortedEdgeSoftmax.apply(scores, _TargetSegments(target, target_offsets))
+    num_heads = scores.shape[1]
+    index = target.unsqueeze(-1).expand_as(scores)
+    max_per_target = scores.new_full((num_nodes, num_heads), float("-inf"))
+    max_per_target = max_per_target.scatter_reduce(0, index, scores.detach(), reduce="amax", include_self=False)
     exp_scores = (scores - max_per_target.index_select(0, target)).exp()
     denominator = scores.new_zeros((num_nodes, num_heads)).index_add_(0, target, exp_scores)
     # Every target that has an edge has denominator >= 1 (its max term is exp(0)).
@@ -331,7 +329,8 @@ class TargetSortedEdges:
     """An edge_index laid out for IMP3, computed once per graph.
 
     source, target: the edges sorted by target (already so for the loaders' output), with
-    target_offsets [N + 1] the CSR offsets of each target's incoming edges. For the aggregation,
+    target_offsets [N + 1] the CSR offsets of each target's incoming edges; source_order and
+    source_offsets: the same for the edges grouped by source (for sums over outgoing edges). For the aggregation,
     `forward_bags` lists, for every (target i, head h) in turn, the rows (j*H + h) of the [N*H, F]
     features to sum and the positions (e*H + h) of their weights in the flattened [E, H] attention;
     `backward_bags` does the same grouped by source, for the transpose in the backward pass.
@@ -341,6 +340,10 @@ class TargetSortedEdges:
         source, target, self.order = sort_by_target(edge_index[0], edge_index[1])
         self.source, self.target = source, target
         self.target_offsets = csr_offsets(target, num_nodes)
+        self.by_target = _TargetSegments(target, self.target_offsets)
+        # The same edges grouped by source (a stable order, so each group keeps the edges' order).
+        self.source_order = torch.argsort(source, stable=True)
+        self.source_offsets = csr_offsets(source.index_select(0, self.source_order), num_nodes)
         self.forward_bags = _bags(target, source, num_nodes, num_heads)
         self.backward_bags = _bags(source, target, num_nodes, num_heads)
 
@@ -379,6 +382,86 @@ def _bags(group_by, gather_from, num_nodes, num_heads):
     weight_positions = (edge_ids.unsqueeze(1) * num_heads + heads).reshape(-1).index_select(0, order)
     starts = csr_offsets(bag.index_select(0, order), num_nodes * num_heads)[:-1]
     return rows, weight_positions, starts
+
+
+class _TargetSegments:
+    """Edges sorted by target as contiguous segments: sums and maxima of per-edge values per target."""
+
+    def __init__(self, target, offsets):
+        self.target, self.offsets = target, offsets
+        self.lengths = offsets.diff()
+        self.edge_ids = torch.arange(target.numel(), device=target.device)
+
+    def max(self, per_edge):
+        return torch.segment_reduce(per_edge, "max", lengths=self.lengths, axis=0)
+
+    def sum(self, per_edge):
+        return _segment_sum(per_edge, self.edge_ids, self.offsets)
+
+    def expand(self, per_target):
+        """[N, ...] -> [E, ...]: each edge gets its target's value."""
+        return per_target.index_select(0, self.target)
+
+
+def _segment_sum(per_edge, edge_ids, offsets):
+    """Sums of consecutive row segments of per_edge [E, H] (segment i: rows offsets[i]:offsets[i + 1]).
+
+    F.embedding_bag over the rows in order: the same additions in the same order as index_add_
+    (bit-identical results), ~5x faster on CPU for a few heads per row."""
+    return F.embedding_bag(edge_ids, per_edge, offsets[:-1], mode="sum")
+
+
+class _SortedEdgeSoftmax(torch.autograd.Function):
+    """edge_softmax for edges sorted by target (`segments`: a _TargetSegments or TargetSortedEdges).
+
+    Forward does what the general path does, over contiguous segments. Backward is the softmax's
+    own formula, grad_scores = attention * (grad - sum over the target's edges of attention * grad),
+    five kernels instead of the dozen autograd would run through the forward's steps.
+    """
+
+    @staticmethod
+    def forward(ctx, scores, segments):
+        segments = getattr(segments, "by_target", segments)
+        max_per_target = segments.max(scores)
+        exp_scores = (scores - segments.expand(max_per_target)).exp_()
+        # Every target that has an edge has denominator >= 1 (its max term is exp(0)).
+        attention = exp_scores.div_(segments.expand(segments.sum(exp_scores)))
+        ctx.save_for_backward(attention)
+        ctx.segments = segments
+        return attention
+
+    @staticmethod
+    def backward(ctx, grad_attention):
+        (attention,) = ctx.saved_tensors
+        segments = ctx.segments
+        weighted = grad_attention * attention
+        return weighted.sub_(attention * segments.expand(segments.sum(weighted))), None
+
+
+class _GATEdgeScores(torch.autograd.Function):
+    """scores[e, h] = LeakyReLU(source[j, h] + target[i, h]) for every edge e = (j -> i): GAT's score.
+
+    The backward pass sums each edge's gradient into its source and its target as segment sums
+    (edges grouped by target as they come, by source through TargetSortedEdges.source_order)
+    instead of autograd's two zero-filled index_add_ scatters.
+    """
+
+    @staticmethod
+    def forward(ctx, source, target, edges, negative_slope):
+        pre_activation = source.index_select(0, edges.source) + target.index_select(0, edges.target)
+        ctx.save_for_backward(pre_activation)
+        ctx.edges, ctx.negative_slope = edges, negative_slope
+        return F.leaky_relu(pre_activation, negative_slope)
+
+    @staticmethod
+    def backward(ctx, grad_scores):
+        (pre_activation,) = ctx.saved_tensors
+        edges = ctx.edges
+        grad_pre = torch.ops.aten.leaky_relu_backward(grad_scores, pre_activation, ctx.negative_slope, False)
+        grad_source = _segment_sum(grad_pre.index_select(0, edges.source_order), edges.by_target.edge_ids,
+                                   edges.source_offsets)
+        grad_target = edges.by_target.sum(grad_pre)
+        return grad_source, grad_target, None, None
 
 
 class _NeighbourhoodSum(torch.autograd.Function):
