@@ -88,7 +88,7 @@ class PhaseClock:
 
 def main(argv=None):
     from utils.planetoid import load_planetoid
-    from utils.training import CORA_ARCHITECTURE, build_model
+    from utils.training import CORA_ARCHITECTURE, build_model, make_optimizer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -109,7 +109,7 @@ def main(argv=None):
     torch.manual_seed(0)
     model = build_model(CORA_ARCHITECTURE, data.node_features.shape[1], data.num_classes, "IMP3",
                         attention_type=args.attention_type)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=5e-4)
+    optimizer = make_optimizer(model, 5e-3, 5e-4)
     loss_fn = nn.CrossEntropyLoss()
 
     clock = PhaseClock()

@@ -86,13 +86,13 @@ def _cora_training_step(layer_type, device_name, data_dir):
     """Setup for run_isolated: the paper's Cora model of one layer type; returns one training epoch."""
     from utils.graph import sparsify_if_mostly_zero
     from utils.planetoid import load_planetoid
-    from utils.training import CORA_ARCHITECTURE, build_model
+    from utils.training import CORA_ARCHITECTURE, build_model, make_optimizer
 
     device = torch.device(device_name)
     data = load_planetoid("cora", data_dir).to(device)
     features = sparsify_if_mostly_zero(data.node_features)
     model = build_model(CORA_ARCHITECTURE, data.node_features.shape[1], data.num_classes, layer_type).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=5e-4)
+    optimizer = make_optimizer(model, 5e-3, 5e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step():
