@@ -504,11 +504,14 @@ def _edge_dot_products(at_target, at_source, edges, chunk_elements=1 << 24):
     """[E, H]: <at_target[i, h], at_source[j, h]> for every edge j -> i and head h.
 
     Works through the edges in chunks of at most `chunk_elements` gathered floats, so memory
-    stays bounded however many edges there are."""
+    stays bounded however many edges there are. The features are laid out [N, F, H] first: summing
+    over F then adds whole rows of H heads (vectorised), where summing the last axis of [E, H, F]
+    would reduce a few floats at a time (~2x slower on CPU for Cora's 8 x 8)."""
     num_nodes, num_heads, num_features = at_source.shape
+    at_target, at_source = at_target.transpose(1, 2).contiguous(), at_source.transpose(1, 2).contiguous()
     step = max(1, chunk_elements // (num_heads * num_features))
-    return torch.cat([(at_target.index_select(0, edges.target[i:i + step])
-                       * at_source.index_select(0, edges.source[i:i + step])).sum(-1)
+    return torch.cat([at_target.index_select(0, edges.target[i:i + step])
+                      .mul_(at_source.index_select(0, edges.source[i:i + step])).sum(1)
                       for i in range(0, edges.source.numel(), step)])
 
 
