@@ -400,8 +400,15 @@ class _TargetSegments:
 
     def expand(self, per_target):
         """[N, ...] -> [E, ...]: each edge gets its target's value."""
-        return per_target.index_select(0, self.target)
+        return _index_rows(per_target, self.target)
 
+
+def _index_rows(values, index):
+    """values.index_select(0, index); rows of a single value (one head) go through a flat view, which
+    PyTorch's CPU kernel gathers ~4x faster than one-element rows."""
+    if values.dim() == 2 and values.shape[1] == 1 and values.is_contiguous():
+        return values.view(-1).index_select(0, index).view(-1, 1)
+    return values.index_select(0, index)
 
 def _segment_sum(per_edge, edge_ids, offsets):
     """Sums of consecutive row segments of per_edge [E, H] (segment i: rows offsets[i]:offsets[i + 1]).
@@ -448,7 +455,7 @@ class _GATEdgeScores(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, source, target, edges, negative_slope):
-        pre_activation = source.index_select(0, edges.source) + target.index_select(0, edges.target)
+        pre_activation = _index_rows(source, edges.source) + _index_rows(target, edges.target)
         ctx.save_for_backward(pre_activation)
         ctx.edges, ctx.negative_slope = edges, negative_slope
         return F.leaky_relu(pre_activation, negative_slope)
@@ -458,7 +465,7 @@ class _GATEdgeScores(torch.autograd.Function):
         (pre_activation,) = ctx.saved_tensors
         edges = ctx.edges
         grad_pre = torch.ops.aten.leaky_relu_backward(grad_scores, pre_activation, ctx.negative_slope, False)
-        grad_source = _segment_sum(grad_pre.index_select(0, edges.source_order), edges.by_target.edge_ids,
+        grad_source = _segment_sum(_index_rows(grad_pre, edges.source_order), edges.by_target.edge_ids,
                                    edges.source_offsets)
         grad_target = edges.by_target.sum(grad_pre)
         return grad_source, grad_target, None, None
