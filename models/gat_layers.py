@@ -356,8 +356,8 @@ class TargetSortedEdges:
         # The same edges grouped by source (a stable order, so each group keeps the edges' order).
         self.source_order = torch.argsort(source, stable=True)
         self.source_offsets = csr_offsets(source.index_select(0, self.source_order), num_nodes)
-        self.forward_bags = _bags(target, source, num_nodes, num_heads)
-        self.backward_bags = _bags(source, target, num_nodes, num_heads)
+        self.forward_bags = _bags(None, self.target_offsets, source, num_heads)
+        self.backward_bags = _bags(self.source_order, self.source_offsets, target, num_heads)
 
     def in_input_order(self, per_edge):
         """[E, ...] values in sorted order -> aligned with the columns of the original edge_index."""
@@ -382,17 +382,32 @@ def csr_offsets(sorted_ids, num_nodes):
     return offsets
 
 
-def _bags(group_by, gather_from, num_nodes, num_heads):
+def _bags(order, offsets, gather_from, num_heads):
     """(rows, weight positions, bag starts) to sum, for each (node n, head h), the features of the
-    `gather_from` end of the edges whose `group_by` end is n, weighted by those edges' attention."""
-    num_edges = group_by.numel()
-    heads = torch.arange(num_heads, device=group_by.device)
-    edge_ids = torch.arange(num_edges, device=group_by.device)
-    bag = (group_by.unsqueeze(1) * num_heads + heads).reshape(-1)  # (edge, head) -> its bag
-    order = torch.argsort(bag, stable=True)
-    rows = (gather_from.unsqueeze(1) * num_heads + heads).reshape(-1).index_select(0, order)
-    weight_positions = (edge_ids.unsqueeze(1) * num_heads + heads).reshape(-1).index_select(0, order)
-    starts = csr_offsets(bag.index_select(0, order), num_nodes * num_heads)[:-1]
+    `gather_from` end of the edges grouped under n, weighted by those edges' attention.
+
+    order: the edge ids in group order (None: the edges already are), offsets: the groups' CSR offsets.
+    Bag (n, h) holds n's edges e in order, at positions offsets[n] * H + h * degree(n) + rank of e in n:
+    written directly, one head at a time, so no [E * H] sort or temporary is needed. The indices are int32
+    whenever E * H allows (half the memory of int64; embedding_bag and index_select take either)."""
+    num_edges, device = gather_from.numel(), gather_from.device
+    dtype = torch.int32 if num_edges * num_heads < 2 ** 31 else torch.long
+    edge_ids = torch.arange(num_edges, device=device) if order is None else order
+    degrees = offsets.diff()
+    groups = torch.repeat_interleave(torch.arange(degrees.numel(), device=device), degrees, output_size=num_edges)
+    group_first = offsets[:-1].index_select(0, groups)
+    position = group_first * (num_heads - 1) + torch.arange(num_edges, device=device)  # head 0's bag slot
+    step = degrees.index_select(0, groups)  # head h's slot is h * degree further on
+    del groups, group_first
+    gathered = gather_from.index_select(0, edge_ids)
+    rows = torch.empty(num_edges * num_heads, dtype=dtype, device=device)
+    weight_positions = torch.empty(num_edges * num_heads, dtype=dtype, device=device)
+    for head in range(num_heads):
+        slots = position + head * step
+        rows[slots] = (gathered * num_heads + head).to(dtype)
+        weight_positions[slots] = (edge_ids * num_heads + head).to(dtype)
+    heads = torch.arange(num_heads, device=device)
+    starts = (offsets[:-1].unsqueeze(1) * num_heads + heads * degrees.unsqueeze(1)).reshape(-1).to(dtype)
     return rows, weight_positions, starts
 
 
