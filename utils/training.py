@@ -261,8 +261,8 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
     """Train until --num_of_epochs, early stopping or Ctrl-C; leave the model at its kept weights.
 
     train_one_epoch(epoch, check_stop) -> (loss, metric) on the training data; it may call check_stop()
-    between steps when epochs_can_be_abandoned (then the loop keeps the last completed epoch in memory,
-    to go back to if the epoch in progress is dropped). evaluate(split) -> (loss, metric).
+    between steps when epochs_can_be_abandoned (then the loop keeps the state each epoch began from in
+    memory, to go back to if the epoch in progress is dropped). evaluate(split) -> (loss, metric).
     resume: a checkpoint from checkpoints.load_resumable; generators: {name: torch.Generator} whose
     states belong in a checkpoint (e.g. the PPI shuffle order). agree_on_stop: under torchrun, the
     collective that makes every process stop at the same step (DistributedContext.agree_on_stop).
@@ -289,14 +289,13 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
     start = time.perf_counter()
     stop_reason = None
 
-    def snapshot(clone=False):
+    def snapshot(at=None):
         training_state = dict(dataset=dataset, epoch=epoch, settings=checkpoints.plain_settings(config),
                               early_stopping=stopper.state(), history=list(history),
                               random_states=checkpoints.capture_random_states(generators),
                               tensorboard_dir=tensorboard_dir, stop_reason=stop_reason,
-                              train_seconds=seconds_before + time.perf_counter() - start)
-        checkpoint = checkpoints.make_checkpoint(model, optimizer, training_state)
-        return copy.deepcopy(checkpoint) if clone else checkpoint
+                              train_seconds=seconds_before + (at or time.perf_counter()) - start)
+        return checkpoints.make_checkpoint(model, optimizer, training_state)
 
     def save_last(checkpoint):
         if save_every is None:
@@ -309,8 +308,8 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
         try:
             if stopper.should_stop():
                 stop_reason = "early_stopping"  # a resumed run that had already stopped
-            # The last completed epoch, kept in memory only when an epoch can be dropped half-way.
-            last_completed = snapshot(clone=True) if epochs_can_be_abandoned else None
+            # Where the epoch in progress began, kept only when an epoch can be dropped half-way.
+            epoch_start = _EpochStart(model, optimizer, generators) if epochs_can_be_abandoned else None
             while stop_reason is None:
                 if epoch >= config["num_of_epochs"]:
                     stop_reason = "num_of_epochs"
@@ -318,11 +317,14 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
                 if signals.stop_requested():
                     stop_reason = "interrupted"
                     break
+                if epoch_start is not None:
+                    epoch_start.capture()
                 try:
                     train_loss, train_metric = train_one_epoch(epoch + 1, signals.check)
                 except _EpochAbandoned:
+                    # Back to the last completed epoch; the history and early stopping still are there.
                     stop_reason, abandoned = "interrupted", True
-                    _go_back_to(last_completed, model, optimizer)
+                    epoch_start.restore()
                     break
                 val_loss, val_metric = evaluate("val")
                 epoch += 1
@@ -350,14 +352,9 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
                     if save_every is not None and time.perf_counter() - last_saved_at >= save_every:
                         save_last(snapshot())
                         last_saved_at = time.perf_counter()
-                    if epochs_can_be_abandoned:
-                        last_completed = snapshot(clone=True)
 
-            if abandoned:  # the epoch in progress was dropped: save the one before it
-                last_completed["training_state"]["stop_reason"] = stop_reason
-                saved = save_last(last_completed)
-            else:
-                saved = save_last(snapshot())
+            # (after a dropped epoch: the one before it, with the time it had taken)
+            saved = save_last(snapshot(at=epoch_start.started if abandoned else None))
         finally:
             writer.close()
     train_seconds = seconds_before + time.perf_counter() - start
@@ -370,9 +367,44 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
     return Outcome(stop_reason, epoch, train_seconds, history, stopper, saved, signals.received)
 
 
-def _go_back_to(checkpoint, model, optimizer):
-    model.load_state_dict(checkpoint["model_state"])
-    optimizer.load_state_dict(checkpoint["optimizer_state"])
+class _EpochStart:
+    """The state an epoch began from (weights, optimizer state, random states), to undo an epoch dropped
+    half-way. Taken at the start of every epoch, so its tensors are copied into buffers allocated once
+    instead of deep-copying a whole checkpoint (and the growing history) each time."""
+
+    def __init__(self, model, optimizer, generators):
+        self.model, self.optimizer, self.generators = model, optimizer, generators
+        self._model_state = self._optimizer_state = self.random_states = self.started = None
+
+    def capture(self):
+        self._model_state = _copy_into(self._model_state, self.model.state_dict())
+        self._optimizer_state = _copy_into(self._optimizer_state, self.optimizer.state_dict())
+        self.random_states = checkpoints.capture_random_states(self.generators)
+        self.started = time.perf_counter()
+
+    def restore(self):
+        self.model.load_state_dict(self._model_state)
+        self.optimizer.load_state_dict(self._optimizer_state)
+        checkpoints.restore_random_states(self.random_states, self.generators)
+        # The optimizer may now hold these very tensors as its state: never copy into them again.
+        self._model_state = self._optimizer_state = None
+
+
+def _copy_into(buffers, state):
+    """A copy of `state` (nested dicts, lists and tensors), reusing the tensors of `buffers`, an earlier copy,
+    where shapes match."""
+    if isinstance(state, torch.Tensor):
+        if (isinstance(buffers, torch.Tensor) and buffers.shape == state.shape and buffers.dtype == state.dtype
+                and buffers.device == state.device):
+            return buffers.copy_(state)
+        return state.detach().clone()
+    if isinstance(state, dict):
+        buffers = buffers if isinstance(buffers, dict) else {}
+        return {key: _copy_into(buffers.get(key), value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        buffers = buffers if isinstance(buffers, type(state)) and len(buffers) == len(state) else [None] * len(state)
+        return type(state)(_copy_into(old, value) for old, value in zip(buffers, state))
+    return copy.deepcopy(state)
 
 
 def prepare_run(defaults, overrides, datasets, script, log=print):
@@ -513,9 +545,9 @@ def train_gat_cora(config=None, log=print, data=None):
     splits = {"train": data.train_indices, "val": data.val_indices, "test": data.test_indices}
 
     def loss_and_accuracy(logits, split):
-        indices = splits[split]
-        loss = loss_fn(logits[indices], labels[indices])
-        accuracy = (logits[indices].argmax(dim=-1) == labels[indices]).float().mean()
+        logits, split_labels = logits[splits[split]], labels[splits[split]]
+        loss = loss_fn(logits, split_labels)
+        accuracy = (logits.argmax(dim=-1) == split_labels).float().mean()
         return loss, accuracy.item()
 
     def train_full_batch(epoch, check_stop):
