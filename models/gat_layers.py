@@ -128,7 +128,8 @@ class GATLayer(nn.Module):
 
         if self.attention_type == "gat":
             # [N, H]: each node's score as a source and as a target of an edge.
-            source, target = self._half_scores(nodes_features_proj)
+            source = (nodes_features_proj * self.scoring_fn_source).sum(dim=-1)
+            target = (nodes_features_proj * self.scoring_fn_target).sum(dim=-1)
         else:
             # [N, H, F_out]: GATv2 combines whole projections per edge.
             source = nodes_features_proj
@@ -144,19 +145,6 @@ class GATLayer(nn.Module):
             self.attention_weights = attention.detach()
 
         return self._finish(node_features, out, input_pattern)
-
-    def _half_scores(self, nodes_features_proj):
-        """GAT's per-node halves of a^T [W h_i || W h_j]: (a_source . W h, a_target . W h), [N, H] each.
-
-        The same dot products as (W h * a_source).sum(-1), computed as one matrix product
-        [N, H*F] @ [H*F, 2H]: column h holds head h's a_source in rows h*F to (h+1)*F, column H + h its
-        a_target, zeros elsewhere. One BLAS call instead of two passes over [N, H, F] (and their backward)."""
-        num_nodes, num_heads, num_features = nodes_features_proj.shape
-        halves = torch.cat([self.scoring_fn_source, self.scoring_fn_target]).permute(1, 2, 0)  # [H, F, 2]
-        one_head_per_column = torch.eye(num_heads, dtype=halves.dtype, device=halves.device).view(num_heads, 1, 1, num_heads)
-        block_diagonal = (halves.unsqueeze(-1) * one_head_per_column).reshape(num_heads * num_features, 2 * num_heads)
-        scores = nodes_features_proj.reshape(num_nodes, -1) @ block_diagonal
-        return scores[:, :num_heads].contiguous(), scores[:, num_heads:].contiguous()
 
     def _attend(self, nodes_features_proj, source, target, edge_index):
         """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index).
