@@ -522,19 +522,27 @@ def _weighted_bag_sum(features, attention, bags):
     return out.view(num_nodes, num_heads, num_features)
 
 
-def _edge_dot_products(at_target, at_source, edges, chunk_elements=1 << 24):
+def _edge_dot_products(at_target, at_source, edges, chunk_elements=1 << 22):
     """[E, H]: <at_target[i, h], at_source[j, h]> for every edge j -> i and head h.
 
     Works through the edges in chunks of at most `chunk_elements` gathered floats, so memory
-    stays bounded however many edges there are. The features are laid out [N, F, H] first: summing
-    over F then adds whole rows of H heads (vectorised), where summing the last axis of [E, H, F]
-    would reduce a few floats at a time (~2x slower on CPU for Cora's 8 x 8)."""
+    stays bounded however many edges there are; the two chunk buffers are allocated once per call
+    and refilled (on a large graph, fresh buffers per chunk made the kernel zero gigabytes of new
+    pages per step). The features are laid out [N, F, H] first: summing over F then adds whole
+    rows of H heads (vectorised), where summing the last axis of [E, H, F] would reduce a few
+    floats at a time (~2x slower on CPU for Cora's 8 x 8)."""
     num_nodes, num_heads, num_features = at_source.shape
     at_target, at_source = at_target.transpose(1, 2).contiguous(), at_source.transpose(1, 2).contiguous()
-    step = max(1, chunk_elements // (num_heads * num_features))
-    return torch.cat([at_target.index_select(0, edges.target[i:i + step])
-                      .mul_(at_source.index_select(0, edges.source[i:i + step])).sum(1)
-                      for i in range(0, edges.source.numel(), step)])
+    num_edges = edges.source.numel()
+    step = max(1, min(num_edges, chunk_elements // (num_heads * num_features)))
+    out = at_source.new_empty(num_edges, num_heads)
+    at_targets, at_sources = (at_source.new_empty(step, num_features, num_heads) for _ in range(2))
+    for start in range(0, num_edges, step):
+        stop = min(start + step, num_edges)
+        gathered = torch.index_select(at_target, 0, edges.target[start:stop], out=at_targets[:stop - start])
+        gathered.mul_(torch.index_select(at_source, 0, edges.source[start:stop], out=at_sources[:stop - start]))
+        torch.sum(gathered, dim=1, out=out[start:stop])
+    return out
 
 
 class _GATv2EdgeScores(torch.autograd.Function):
