@@ -377,9 +377,10 @@ def _bags(order, offsets, gather_from, num_heads):
     order: the edge ids in group order (None: the edges already are), offsets: the groups' CSR offsets.
     Bag (n, h) holds n's edges e in order, at positions offsets[n] * H + h * degree(n) + rank of e in n:
     written directly, one head at a time, so no [E * H] sort or temporary is needed. The indices are int32
-    whenever E * H allows (half the memory of int64; embedding_bag and index_select take either)."""
+    whenever E * H and N * H allow (half the memory of int64; embedding_bag and index_select take either)."""
     num_edges, device = gather_from.numel(), gather_from.device
-    dtype = torch.int32 if num_edges * num_heads < 2 ** 31 else torch.long
+    largest_index = max(num_edges, offsets.numel() - 1) * num_heads  # weight positions, feature rows
+    dtype = torch.int32 if largest_index < 2 ** 31 else torch.long
     edge_ids = torch.arange(num_edges, device=device) if order is None else order
     degrees = offsets.diff()
     groups = torch.repeat_interleave(torch.arange(degrees.numel(), device=device), degrees, output_size=num_edges)
@@ -424,6 +425,7 @@ def _index_rows(values, index):
     if values.dim() == 2 and values.shape[1] == 1 and values.is_contiguous():
         return values.view(-1).index_select(0, index).view(-1, 1)
     return values.index_select(0, index)
+
 
 def _segment_sum(per_edge, edge_ids, offsets):
     """Sums of consecutive row segments of per_edge [E, H] (segment i: rows offsets[i]:offsets[i + 1]).
