@@ -186,7 +186,6 @@ def test_edge_softmax_is_per_target_even_when_score_ranges_differ_by_1000():
     assert torch.isfinite(scores.grad).all()
 
 
-
 def test_hand_written_backward_passes_match_numerical_gradients():
     # IMP3's autograd Functions (scores, sorted softmax, neighbourhood sum, sparse projection) against
     # finite differences in float64, on a graph with a node that has no outgoing edge (node 5).
@@ -215,6 +214,7 @@ def test_hand_written_backward_passes_match_numerical_gradients():
     weight = rand(4, 7)
     assert torch.autograd.gradcheck(
         lambda w: _SparseCSRProjection.apply(sparse, sparse.values(), w, _transposed_csr_pattern(sparse)), (weight,))
+
 
 def test_layer_attention_sums_to_one_with_huge_score_ranges():
     features, edge_index = random_graph()
