@@ -16,6 +16,7 @@ What is shared between processes, all through collectives of torch.distributed:
 """
 
 import datetime
+import gc
 import os
 
 import torch
@@ -59,10 +60,25 @@ class DistributedContext:
         return self.device if dist.get_backend() == "nccl" else "cpu"
 
 
-def shutdown():
-    """Leave the process group, if this process joined one (the scripts call it on the way out)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(wait_seconds=120):
+    """Leave the process group, if this process joined one (the scripts call it on the way out).
+
+    The processes first wait for each other: one that tore down its gloo connections while another was
+    still finishing (rank 0 tests and writes results) was sometimes killed by `terminate called without
+    an active exception` on a loaded machine. The wait is bounded, so a process whose peers died still exits."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=wait_seconds))
+        else:
+            dist.barrier()
+    except RuntimeError:
+        pass  # a peer that never arrived: leave anyway
+    # Free what still refers to the process group (a DistributedDataParallel wrapper left in a reference
+    # cycle) now, not at interpreter exit, when freeing gloo's pending work can abort the process.
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def setup(force_cpu=False, timeout_seconds=1800):
