@@ -63,9 +63,9 @@ class DistributedContext:
 def shutdown(wait_seconds=120):
     """Leave the process group, if this process joined one (the scripts call it on the way out).
 
-    The processes first wait for each other: one that tore down its gloo connections while another was
-    still finishing (rank 0 tests and writes results) was sometimes killed by `terminate called without
-    an active exception` on a loaded machine. The wait is bounded, so a process whose peers died still exits."""
+    The processes first wait for each other (on gloo for at most wait_seconds, so a process whose peers
+    died still exits) and free what still refers to the group. Without both, a run under torchrun on a
+    loaded machine was sometimes killed at exit by `terminate called without an active exception`."""
     if not (dist.is_available() and dist.is_initialized()):
         return
     try:
