@@ -296,7 +296,7 @@ class GATLayerImp3(GATLayer):
         else:
             # [E, H]: a . LeakyReLU(W h_j + W_t h_i), in chunks of edges: no [E, H, F] tensor is kept.
             scores_per_edge = _GATv2EdgeScores.apply(source, target, self.scoring_fn, edges, slope)
-        attention = _SortedEdgeSoftmax.apply(scores_per_edge, edges)
+        attention = _SortedEdgeSoftmax.apply(scores_per_edge, edges.by_target)
         attention_dropped = self.dropout(attention)
         # [N, H, F_out]: out_i = sum over edges j -> i of attention_ij * W h_j
         out = _NeighbourhoodSum.apply(attention_dropped, nodes_features_proj, edges)
@@ -436,7 +436,7 @@ def _segment_sum(per_edge, edge_ids, offsets):
 
 
 class _SortedEdgeSoftmax(torch.autograd.Function):
-    """edge_softmax for edges sorted by target (`segments`: a _TargetSegments or TargetSortedEdges).
+    """edge_softmax for edges sorted by target (`segments`: their _TargetSegments).
 
     Forward does what the general path does, over contiguous segments. Backward is the softmax's
     own formula, grad_scores = attention * (grad - sum over the target's edges of attention * grad),
@@ -445,7 +445,6 @@ class _SortedEdgeSoftmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, segments):
-        segments = getattr(segments, "by_target", segments)
         max_per_target = segments.max(scores)
         exp_scores = (scores - segments.expand(max_per_target)).exp_()
         # Every target that has an edge has denominator >= 1 (its max term is exp(0)).
