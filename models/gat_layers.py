@@ -128,8 +128,8 @@ class GATLayer(nn.Module):
 
         if self.attention_type == "gat":
             # [N, H]: each node's score as a source and as a target of an edge.
-            source = (nodes_features_proj * self.scoring_fn_source).sum(dim=-1)
-            target = (nodes_features_proj * self.scoring_fn_target).sum(dim=-1)
+            source, target = _GATScoreHalves.apply(nodes_features_proj, nodes_features_proj,
+                                                   self.scoring_fn_source, self.scoring_fn_target)
         else:
             # [N, H, F_out]: GATv2 combines whole projections per edge.
             source = nodes_features_proj
@@ -147,7 +147,8 @@ class GATLayer(nn.Module):
         return self._finish(node_features, out, input_pattern)
 
     def _attend(self, nodes_features_proj, source, target, edge_index):
-        """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index).
+        """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index). The attention is
+        needed only when the layer logs it (log_attention_weights); otherwise it may be None.
 
         source, target: "gat": each node's half-scores [N, H]; "gatv2": its projections [N, H, F_out]."""
         raise NotImplementedError
@@ -300,7 +301,8 @@ class GATLayerImp3(GATLayer):
         attention_dropped = self.dropout(attention)
         # [N, H, F_out]: out_i = sum over edges j -> i of attention_ij * W h_j
         out = _NeighbourhoodSum.apply(attention_dropped, nodes_features_proj, edges)
-        return out, edges.in_input_order(attention)
+        # Back in edge_index's order only when it is logged: on an unsorted graph that is a pass over [E, H].
+        return out, edges.in_input_order(attention) if self.log_attention_weights else None
 
 
 def edge_softmax(scores, target, num_nodes, target_offsets=None):
@@ -428,10 +430,11 @@ def _index_rows(values, index):
 
 
 def _segment_sum(per_edge, edge_ids, offsets):
-    """Sums of consecutive row segments of per_edge [E, H] (segment i: rows offsets[i]:offsets[i + 1]).
+    """Segment sums of the rows of per_edge [E, H] listed in edge_ids: segment i sums the rows
+    edge_ids[offsets[i]:offsets[i + 1]] (arange(E): consecutive rows; an edge order: a grouping).
 
-    F.embedding_bag over the rows in order: the same additions in the same order as index_add_
-    (bit-identical results), ~5x faster on CPU for a few heads per row."""
+    F.embedding_bag gathers and adds the rows in order: the same additions in the same order as
+    index_add_ (bit-identical results), ~5x faster on CPU for a few heads per row."""
     return F.embedding_bag(edge_ids, per_edge, offsets[:-1], mode="sum")
 
 
@@ -445,8 +448,9 @@ class _SortedEdgeSoftmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, segments):
-        max_per_target = segments.max(scores)
-        exp_scores = (scores - segments.expand(max_per_target)).exp_()
+        # Fresh [E, H] tensors are reused as outputs where possible (page faults on large graphs).
+        shifted = segments.expand(segments.max(scores))
+        exp_scores = torch.sub(scores, shifted, out=shifted).exp_()
         # Every target that has an edge has denominator >= 1 (its max term is exp(0)).
         attention = exp_scores.div_(segments.expand(segments.sum(exp_scores)))
         ctx.save_for_backward(attention)
@@ -458,7 +462,39 @@ class _SortedEdgeSoftmax(torch.autograd.Function):
         (attention,) = ctx.saved_tensors
         segments = ctx.segments
         weighted = grad_attention * attention
-        return weighted.sub_(attention * segments.expand(segments.sum(weighted))), None
+        return weighted.sub_(segments.expand(segments.sum(weighted)).mul_(attention)), None
+
+
+class _GATScoreHalves(torch.autograd.Function):
+    """(source, target) [N, H]: each node's two halves of GAT's score, sum over f of
+    projection[n, h, f] * a[h, f], for a = a_source and a = a_target.
+
+    The same products and sums as `(projection * a).sum(-1)` written twice, through one [N, H, F] buffer
+    forward and backward where autograd makes a fresh tensor for each product (on a large graph every
+    fresh tensor costs page faults). The projection is passed twice, `projection` and `same_projection`,
+    so that its gradient still arrives in two parts, target half first: autograd adds them to the
+    projection's other gradient (through dropout) in the order it did for the two separate products,
+    which keeps training bit-for-bit what it was.
+    """
+
+    @staticmethod
+    def forward(ctx, projection, same_projection, a_source, a_target):
+        products = torch.mul(projection, a_source)
+        source = products.sum(dim=-1)
+        target = torch.mul(projection, a_target, out=products).sum(dim=-1)
+        ctx.save_for_backward(projection, a_source, a_target)
+        return source, target
+
+    @staticmethod
+    def backward(ctx, grad_source, grad_target):
+        projection, a_source, a_target = ctx.saved_tensors
+        grad_source, grad_target = grad_source.unsqueeze(-1), grad_target.unsqueeze(-1)
+        products = torch.mul(grad_source, projection)
+        grad_a_source = products.sum(dim=0, keepdim=True)
+        grad_a_target = torch.mul(grad_target, projection, out=products).sum(dim=0, keepdim=True)
+        through_target = grad_target * a_target
+        through_source = torch.mul(grad_source, a_source, out=products)
+        return through_target, through_source, grad_a_source, grad_a_target
 
 
 class _GATEdgeScores(torch.autograd.Function):
@@ -471,18 +507,22 @@ class _GATEdgeScores(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, source, target, edges, negative_slope):
-        pre_activation = _index_rows(source, edges.source) + _index_rows(target, edges.target)
-        ctx.save_for_backward(pre_activation)
+        # One [E, H] tensor, updated in place (on a large graph every fresh one costs page faults).
+        scores = _index_rows(source, edges.source)
+        scores += _index_rows(target, edges.target)
+        F.leaky_relu(scores, negative_slope, inplace=True)
+        # The scores have the sign of the pre-activation (slope > 0): enough for the backward pass.
+        ctx.save_for_backward(scores)
         ctx.edges, ctx.negative_slope = edges, negative_slope
-        return F.leaky_relu(pre_activation, negative_slope)
+        return scores
 
     @staticmethod
     def backward(ctx, grad_scores):
-        (pre_activation,) = ctx.saved_tensors
+        (scores,) = ctx.saved_tensors
         edges = ctx.edges
-        grad_pre = torch.ops.aten.leaky_relu_backward(grad_scores, pre_activation, ctx.negative_slope, False)
-        grad_source = _segment_sum(_index_rows(grad_pre, edges.source_order), edges.by_target.edge_ids,
-                                   edges.source_offsets)
+        grad_pre = torch.ops.aten.leaky_relu_backward(grad_scores, scores, ctx.negative_slope, True)
+        # Sums over each source's edges: embedding_bag gathers the rows in source order as it adds.
+        grad_source = _segment_sum(grad_pre, edges.source_order, edges.source_offsets)
         grad_target = edges.by_target.sum(grad_pre)
         return grad_source, grad_target, None, None
 

@@ -187,10 +187,11 @@ def test_edge_softmax_is_per_target_even_when_score_ranges_differ_by_1000():
 
 
 def test_hand_written_backward_passes_match_numerical_gradients():
-    # IMP3's autograd Functions (scores, sorted softmax, neighbourhood sum, sparse projection) against
-    # finite differences in float64, on a graph with a node that has no outgoing edge (node 5).
-    from models.gat_layers import (TargetSortedEdges, _GATEdgeScores, _GATv2EdgeScores, _NeighbourhoodSum,
-                                   _SortedEdgeSoftmax, _SparseCSRProjection, _transposed_csr_pattern)
+    # IMP3's autograd Functions (score halves, scores, sorted softmax, neighbourhood sum, sparse projection)
+    # against finite differences in float64, on a graph with a node that has no outgoing edge (node 5).
+    from models.gat_layers import (TargetSortedEdges, _GATEdgeScores, _GATScoreHalves, _GATv2EdgeScores,
+                                   _NeighbourhoodSum, _SortedEdgeSoftmax, _SparseCSRProjection,
+                                   _transposed_csr_pattern)
     edge_index = torch.tensor([[0, 1, 2, 3, 4, 0, 2, 4, 1, 3, 0],
                                [0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 5]])
     num_nodes, heads, width = 6, 2, 3
@@ -200,6 +201,8 @@ def test_hand_written_backward_passes_match_numerical_gradients():
     def rand(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64, requires_grad=True)
 
+    projection, a_source, a_target = rand(num_nodes, heads, width), rand(1, heads, width), rand(1, heads, width)
+    assert torch.autograd.gradcheck(lambda p, s, t: _GATScoreHalves.apply(p, p, s, t), (projection, a_source, a_target))
     source, target = rand(num_nodes, heads), rand(num_nodes, heads)
     assert torch.autograd.gradcheck(lambda s, t: _GATEdgeScores.apply(s, t, edges, 0.2), (source, target))
     scores = rand(edge_index.shape[1], heads)
