@@ -420,6 +420,10 @@ class _TargetSegments:
         """[N, ...] -> [E, ...]: each edge gets its target's value."""
         return _index_rows(per_target, self.target)
 
+    def expanded_in_chunks(self, per_target):
+        """expand(per_target), one chunk of edges at a time: (edge slice, its rows), see _gathered_in_chunks."""
+        return _gathered_in_chunks(per_target, self.target)
+
 
 def _index_rows(values, index):
     """values.index_select(0, index); rows of a single value (one head) go through a flat view, which
@@ -427,6 +431,28 @@ def _index_rows(values, index):
     if values.dim() == 2 and values.shape[1] == 1 and values.is_contiguous():
         return values.view(-1).index_select(0, index).view(-1, 1)
     return values.index_select(0, index)
+
+
+# Temporaries of at most this many floats (16 MiB): malloc keeps reusing such blocks, where every larger
+# one is fresh memory whose pages the kernel must zero (at 10^6 nodes, ~0.5 s per [E, H] tensor here).
+CHUNK_ELEMENTS = 1 << 22
+
+
+def _gathered_in_chunks(values, index):
+    """Yield (chunk, values.index_select(0, index[chunk])) for consecutive slices `chunk` of the index,
+    each gathered into the same buffer (valid until the next chunk)."""
+    num_rows, row_elements = index.numel(), max(1, values[0].numel())
+    step = max(1, min(num_rows, CHUNK_ELEMENTS // row_elements))
+    flat = values.dim() == 2 and values.shape[1] == 1 and values.is_contiguous()  # see _index_rows
+    buffer = values.new_empty((step,) + values.shape[1:])
+    for start in range(0, num_rows, step):
+        chunk = slice(start, min(start + step, num_rows))
+        gathered = buffer[:chunk.stop - start]
+        if flat:
+            torch.index_select(values.view(-1), 0, index[chunk], out=gathered.view(-1))
+        else:
+            torch.index_select(values, 0, index[chunk], out=gathered)
+        yield chunk, gathered
 
 
 def _segment_sum(per_edge, edge_ids, offsets):
@@ -448,11 +474,12 @@ class _SortedEdgeSoftmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, segments):
-        # Fresh [E, H] tensors are reused as outputs where possible (page faults on large graphs).
+        # One fresh [E, H] tensor becomes the output; the denominators are gathered chunk by chunk.
         shifted = segments.expand(segments.max(scores))
-        exp_scores = torch.sub(scores, shifted, out=shifted).exp_()
+        attention = torch.sub(scores, shifted, out=shifted).exp_()
         # Every target that has an edge has denominator >= 1 (its max term is exp(0)).
-        attention = exp_scores.div_(segments.expand(segments.sum(exp_scores)))
+        for chunk, denominators in segments.expanded_in_chunks(segments.sum(attention)):
+            attention[chunk].div_(denominators)
         ctx.save_for_backward(attention)
         ctx.segments = segments
         return attention
@@ -462,7 +489,9 @@ class _SortedEdgeSoftmax(torch.autograd.Function):
         (attention,) = ctx.saved_tensors
         segments = ctx.segments
         weighted = grad_attention * attention
-        return weighted.sub_(segments.expand(segments.sum(weighted)).mul_(attention)), None
+        for chunk, sums in segments.expanded_in_chunks(segments.sum(weighted)):
+            weighted[chunk].sub_(sums.mul_(attention[chunk]))
+        return weighted, None
 
 
 class _GATScoreHalves(torch.autograd.Function):
@@ -509,7 +538,8 @@ class _GATEdgeScores(torch.autograd.Function):
     def forward(ctx, source, target, edges, negative_slope):
         # One [E, H] tensor, updated in place (on a large graph every fresh one costs page faults).
         scores = _index_rows(source, edges.source)
-        scores += _index_rows(target, edges.target)
+        for chunk, at_target in edges.by_target.expanded_in_chunks(target):
+            scores[chunk] += at_target
         F.leaky_relu(scores, negative_slope, inplace=True)
         # The scores have the sign of the pre-activation (slope > 0): enough for the backward pass.
         ctx.save_for_backward(scores)
@@ -555,18 +585,37 @@ class _NeighbourhoodSum(torch.autograd.Function):
 
 
 def _weighted_bag_sum(features, attention, bags):
+    """Sum each bag's feature rows, weighted by their attention. A long list of bags is cut into runs of
+    whole bags of ~CHUNK_ELEMENTS entries, so the gathered weights fit one reused buffer."""
+    chunk_elements = CHUNK_ELEMENTS
     num_nodes, num_heads, num_features = features.shape
     rows, weight_positions, starts = bags
-    weights = attention.reshape(-1).index_select(0, weight_positions)
-    out = F.embedding_bag(rows, features.reshape(num_nodes * num_heads, num_features), starts, mode="sum",
-                          per_sample_weights=weights)
+    table, flat_attention = features.reshape(num_nodes * num_heads, num_features), attention.reshape(-1)
+    total = rows.numel()
+    if total <= chunk_elements:
+        weights = flat_attention.index_select(0, weight_positions)
+        out = F.embedding_bag(rows, table, starts, mode="sum", per_sample_weights=weights)
+        return out.view(num_nodes, num_heads, num_features)
+    out = features.new_empty(num_nodes * num_heads, num_features)
+    # The first bag of each run: the first bag starting at or after a multiple of chunk_elements.
+    firsts = torch.searchsorted(starts, torch.arange(0, total, chunk_elements, dtype=starts.dtype)).tolist()
+    bounds = sorted(set(firsts) | {starts.numel()})
+    buffer = None
+    for first_bag, end_bag in zip(bounds[:-1], bounds[1:]):
+        first = int(starts[first_bag])
+        end = int(starts[end_bag]) if end_bag < starts.numel() else total
+        if buffer is None or buffer.numel() < end - first:
+            buffer = flat_attention.new_empty(max(end - first, chunk_elements))
+        weights = torch.index_select(flat_attention, 0, weight_positions[first:end], out=buffer[:end - first])
+        out[first_bag:end_bag] = F.embedding_bag(rows[first:end], table, starts[first_bag:end_bag] - first,
+                                                 mode="sum", per_sample_weights=weights)
     return out.view(num_nodes, num_heads, num_features)
 
 
-def _edge_dot_products(at_target, at_source, edges, chunk_elements=1 << 22):
+def _edge_dot_products(at_target, at_source, edges):
     """[E, H]: <at_target[i, h], at_source[j, h]> for every edge j -> i and head h.
 
-    Works through the edges in chunks of at most `chunk_elements` gathered floats, so memory
+    Works through the edges in chunks of at most CHUNK_ELEMENTS gathered floats, so memory
     stays bounded however many edges there are; the two chunk buffers are allocated once per call
     and refilled (on a large graph, fresh buffers per chunk made the kernel zero gigabytes of new
     pages per step). The features are laid out [N, F, H] first: summing over F then adds whole
@@ -575,7 +624,7 @@ def _edge_dot_products(at_target, at_source, edges, chunk_elements=1 << 22):
     num_nodes, num_heads, num_features = at_source.shape
     at_target, at_source = at_target.transpose(1, 2).contiguous(), at_source.transpose(1, 2).contiguous()
     num_edges = edges.source.numel()
-    step = max(1, min(num_edges, chunk_elements // (num_heads * num_features)))
+    step = max(1, min(num_edges, CHUNK_ELEMENTS // (num_heads * num_features)))
     out = at_source.new_empty(num_edges, num_heads)
     at_targets, at_sources = (at_source.new_empty(step, num_features, num_heads) for _ in range(2))
     for start in range(0, num_edges, step):
@@ -619,10 +668,10 @@ class _GATv2EdgeScores(torch.autograd.Function):
         return grad_source, grad_target, grad_attention_vector.unsqueeze(0), None, None
 
 
-def _gatv2_chunks(source, target, edges, chunk_elements=1 << 22):
-    """(slice of edges, their pre-activation [C, H, F]) for chunks of at most chunk_elements floats."""
+def _gatv2_chunks(source, target, edges):
+    """(slice of edges, their pre-activation [C, H, F]) for chunks of at most CHUNK_ELEMENTS floats."""
     num_heads, num_features = source.shape[1], source.shape[2]
-    step = max(1, chunk_elements // (num_heads * num_features))
+    step = max(1, CHUNK_ELEMENTS // (num_heads * num_features))
     for start in range(0, edges.source.numel(), step):
         chunk = slice(start, start + step)
         yield chunk, source.index_select(0, edges.source[chunk]) + target.index_select(0, edges.target[chunk])
