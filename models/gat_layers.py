@@ -128,8 +128,12 @@ class GATLayer(nn.Module):
 
         if self.attention_type == "gat":
             # [N, H]: each node's score as a source and as a target of an edge.
-            source, target = _GATScoreHalves.apply(nodes_features_proj, nodes_features_proj,
-                                                   self.scoring_fn_source, self.scoring_fn_target)
+            if nodes_features_proj.numel() > CHUNK_ELEMENTS:  # large graphs: one product buffer
+                source, target = _GATScoreHalves.apply(nodes_features_proj, nodes_features_proj,
+                                                       self.scoring_fn_source, self.scoring_fn_target)
+            else:  # small ones: autograd's own ops are quicker, with the very same arithmetic
+                source = (nodes_features_proj * self.scoring_fn_source).sum(dim=-1)
+                target = (nodes_features_proj * self.scoring_fn_target).sum(dim=-1)
         else:
             # [N, H, F_out]: GATv2 combines whole projections per edge.
             source = nodes_features_proj
@@ -443,6 +447,9 @@ def _gathered_in_chunks(values, index):
     each gathered into the same buffer (valid until the next chunk)."""
     num_rows, row_elements = index.numel(), max(1, values[0].numel())
     step = max(1, min(num_rows, CHUNK_ELEMENTS // row_elements))
+    if step == num_rows:  # one chunk (Cora): a plain gather is quicker than the buffer's bookkeeping
+        yield slice(None), _index_rows(values, index)
+        return
     flat = values.dim() == 2 and values.shape[1] == 1 and values.is_contiguous()  # see _index_rows
     buffer = values.new_empty((step,) + values.shape[1:])
     for start in range(0, num_rows, step):
@@ -539,7 +546,7 @@ class _GATEdgeScores(torch.autograd.Function):
         # One [E, H] tensor, updated in place (on a large graph every fresh one costs page faults).
         scores = _index_rows(source, edges.source)
         for chunk, at_target in edges.by_target.expanded_in_chunks(target):
-            scores[chunk] += at_target
+            scores[chunk].add_(at_target)
         F.leaky_relu(scores, negative_slope, inplace=True)
         # The scores have the sign of the pre-activation (slope > 0): enough for the backward pass.
         ctx.save_for_backward(scores)
@@ -587,25 +594,24 @@ class _NeighbourhoodSum(torch.autograd.Function):
 def _weighted_bag_sum(features, attention, bags):
     """Sum each bag's feature rows, weighted by their attention. A long list of bags is cut into runs of
     whole bags of ~CHUNK_ELEMENTS entries, so the gathered weights fit one reused buffer."""
-    chunk_elements = CHUNK_ELEMENTS
     num_nodes, num_heads, num_features = features.shape
     rows, weight_positions, starts = bags
     table, flat_attention = features.reshape(num_nodes * num_heads, num_features), attention.reshape(-1)
     total = rows.numel()
-    if total <= chunk_elements:
+    if total <= CHUNK_ELEMENTS:
         weights = flat_attention.index_select(0, weight_positions)
         out = F.embedding_bag(rows, table, starts, mode="sum", per_sample_weights=weights)
         return out.view(num_nodes, num_heads, num_features)
     out = features.new_empty(num_nodes * num_heads, num_features)
-    # The first bag of each run: the first bag starting at or after a multiple of chunk_elements.
-    firsts = torch.searchsorted(starts, torch.arange(0, total, chunk_elements, dtype=starts.dtype)).tolist()
+    # The first bag of each run: the first bag starting at or after a multiple of CHUNK_ELEMENTS.
+    firsts = torch.searchsorted(starts, torch.arange(0, total, CHUNK_ELEMENTS, dtype=starts.dtype)).tolist()
     bounds = sorted(set(firsts) | {starts.numel()})
     buffer = None
     for first_bag, end_bag in zip(bounds[:-1], bounds[1:]):
         first = int(starts[first_bag])
         end = int(starts[end_bag]) if end_bag < starts.numel() else total
         if buffer is None or buffer.numel() < end - first:
-            buffer = flat_attention.new_empty(max(end - first, chunk_elements))
+            buffer = flat_attention.new_empty(max(end - first, CHUNK_ELEMENTS))
         weights = torch.index_select(flat_attention, 0, weight_positions[first:end], out=buffer[:end - first])
         out[first_bag:end_bag] = F.embedding_bag(rows[first:end], table, starts[first_bag:end_bag] - first,
                                                  mode="sum", per_sample_weights=weights)
