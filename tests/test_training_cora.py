@@ -27,6 +27,16 @@ def test_short_real_cora_training_clearly_learns(cora):
     assert result["stop_reason"] == "num_of_epochs"
 
 
+def test_console_lines_carry_the_clock_that_the_speed_benchmark_reads(cora):
+    from benchmarks.bench_speed import _epoch_ms_from_console
+    logs = []
+    train_gat_cora(dict(QUIET, num_of_epochs=3, console_log_freq=1), log=logs.append, data=cora)
+    epoch_lines = [line for line in logs if line.startswith("epoch")]
+    assert len(epoch_lines) == 3, logs
+    epoch_ms = _epoch_ms_from_console("\n".join(logs), first_epoch=1)
+    assert epoch_ms is not None and 0 <= epoch_ms < 10_000, epoch_lines
+
+
 def test_gatv2_trains_on_real_cora_through_the_script(cora_data_dir, isolated_outputs, capsys):
     results_path = isolated_outputs / "gatv2.json"
     training_script_cora.main(["--attention_type", "gatv2", "--num_of_epochs", "60", "--console_log_freq", "0",
