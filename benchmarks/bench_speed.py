@@ -338,7 +338,8 @@ def main(argv=None):
     parser.add_argument("--attention_type", choices=["gat", "gatv2"], default="gat",
                         help="gat: ours vs PyG's GATConv; gatv2: ours vs PyG's GATv2Conv")
     parser.add_argument("--cli_epochs", type=positive_int, nargs=2, default=[20, 520], metavar=("SHORT", "LONG"),
-                        help="cli: the two run lengths whose difference gives the epoch time")
+                        help="cli: the two run lengths whose difference gives one estimate of the epoch; the LONG "
+                             "runs' console clock (epoch 100 to the last line) gives the other")
     parser.add_argument("--cli_repeats", type=positive_int, default=3, help="cli: runs of each length and script")
     parser.add_argument("--num_threads", type=positive_int, default=None)
     parser.add_argument("--force_cpu", action="store_true")
