@@ -246,6 +246,17 @@ def test_work_in_chunks_gives_the_same_results(monkeypatch, attention_type):
             torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("attention_type", ["gat", "gatv2"])
+def test_without_gradients_imp3_skips_autograd_but_computes_the_same(attention_type):
+    features, edge_index = random_graph()
+    model = GAT(2, [4, 1], [12, 6, 3], attention_type=attention_type).eval()
+    with_autograd = model(sparsify_if_mostly_zero(features.relu().pow(4).round()), edge_index)
+    assert with_autograd.grad_fn is not None
+    with torch.no_grad():
+        without = model(sparsify_if_mostly_zero(features.relu().pow(4).round()), edge_index)
+    assert torch.equal(with_autograd.detach(), without)
+
+
 def test_layer_attention_sums_to_one_with_huge_score_ranges():
     features, edge_index = random_graph()
     features[:20] *= 1000.0  # half of the graph gets scores ~1000x larger than the other half
