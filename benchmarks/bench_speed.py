@@ -310,8 +310,8 @@ def _epoch_ms_from_console(stdout, first_epoch=100):
              if int(epoch) >= first_epoch]
     if len(clock) < 2:
         return None
-    (first_epoch, first_s), (last_epoch, last_s) = clock[0], clock[-1]
-    return 1000 * (last_s - first_s) / (last_epoch - first_epoch)
+    (start_epoch, start_s), (end_epoch, end_s) = clock[0], clock[-1]
+    return 1000 * (end_s - start_s) / (end_epoch - start_epoch)
 
 
 def _has_pyg():
