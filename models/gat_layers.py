@@ -429,12 +429,13 @@ class _TargetSegments:
         return _gathered_in_chunks(per_target, self.target)
 
 
-def _index_rows(values, index):
-    """values.index_select(0, index); rows of a single value (one head) go through a flat view, which
-    PyTorch's CPU kernel gathers ~4x faster than one-element rows."""
+def _index_rows(values, index, out=None):
+    """values.index_select(0, index) (into `out` if given); rows of a single value (one head) go through a
+    flat view, which PyTorch's CPU kernel gathers ~4x faster than one-element rows."""
     if values.dim() == 2 and values.shape[1] == 1 and values.is_contiguous():
-        return values.view(-1).index_select(0, index).view(-1, 1)
-    return values.index_select(0, index)
+        flat_out = None if out is None else out.view(-1)
+        return torch.index_select(values.view(-1), 0, index, out=flat_out).view(-1, 1)
+    return torch.index_select(values, 0, index, out=out)
 
 
 # Temporaries of at most this many floats (16 MiB): malloc keeps reusing such blocks, where every larger
@@ -450,16 +451,10 @@ def _gathered_in_chunks(values, index):
     if step == num_rows:  # one chunk (Cora): a plain gather is quicker than the buffer's bookkeeping
         yield slice(None), _index_rows(values, index)
         return
-    flat = values.dim() == 2 and values.shape[1] == 1 and values.is_contiguous()  # see _index_rows
     buffer = values.new_empty((step,) + values.shape[1:])
     for start in range(0, num_rows, step):
         chunk = slice(start, min(start + step, num_rows))
-        gathered = buffer[:chunk.stop - start]
-        if flat:
-            torch.index_select(values.view(-1), 0, index[chunk], out=gathered.view(-1))
-        else:
-            torch.index_select(values, 0, index[chunk], out=gathered)
-        yield chunk, gathered
+        yield chunk, _index_rows(values, index[chunk], out=buffer[:chunk.stop - start])
 
 
 def _segment_sum(per_edge, edge_ids, offsets):
@@ -642,17 +637,12 @@ def _edge_dot_products(at_target, at_source, edges):
     pages per step). The features are laid out [N, F, H] first: summing over F then adds whole
     rows of H heads (vectorised), where summing the last axis of [E, H, F] would reduce a few
     floats at a time (~2x slower on CPU for Cora's 8 x 8)."""
-    num_nodes, num_heads, num_features = at_source.shape
     at_target, at_source = at_target.transpose(1, 2).contiguous(), at_source.transpose(1, 2).contiguous()
-    num_edges = edges.source.numel()
-    step = max(1, min(num_edges, CHUNK_ELEMENTS // (num_heads * num_features)))
-    out = at_source.new_empty(num_edges, num_heads)
-    at_targets, at_sources = (at_source.new_empty(step, num_features, num_heads) for _ in range(2))
-    for start in range(0, num_edges, step):
-        stop = min(start + step, num_edges)
-        gathered = torch.index_select(at_target, 0, edges.target[start:stop], out=at_targets[:stop - start])
-        gathered.mul_(torch.index_select(at_source, 0, edges.source[start:stop], out=at_sources[:stop - start]))
-        torch.sum(gathered, dim=1, out=out[start:stop])
+    out = at_source.new_empty(edges.source.numel(), at_source.shape[2])
+    # Both gathers have rows of the same size, so they cut the edges into the same chunks.
+    for (chunk, at_targets), (_, at_sources) in zip(_gathered_in_chunks(at_target, edges.target),
+                                                    _gathered_in_chunks(at_source, edges.source)):
+        torch.sum(at_targets.mul_(at_sources), dim=1, out=out[chunk])
     return out
 
 
