@@ -2,9 +2,10 @@
 
 import dataclasses
 
+import torch
 import torch.nn as nn
 
-from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, LayerType
+from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, IdentityCache, LayerType
 
 
 @dataclasses.dataclass
@@ -46,6 +47,11 @@ class GAT(nn.Module):
 
     edge_index: row 0 source, row 1 target, self loops included, no duplicate edges (the loaders
     in utils/ return it that way). `model.layers` is the sequence of GAT layers.
+
+    model(node_features, edge_index, output_nodes=idx) returns model(node_features, edge_index)[idx],
+    bit for bit, and its gradients are the same too, but the layers skip the per-edge work that those
+    rows do not depend on (see `receptive_field`): a transductive training step needs only the training
+    nodes' logits, a validation pass only the validation nodes'.
     """
 
     def __init__(self, num_of_layers, num_heads_per_layer, num_features_per_layer, add_skip_connection=True,
@@ -74,6 +80,7 @@ class GAT(nn.Module):
                 attention_type=attention_type,
             ))
         self.layers = nn.ModuleList(layers)
+        self._receptive_fields = IdentityCache()
 
     @classmethod
     def from_config(cls, config, **overrides):
@@ -86,11 +93,17 @@ class GAT(nn.Module):
     def layer_type(self):
         return LayerType[self.config.layer_type]
 
-    def forward(self, node_features, edge_index):
+    def forward(self, node_features, edge_index, output_nodes=None):
+        if output_nodes is None:
+            needed = [None] * len(self.layers)
+        else:
+            num_nodes, num_layers = node_features.shape[0], len(self.layers)
+            needed = self._receptive_fields.get((edge_index, output_nodes), (num_nodes, num_layers),
+                                                lambda: receptive_field(edge_index, output_nodes, num_nodes, num_layers))
         x = node_features
-        for layer in self.layers:
-            x = layer(x, edge_index)
-        return x
+        for layer, targets in zip(self.layers, needed):
+            x = layer(x, edge_index, targets)
+        return x if output_nodes is None else x[output_nodes]
 
     def forward_with_hidden(self, node_features, edge_index):
         """Like forward, but also returns every layer's output (for embeddings plots)."""
@@ -100,3 +113,18 @@ class GAT(nn.Module):
             x = layer(x, edge_index)
             outputs.append(x)
         return x, outputs
+
+
+def receptive_field(edge_index, output_nodes, num_nodes, num_layers):
+    """For each layer, a bool mask [N] of the nodes whose output rows the last layer's rows at output_nodes
+    depend on (None where that is every node). Going back from the last layer: a layer needs its own targets'
+    rows and those of their sources (the score's target half and a skip connection read the target's row)."""
+    needed = torch.zeros(num_nodes, dtype=torch.bool, device=edge_index.device)
+    needed[output_nodes] = True
+    per_layer = [needed]
+    source, target = edge_index[0], edge_index[1]
+    for _ in range(num_layers - 1):
+        needed = needed.clone()
+        needed[source[needed[target]]] = True
+        per_layer.insert(0, needed)
+    return [None if bool(mask.all()) else mask for mask in per_layer]

@@ -59,6 +59,11 @@ class GATLayer(nn.Module):
     Output: [N, H * F_out] if concat else [N, F_out].
     With log_attention_weights=True the layer keeps its last attention as `attention_weights`,
     a detached tensor [E, H] aligned with the columns of edge_index.
+
+    targets (optional): a bool mask [N] of the nodes whose output rows are needed (GAT.forward's
+    output_nodes sets it). IMP3 with GAT attention then does the per-edge work (scores, softmax,
+    aggregation) only for the edges into those nodes, and the other rows of its output are not
+    meaningful; every other case computes all rows. The needed rows are bit-for-bit those of the full pass.
     """
 
     def __init__(self, num_in_features, num_out_features, num_heads, concat=True, activation=None,
@@ -97,7 +102,7 @@ class GATLayer(nn.Module):
 
         self.leaky_relu = nn.LeakyReLU(0.2)
         self.dropout = FastDropout(p=dropout_prob)
-        self._graph_cache = None  # (edge_index, key, what _graph_data built for it)
+        self._graph_cache = IdentityCache()  # what _graph_data built, per edge_index (and targets)
         self._input_cache = None  # (sparse input features, their transposed pattern)
         self.reset_parameters()
 
@@ -115,7 +120,7 @@ class GATLayer(nn.Module):
         if self.skip_proj is not None:
             nn.init.xavier_uniform_(self.skip_proj.weight)
 
-    def forward(self, node_features, edge_index):
+    def forward(self, node_features, edge_index, targets=None):
         num_nodes = node_features.shape[0]
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
@@ -144,26 +149,24 @@ class GATLayer(nn.Module):
         nodes_features_proj = self.dropout(nodes_features_proj)
 
         # [N, H, F_out] aggregated features, [E, H] attention per edge
-        out, attention = self._attend(nodes_features_proj, source, target, edge_index)
+        out, attention = self._attend(nodes_features_proj, source, target, edge_index, targets)
         if self.log_attention_weights:
             self.attention_weights = attention.detach()
 
         return self._finish(node_features, out, input_pattern)
 
-    def _attend(self, nodes_features_proj, source, target, edge_index):
+    def _attend(self, nodes_features_proj, source, target, edge_index, targets=None):
         """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index). The attention is
         needed only when the layer logs it (log_attention_weights); otherwise it may be None.
 
-        source, target: "gat": each node's half-scores [N, H]; "gatv2": its projections [N, H, F_out]."""
+        source, target: "gat": each node's half-scores [N, H]; "gatv2": its projections [N, H, F_out].
+        targets: see the class docstring; an implementation may ignore it and compute every row."""
         raise NotImplementedError
 
-    def _graph_data(self, edge_index, key, build):
+    def _graph_data(self, edge_index, key, build, targets=None):
         """Per-graph precomputation (the dense mask, IMP3's CSR index), built on the first forward
-        pass and reused for as long as the same, unmodified edge_index tensor comes in."""
-        key = (edge_index._version,) + tuple(key)
-        if self._graph_cache is None or self._graph_cache[0] is not edge_index or self._graph_cache[1] != key:
-            self._graph_cache = (edge_index, key, build())
-        return self._graph_cache[2]
+        pass and reused for as long as the same, unmodified edge_index (and targets) tensor comes in."""
+        return self._graph_cache.get((edge_index, targets), key, build)
 
     def _sparse_input_pattern(self, node_features):
         """For a sparse CSR input: the transposed pattern the projection's backward pass needs, built
@@ -242,7 +245,7 @@ def _build_attention_mask(edge_index, num_nodes, device, dtype):
 class GATLayerImp1(_DenseGATLayer):
     """Dense, heads first. Easiest to map onto the equations: one N x N attention matrix per head."""
 
-    def _attend(self, nodes_features_proj, source, target, edge_index):
+    def _attend(self, nodes_features_proj, source, target, edge_index, targets=None):
         num_nodes = nodes_features_proj.shape[0]
         mask = self._attention_mask(edge_index, num_nodes, nodes_features_proj.device,
                                     nodes_features_proj.dtype)
@@ -264,7 +267,7 @@ class GATLayerImp1(_DenseGATLayer):
 class GATLayerImp2(_DenseGATLayer):
     """Dense, heads last. The same computation laid out as [N, N, H] with broadcasting."""
 
-    def _attend(self, nodes_features_proj, source, target, edge_index):
+    def _attend(self, nodes_features_proj, source, target, edge_index, targets=None):
         num_nodes = nodes_features_proj.shape[0]
         mask = self._attention_mask(edge_index, num_nodes, nodes_features_proj.device,
                                     nodes_features_proj.dtype)
@@ -290,10 +293,14 @@ class GATLayerImp3(GATLayer):
     sparse-dense product that never materialises an [E, H, F_out] tensor.
     """
 
-    def _attend(self, nodes_features_proj, source, target, edge_index):
+    def _attend(self, nodes_features_proj, source, target, edge_index, targets=None):
         num_nodes = nodes_features_proj.shape[0]
+        if self.attention_type != "gat" or self.log_attention_weights:
+            # GATv2's backward sums its attention vector's gradient over all edges at once: leaving out
+            # edges with zero gradient would change that sum's rounding. Logged attention covers every edge.
+            targets = None
         edges = self._graph_data(edge_index, (num_nodes, self.num_heads),
-                                 lambda: TargetSortedEdges(edge_index, num_nodes, self.num_heads))
+                                 lambda: TargetSortedEdges(edge_index, num_nodes, self.num_heads, targets), targets)
         slope = self.leaky_relu.negative_slope
         if self.attention_type == "gat":
             # [E, H]: LeakyReLU of the two halves of a^T [W h_i || W h_j], gathered per edge.
@@ -302,7 +309,10 @@ class GATLayerImp3(GATLayer):
             # [E, H]: a . LeakyReLU(W h_j + W_t h_i), in chunks of edges: no [E, H, F] tensor is kept.
             scores_per_edge = _run(_GATv2EdgeScores, source, target, self.scoring_fn, edges, slope)
         attention = _run(_SortedEdgeSoftmax, scores_per_edge, edges.by_target)
-        attention_dropped = self.dropout(attention)
+        if edges.kept is None:
+            attention_dropped = self.dropout(attention)
+        else:  # the dropout mask of the whole [E, H] attention, at the kept edges
+            attention_dropped = self.dropout.of_rows(attention, edges.kept, edges.num_all_edges)
         # [N, H, F_out]: out_i = sum over edges j -> i of attention_ij * W h_j
         out = _run(_NeighbourhoodSum, attention_dropped, nodes_features_proj, edges)
         # Back in edge_index's order only when it is logged: on an unsorted graph that is a pass over [E, H].
@@ -340,10 +350,18 @@ class TargetSortedEdges:
     `forward_bags` lists, for every (target i, head h) in turn, the rows (j*H + h) of the [N*H, F]
     features to sum and the positions (e*H + h) of their weights in the flattened [E, H] attention;
     `backward_bags` does the same grouped by source, for the transpose in the backward pass.
+
+    With `targets` (a bool mask [N]) only the edges into those nodes are kept: `kept` lists their positions
+    among all num_all_edges edges sorted by target (None: every edge is kept). The other nodes' segments are
+    empty; each kept segment, and each source's group of kept edges, keeps its edges in the same order.
     """
 
-    def __init__(self, edge_index, num_nodes, num_heads):
+    def __init__(self, edge_index, num_nodes, num_heads, targets=None):
         source, target, self.order = sort_by_target(edge_index[0], edge_index[1])
+        self.num_all_edges, self.kept = target.numel(), None
+        if targets is not None:
+            self.kept = targets.index_select(0, target).nonzero().squeeze(1)
+            source, target = source.index_select(0, self.kept), target.index_select(0, self.kept)
         self.source, self.target = source, target
         self.target_offsets = csr_offsets(target, num_nodes)
         self.by_target = _TargetSegments(target, self.target_offsets)
@@ -355,6 +373,8 @@ class TargetSortedEdges:
 
     def in_input_order(self, per_edge):
         """[E, ...] values in sorted order -> aligned with the columns of the original edge_index."""
+        if self.kept is not None:
+            raise ValueError("only some edges were kept (targets): there is no value for every edge")
         if self.order is None:
             return per_edge
         return torch.empty_like(per_edge).index_copy_(0, self.order, per_edge)
@@ -404,6 +424,26 @@ def _bags(order, offsets, gather_from, num_heads):
     heads = torch.arange(num_heads, device=device)
     starts = (offsets[:-1].unsqueeze(1) * num_heads + heads * degrees.unsqueeze(1)).reshape(-1).to(dtype)
     return rows, weight_positions, starts
+
+
+class IdentityCache:
+    """What was built for a few tensors, by their identity and version (`tensor._version` counts in-place
+    changes): get((tensor, ...), key, build) returns build() of the first call for those very tensors, while
+    none of them changed. It keeps the `size` most recently used entries (training and validation on one
+    graph each need one) and holds their tensors, so their ids cannot be reused while they are in it."""
+
+    def __init__(self, size=2):
+        self.size, self.entries = size, {}
+
+    def get(self, tensors, key, build):
+        full_key = tuple((id(t), t._version) if t is not None else None for t in tensors) + tuple(key)
+        entry = self.entries.pop(full_key, None)  # (re)inserted below: the newest entry is the last one
+        if entry is None:
+            entry = (tensors, build())
+            while len(self.entries) >= self.size:
+                self.entries.pop(next(iter(self.entries)))
+        self.entries[full_key] = entry
+        return entry[1]
 
 
 class _TargetSegments:
@@ -701,9 +741,22 @@ class FastDropout(nn.Dropout):
             return x
         if self.p == 1:
             return torch.zeros_like(x)
+        return x * self._scaled_keep_mask(torch.rand_like(x))
+
+    def of_rows(self, x, rows, num_rows):
+        """Dropout of the rows `rows` of a [num_rows, ...] tensor, of which x holds just those rows. The
+        mask is drawn for all num_rows rows, as forward would draw it for the whole tensor (the same random
+        numbers, and the same ones left for what comes next), and x gets its rows of it."""
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:
+            return torch.zeros_like(x)
+        uniform = torch.rand((num_rows,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+        return x * self._scaled_keep_mask(uniform).index_select(0, rows)
+
+    def _scaled_keep_mask(self, uniform):
         # One float mask holding 0 or 1/(1-p): a single multiply forward and backward.
-        scaled_keep_mask = torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
-        return x * scaled_keep_mask
+        return uniform.ge_(self.p).mul_(1.0 / (1.0 - self.p))
 
 
 def _is_sparse(tensor):

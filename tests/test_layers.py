@@ -258,6 +258,86 @@ def test_without_gradients_imp3_skips_autograd_but_computes_the_same(attention_t
     assert torch.equal(with_autograd.detach(), without)
 
 
+def _training_steps(model, features, edge_index, labels, output_nodes, prune, steps=3):
+    """Logits of `steps` Adam steps with dropout, the weights after them and the random state they left."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+    all_logits = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        logits = (model(features, edge_index, output_nodes=output_nodes) if prune
+                  else model(features, edge_index)[output_nodes])
+        torch.nn.functional.cross_entropy(logits, labels[output_nodes]).backward()
+        optimizer.step()
+        all_logits.append(logits.detach())
+    return all_logits, [p.detach().clone() for p in model.parameters()], torch.get_rng_state()
+
+
+def _assert_bit_identical(full, pruned):
+    (full_logits, full_weights, full_rng), (pruned_logits, pruned_weights, pruned_rng) = full, pruned
+    assert all(torch.equal(a, b) for a, b in zip(full_logits, pruned_logits))
+    assert all(torch.equal(a, b) for a, b in zip(full_weights, pruned_weights))
+    assert torch.equal(full_rng, pruned_rng)  # the same random numbers drawn: what comes next is the same too
+
+
+def test_output_nodes_train_bit_for_bit_like_the_full_pass_on_cora(cora):
+    # The transductive trainer asks only for the training nodes' logits; its accuracy table depends on
+    # this being the very same computation, dropout masks, gradients and Adam steps included.
+    features = sparsify_if_mostly_zero(cora.node_features)
+    config = GATConfig(2, [8, 1], [cora.node_features.shape[1], 8, cora.num_classes], add_skip_connection=False)
+    runs = []
+    for prune in (False, True):
+        torch.manual_seed(0)
+        model = GAT.from_config(config).train()
+        runs.append((model, _training_steps(model, features, cora.edge_index, cora.labels, cora.train_indices, prune)))
+    _assert_bit_identical(runs[0][1], runs[1][1])
+    # ... and the pruned run did skip edges: the first layer kept only the edges into the training
+    # nodes' receptive field, the second only those into the training nodes.
+    kept = [len(next(reversed(layer._graph_cache.entries.values()))[1].source) for layer in runs[1][0].layers]
+    into_train = torch.isin(cora.edge_index[1], cora.train_indices).sum()
+    assert kept[1] == into_train < kept[0] < cora.edge_index.shape[1]
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_output_nodes_give_the_full_pass_rows_and_gradients_for_every_implementation(skip):
+    features, edge_index = random_graph(num_nodes=60, num_edges=150)
+    edge_index = edge_index[:, torch.randperm(edge_index.shape[1], generator=torch.Generator().manual_seed(1))]
+    labels = torch.randint(0, 5, (60,), generator=torch.Generator().manual_seed(2))
+    output_nodes = torch.tensor([3, 17, 17, 41, 0])  # any order, repeats allowed, like tensor indexing
+    config = GATConfig(3, [4, 3, 2], [12, 6, 12, 5], add_skip_connection=skip)
+    for layer_type in LayerType:
+        runs = []
+        for prune in (False, True):
+            torch.manual_seed(0)
+            model = GAT.from_config(config, layer_type=layer_type).train()
+            runs.append(_training_steps(model, features, edge_index, labels, output_nodes, prune, steps=2))
+        if layer_type == LayerType.IMP3:
+            _assert_bit_identical(*runs)
+        else:  # the dense layers compute every row anyway
+            torch.testing.assert_close(runs[0][0], runs[1][0], atol=0, rtol=0)
+
+
+def test_receptive_field_walks_back_one_hop_per_layer():
+    from models.gat import receptive_field
+    # A path 0 -> 1 -> 2 -> 3 -> 4 with self loops: node 4's output after 3 layers depends on nodes 1-4.
+    path = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    loops = torch.arange(5).repeat(2, 1)
+    needed = receptive_field(torch.cat([path, loops], dim=1), torch.tensor([4]), 5, 3)
+    assert [mask.nonzero().flatten().tolist() for mask in needed] == [[2, 3, 4], [3, 4], [4]]
+    assert receptive_field(torch.cat([path, loops], dim=1), torch.tensor([4]), 5, 5)[0] is None  # all nodes
+
+
+def test_dropout_of_rows_draws_the_whole_tensor_mask():
+    from models.gat_layers import FastDropout
+    dropout = FastDropout(0.6).train()
+    values, rows = torch.randn(50, 3), torch.tensor([2, 3, 9, 40])
+    torch.manual_seed(5)
+    whole = dropout(values)
+    after_whole = torch.rand(1)
+    torch.manual_seed(5)
+    assert torch.equal(dropout.of_rows(values[rows], rows, 50), whole[rows])
+    assert torch.equal(torch.rand(1), after_whole)
+
+
 def test_layer_attention_sums_to_one_with_huge_score_ranges():
     features, edge_index = random_graph()
     features[:20] *= 1000.0  # half of the graph gets scores ~1000x larger than the other half
@@ -271,16 +351,22 @@ def test_layer_attention_sums_to_one_with_huge_score_ranges():
         torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-5, rtol=0)
 
 
-def test_dense_layers_build_the_mask_once_per_graph():
+def test_dense_layers_build_the_mask_once_per_graph(monkeypatch):
+    from models import gat_layers
+    built = []
+    build = gat_layers._build_attention_mask
+    monkeypatch.setattr(gat_layers, "_build_attention_mask", lambda *args: built.append(args) or build(*args))
     features, edge_index = random_graph()
     layer = GATLayerImp1(12, 4, 2).eval()
     layer(features, edge_index)
-    mask = layer._graph_cache[2]
     layer(features, edge_index)
-    assert layer._graph_cache[2] is mask
+    assert len(built) == 1
     _, other_edges = random_graph(seed=1)
     layer(features, other_edges)
-    assert layer._graph_cache[2] is not mask
+    assert len(built) == 2
+    edge_index[0, 0] = edge_index[0, 0]  # an in-place change, even one that keeps the values, means a rebuild
+    layer(features, edge_index)
+    assert len(built) == 3
 
 
 def test_dense_layers_refuse_graphs_too_big_for_memory(monkeypatch):

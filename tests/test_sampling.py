@@ -93,7 +93,7 @@ def test_large_graphs_are_evaluated_in_chunks_by_default(cora, monkeypatch):
     chunk_sizes = []
     original = sampling.layerwise_inference
     monkeypatch.setattr(sampling, "layerwise_inference",
-                        lambda *args: chunk_sizes.append(args[3]) or original(*args))
+                        lambda *args, **kwargs: chunk_sizes.append(args[3]) or original(*args, **kwargs))
     monkeypatch.setattr(training, "EVAL_ONE_PASS_NODES", 1000)  # Cora's 2708 nodes now count as large
     monkeypatch.setattr(training, "EVAL_CHUNK_SIZE", 700)
     chunked = train_gat_cora(dict(settings), log=lambda *_: None, data=cora)

@@ -105,20 +105,21 @@ class NeighbourSampler:
 
 
 @torch.no_grad()
-def layerwise_inference(model, node_features, edge_index, chunk_size=None):
+def layerwise_inference(model, node_features, edge_index, chunk_size=None, output_nodes=None):
     """The model's output in evaluation mode, computed one layer at a time over chunks of target nodes.
 
     Each step runs one layer on one chunk of targets and the sources they need, so the per-edge work
     and memory at any moment are bounded by the chunk, not by the graph (what stays whole is one
     layer's output, [N, width]). chunk_size=None, or a graph of at most chunk_size nodes: one ordinary
     forward pass. Same result as the full pass up to float rounding. edge_index needs self loops.
+    output_nodes: return only these rows (the one-pass forward then computes only what they depend on).
     """
     was_training = model.training
     model.eval()
     try:
         num_nodes = node_features.shape[0]
         if chunk_size is None or num_nodes <= chunk_size:
-            return model(node_features, edge_index)
+            return model(node_features, edge_index, output_nodes=output_nodes)
         device = edge_index.device
         source, target, _ = sort_by_target(edge_index[0], edge_index[1])
         offsets = csr_offsets(target, num_nodes)
@@ -140,6 +141,6 @@ def layerwise_inference(model, node_features, edge_index, chunk_size=None):
                 local[nodes] = -1
                 outputs.append(layer(x.index_select(0, nodes), sub_edge_index)[:last - first])
             x = torch.cat(outputs)
-        return x
+        return x if output_nodes is None else x[output_nodes]
     finally:
         model.train(was_training)
