@@ -204,7 +204,10 @@ class GATLayer(nn.Module):
                 out = out + skip.view(num_nodes, self.num_heads, self.num_out_features)
 
         # [N, H, F_out] -> [N, H * F_out] (hidden layers) or [N, F_out] (output layer)
-        out = out.reshape(num_nodes, -1) if self.concat else out.mean(dim=1)
+        if self.concat or self.num_heads == 1:  # (the mean of one head is that head, to the bit)
+            out = out.reshape(num_nodes, -1)
+        else:
+            out = out.mean(dim=1)
         if self.bias is not None:
             out = out + self.bias
         return out if self.activation is None else self.activation(out)
@@ -430,7 +433,8 @@ class IdentityCache:
     """What was built for a few tensors, by their identity and version (`tensor._version` counts in-place
     changes): get((tensor, ...), key, build) returns build() of the first call for those very tensors, while
     none of them changed. It keeps the `size` most recently used entries (training and validation on one
-    graph each need one) and holds their tensors, so their ids cannot be reused while they are in it."""
+    graph each need one) and holds their tensors, so their ids cannot be reused while they are in it.
+    Not for parameters: an optimizer's fused step (Adam(fused=True)) changes them without counting a version."""
 
     def __init__(self, size=2):
         self.size, self.entries = size, {}
@@ -627,7 +631,8 @@ class _NeighbourhoodSum(torch.autograd.Function):
     def forward(ctx, attention, features, edges):
         ctx.save_for_backward(attention, features)
         ctx.edges = edges
-        return _weighted_bag_sum(features, attention, edges.forward_bags)
+        # (detached: embedding_bag then skips the bookkeeping for a backward pass of its own, ~25 % of its time)
+        return _weighted_bag_sum(features.detach(), attention, edges.forward_bags)
 
     @staticmethod
     def backward(ctx, grad_out):
