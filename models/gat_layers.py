@@ -373,6 +373,14 @@ class TargetSortedEdges:
         self.source_offsets = csr_offsets(source.index_select(0, self.source_order), num_nodes)
         self.forward_bags = _bags(None, self.target_offsets, source, num_heads)
         self.backward_bags = _bags(self.source_order, self.source_offsets, target, num_heads)
+        # With few kept edges: (target nodes, each edge's index among them, the same for sources), so that the
+        # backward pass's dot products rearrange only the rows they read (None: all rows, as without targets).
+        self.endpoints = None
+        if self.kept is not None:
+            target_nodes, target_local = torch.unique(target, return_inverse=True)
+            source_nodes, source_local = torch.unique(source, return_inverse=True)
+            if target_nodes.numel() + source_nodes.numel() < num_nodes:
+                self.endpoints = (target_nodes, target_local, source_nodes, source_local)
 
     def in_input_order(self, per_edge):
         """[E, ...] values in sorted order -> aligned with the columns of the original edge_index."""
@@ -682,11 +690,15 @@ def _edge_dot_products(at_target, at_source, edges):
     pages per step). The features are laid out [N, F, H] first: summing over F then adds whole
     rows of H heads (vectorised), where summing the last axis of [E, H, F] would reduce a few
     floats at a time (~2x slower on CPU for Cora's 8 x 8)."""
+    target_ids, source_ids = edges.target, edges.source
+    if edges.endpoints is not None:  # only some edges were kept: lay out just the rows they read
+        target_nodes, target_ids, source_nodes, source_ids = edges.endpoints
+        at_target, at_source = at_target.index_select(0, target_nodes), at_source.index_select(0, source_nodes)
     at_target, at_source = at_target.transpose(1, 2).contiguous(), at_source.transpose(1, 2).contiguous()
     out = at_source.new_empty(edges.source.numel(), at_source.shape[2])
     # Both gathers have rows of the same size, so they cut the edges into the same chunks.
-    for (chunk, at_targets), (_, at_sources) in zip(_gathered_in_chunks(at_target, edges.target),
-                                                    _gathered_in_chunks(at_source, edges.source)):
+    for (chunk, at_targets), (_, at_sources) in zip(_gathered_in_chunks(at_target, target_ids),
+                                                    _gathered_in_chunks(at_source, source_ids)):
         torch.sum(at_targets.mul_(at_sources), dim=1, out=out[chunk])
     return out
 
@@ -757,7 +769,7 @@ class FastDropout(nn.Dropout):
         if self.p == 1:
             return torch.zeros_like(x)
         uniform = torch.rand((num_rows,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
-        return x * self._scaled_keep_mask(uniform).index_select(0, rows)
+        return x * self._scaled_keep_mask(uniform.index_select(0, rows))
 
     def _scaled_keep_mask(self, uniform):
         # One float mask holding 0 or 1/(1-p): a single multiply forward and backward.
