@@ -312,10 +312,8 @@ class GATLayerImp3(GATLayer):
             # [E, H]: a . LeakyReLU(W h_j + W_t h_i), in chunks of edges: no [E, H, F] tensor is kept.
             scores_per_edge = _run(_GATv2EdgeScores, source, target, self.scoring_fn, edges, slope)
         attention = _run(_SortedEdgeSoftmax, scores_per_edge, edges.by_target)
-        if edges.kept is None:
-            attention_dropped = self.dropout(attention)
-        else:  # the dropout mask of the whole [E, H] attention, at the kept edges
-            attention_dropped = self.dropout.of_rows(attention, edges.kept, edges.num_all_edges)
+        # (with only some edges kept: the dropout mask of the whole [E, H] attention, at the kept edges)
+        attention_dropped = self.dropout(attention, edges.kept, edges.num_all_edges)
         # [N, H, F_out]: out_i = sum over edges j -> i of attention_ij * W h_j
         out = _run(_NeighbourhoodSum, attention_dropped, nodes_features_proj, edges)
         # Back in edge_index's order only when it is logged: on an unsorted graph that is a pass over [E, H].
@@ -753,27 +751,20 @@ class FastDropout(nn.Dropout):
     The kept fraction is exactly 1 - p up to float32 resolution, as with bernoulli_.
     """
 
-    def forward(self, x):
+    def forward(self, x, rows=None, num_rows=None):
+        """With `rows`: x holds just the rows `rows` of a [num_rows, ...] tensor. The mask is then drawn for all
+        num_rows rows, as for the whole tensor (the same random numbers, and the same ones left for what comes
+        next), and x gets its rows of it."""
         if not self.training or self.p == 0:
             return x
         if self.p == 1:
             return torch.zeros_like(x)
-        return x * self._scaled_keep_mask(torch.rand_like(x))
-
-    def of_rows(self, x, rows, num_rows):
-        """Dropout of the rows `rows` of a [num_rows, ...] tensor, of which x holds just those rows. The
-        mask is drawn for all num_rows rows, as forward would draw it for the whole tensor (the same random
-        numbers, and the same ones left for what comes next), and x gets its rows of it."""
-        if not self.training or self.p == 0:
-            return x
-        if self.p == 1:
-            return torch.zeros_like(x)
-        uniform = torch.rand((num_rows,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
-        return x * self._scaled_keep_mask(uniform.index_select(0, rows))
-
-    def _scaled_keep_mask(self, uniform):
+        if rows is None:
+            uniform = torch.rand_like(x)
+        else:
+            uniform = torch.rand((num_rows,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device).index_select(0, rows)
         # One float mask holding 0 or 1/(1-p): a single multiply forward and backward.
-        return uniform.ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * uniform.ge_(self.p).mul_(1.0 / (1.0 - self.p))
 
 
 def _is_sparse(tensor):

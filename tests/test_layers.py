@@ -334,7 +334,7 @@ def test_dropout_of_rows_draws_the_whole_tensor_mask():
     whole = dropout(values)
     after_whole = torch.rand(1)
     torch.manual_seed(5)
-    assert torch.equal(dropout.of_rows(values[rows], rows, 50), whole[rows])
+    assert torch.equal(dropout(values[rows], rows, 50), whole[rows])
     assert torch.equal(torch.rand(1), after_whole)
 
 
