@@ -21,7 +21,8 @@ are not changed; wall-clock time, which on the CPU is the time of the work):
 The model runs as the trainer runs it: the training pass asks for the training nodes' logits and the
 validation pass for the validation nodes' (output_nodes), so the per-edge phases cover only the edges those
 depend on. Each phase's work is estimated from the shapes (FLOPs for the projection and aggregation, bytes
-moved for the memory-bound phases; per-edge work counted over the edges each pass keeps) and printed as achieved GFLOP/s or GB/s next to the probes. The estimates are
+moved for the memory-bound phases; per-edge work counted over the edges each pass keeps) and printed as
+achieved GFLOP/s or GB/s next to the probes. The estimates are
 lower bounds on the work (each value read or written once), so the percentages are upper bounds on how
 close a phase is to the limit. The last line compares the sum of the phases with the epoch measured through
 `training_script_cora.py` by `bench_speed --workloads cli`, if given with --cli_epoch_ms.
