@@ -5,11 +5,11 @@
 
 Two probes first: the machine's float32 matrix-multiply rate (GFLOP/s, a 1024^3 matmul) and its memory
 bandwidth (GB/s, copying a 256 MiB tensor). Then the paper's Cora model trains and evaluates, and the time of
-each phase is taken by wrapping the functions of models/gat_layers.py that implement it (the layers themselves
-are not changed; wall-clock time, which on the CPU is the time of the work):
+each phase is taken by wrapping the ops of models/fast_ops.py that implement it (the layers themselves are not
+changed; wall-clock time, which on the CPU is the time of the work):
 
-    projection   W h (sparse input: a weighted gather-sum; dense: a matmul)        _apply_linear
-    dropout      the masks on inputs, projected features and attention              FastDropout, _dropout_input
+    projection   W h (sparse input: a weighted gather-sum; dense: a matmul)        project
+    dropout      the masks on inputs, projected features and attention              FastDropout
     softmax      the per-target softmax over edges                                  _SortedEdgeSoftmax
     aggregation  the attention-weighted sum over each neighbourhood                 _NeighbourhoodSum
     scores+rest  the rest of the layers' forward: per-edge scores, skip, heads, bias, ELU
@@ -37,7 +37,7 @@ import time
 import torch
 import torch.nn as nn
 
-from models import gat_layers
+from models import fast_ops, gat_layers
 from models.gat import receptive_field
 from utils.flags import positive_int
 from utils.graph import sparsify_if_mostly_zero
@@ -117,17 +117,16 @@ def main(argv=None):
     loss_fn = nn.CrossEntropyLoss()
 
     clock = PhaseClock()
-    linear = gat_layers._apply_linear
-    gat_layers._apply_linear = clock.wrap("projection", linear)
+    linear = gat_layers.project
+    gat_layers.project = clock.wrap("projection", linear)
     # The Functions' forward passes (autograd's apply calls them in training; evaluation calls them directly).
-    functions = {"softmax": gat_layers._SortedEdgeSoftmax, "aggregation": gat_layers._NeighbourhoodSum}
+    functions = {"softmax": fast_ops._SortedEdgeSoftmax, "aggregation": fast_ops._NeighbourhoodSum}
     forwards = {name: function.__dict__["forward"] for name, function in functions.items()}
     for name, function in functions.items():
         function.forward = clock.wrap(name, function.forward)
     layer_class = gat_layers.GATLayerImp3
-    dropout_forward, dropout_input = gat_layers.FastDropout.forward, gat_layers.GATLayer._dropout_input
-    gat_layers.FastDropout.forward = clock.wrap("dropout", dropout_forward)
-    gat_layers.GATLayer._dropout_input = clock.wrap("dropout", dropout_input)
+    dropout_forward = fast_ops.FastDropout.forward  # the input's dropout too, dense or sparse
+    fast_ops.FastDropout.forward = clock.wrap("dropout", dropout_forward)
     layer_forward = layer_class.forward
     layer_class.forward = clock.wrap("scores+rest", layer_forward)
     try:
@@ -157,10 +156,10 @@ def main(argv=None):
             if epoch >= args.warmup:
                 epoch_seconds.append(time.perf_counter() - start)
     finally:
-        gat_layers._apply_linear = linear
+        gat_layers.project = linear
         for name, function in functions.items():
             function.forward = forwards[name]
-        gat_layers.FastDropout.forward, gat_layers.GATLayer._dropout_input = dropout_forward, dropout_input
+        fast_ops.FastDropout.forward = dropout_forward
         layer_class.forward = layer_forward
 
     # Work of the forward passes of one epoch (training + validation; dropout only in training). Backward

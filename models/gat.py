@@ -5,7 +5,8 @@ import dataclasses
 import torch
 import torch.nn as nn
 
-from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, IdentityCache, LayerType
+from models.fast_ops import IdentityCache
+from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, LayerType
 
 
 @dataclasses.dataclass

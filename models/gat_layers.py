@@ -2,9 +2,9 @@
 
 Every layer computes, for each target node i and head k (Veličković et al., 2018, eqs. 1-5):
 
-    e_ij   = LeakyReLU( a_k^T [W_k h_i || W_k h_j] )        for every edge j -> i        ("gat")
-    alpha_ij = softmax_j(e_ij)                              over i's incoming neighbourhood
-    h_i'   = sigma( sum_j alpha_ij W_k h_j )                concatenated (hidden) or averaged (output)
+    e_ij     = LeakyReLU( a_k^T [W_k h_i || W_k h_j] )      for every edge j -> i        (eq. 1, "gat")
+    alpha_ij = softmax_j(e_ij)                              over i's incoming neighbourhood  (eq. 2)
+    h_i'     = sigma( sum_j alpha_ij W_k h_j )              concatenated (hidden) or averaged (output)  (eqs. 4-6)
 
 With attention_type="gatv2" (Brody, Alon & Yahav, ICLR 2022) the score applies the non-linearity
 *before* the attention vector, with a separate target projection W_t:
@@ -17,7 +17,9 @@ GATv2's ranking can depend on i: *dynamic* attention.
 
 `GATLayer` owns the parameters and everything that is the same in all three (dropout, projection,
 skip connection, bias, activation). The subclasses differ only in `_attend`: how the attention
-scores become a per-neighbourhood softmax and how neighbours are aggregated.
+scores become a per-neighbourhood softmax and how neighbours are aggregated. IMP1 and IMP2 write it
+with dense N x N tensors; IMP3 calls one op per equation from models/fast_ops.py, where each op's
+docstring gives the plain PyTorch expression it equals and why the fast version exists.
 
 Shapes: N nodes, E edges, H heads, F_in / F_out features. `edge_index` is a LongTensor [2, E] with
 row 0 the source j and row 1 the target i of each edge j -> i. Layers use it as given: self loops
@@ -25,11 +27,13 @@ must be in it (the loaders add them) and duplicate edges would be counted twice.
 """
 
 import enum
-import warnings
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from models.fast_ops import (FastDropout, IdentityCache, TargetSortedEdges, gat_edge_scores, gat_score_halves,
+                             gatv2_edge_scores, is_sparse, neighbourhood_softmax, neighbourhood_sum, project,
+                             transposed_csr_pattern)
 
 
 class LayerType(enum.Enum):
@@ -101,7 +105,7 @@ class GATLayer(nn.Module):
                           if add_skip_connection else None)
 
         self.leaky_relu = nn.LeakyReLU(0.2)
-        self.dropout = FastDropout(p=dropout_prob)
+        self.dropout = FastDropout(p=dropout_prob)  # nn.Dropout's distribution, drawn faster
         self._graph_cache = IdentityCache()  # what _graph_data built, per edge_index (and targets)
         self._input_cache = None  # (sparse input features, their transposed pattern)
         self.reset_parameters()
@@ -125,46 +129,42 @@ class GATLayer(nn.Module):
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
 
-        input_pattern = self._sparse_input_pattern(node_features)
-        node_features = self._dropout_input(node_features)
-        # [N, F_in] -> [N, H, F_out]
-        nodes_features_proj = _apply_linear(self.linear_proj.weight, node_features, input_pattern).view(
+        sparse_pattern = self._sparse_input_pattern(node_features)  # None for a dense input
+        node_features = self.dropout(node_features)
+        # W h: [N, F_in] -> [N, H, F_out]
+        projected = project(self.linear_proj.weight, node_features, sparse_pattern).view(
             num_nodes, self.num_heads, self.num_out_features)
 
         if self.attention_type == "gat":
-            # [N, H]: each node's score as a source and as a target of an edge.
-            if nodes_features_proj.numel() > CHUNK_ELEMENTS:  # large graphs: one product buffer
-                source, target = _run(_GATScoreHalves, nodes_features_proj, nodes_features_proj,
-                                      self.scoring_fn_source, self.scoring_fn_target)
-            else:  # small ones: autograd's own ops are quicker, with the very same arithmetic
-                source = (nodes_features_proj * self.scoring_fn_source).sum(dim=-1)
-                target = (nodes_features_proj * self.scoring_fn_target).sum(dim=-1)
+            # [N, H] each: a_source . W h_j and a_target . W h_i, the two halves of eq. (1), once per node.
+            source, target = gat_score_halves(projected, self.scoring_fn_source, self.scoring_fn_target)
         else:
-            # [N, H, F_out]: GATv2 combines whole projections per edge.
-            source = nodes_features_proj
-            target = _apply_linear(self.linear_proj_target.weight, node_features, input_pattern).view(
+            # [N, H, F_out] each: GATv2 combines whole projections per edge, W h_j and W_t h_i.
+            source = projected
+            target = project(self.linear_proj_target.weight, node_features, sparse_pattern).view(
                 num_nodes, self.num_heads, self.num_out_features)
         # As in the paper's code: the scores use the projection before dropout; the features that
         # are aggregated are dropped out (a second dropout, after the one on the layer's input).
-        nodes_features_proj = self.dropout(nodes_features_proj)
+        projected = self.dropout(projected)
 
         # [N, H, F_out] aggregated features, [E, H] attention per edge
-        out, attention = self._attend(nodes_features_proj, source, target, edge_index, targets)
+        out, attention = self._attend(projected, source, target, edge_index, targets)
         if self.log_attention_weights:
             self.attention_weights = attention.detach()
 
-        return self._finish(node_features, out, input_pattern)
+        return self._finish(node_features, out, sparse_pattern)
 
-    def _attend(self, nodes_features_proj, source, target, edge_index, targets=None):
+    def _attend(self, projected, source, target, edge_index, targets=None):
         """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index). The attention is
         needed only when the layer logs it (log_attention_weights); otherwise it may be None.
 
-        source, target: "gat": each node's half-scores [N, H]; "gatv2": its projections [N, H, F_out].
-        targets: see the class docstring; an implementation may ignore it and compute every row."""
+        projected: W h after dropout [N, H, F_out]; source, target: "gat": each node's half-scores [N, H];
+        "gatv2": its projections [N, H, F_out]. targets: see the class docstring; an implementation may
+        ignore it and compute every row."""
         raise NotImplementedError
 
     def _graph_data(self, edge_index, key, build, targets=None):
-        """Per-graph precomputation (the dense mask, IMP3's CSR index), built on the first forward
+        """Per-graph precomputation (the dense mask, IMP3's edge layout), built on the first forward
         pass and reused for as long as the same, unmodified edge_index (and targets) tensor comes in."""
         return self._graph_cache.get((edge_index, targets), key, build)
 
@@ -175,32 +175,19 @@ class GATLayer(nn.Module):
             return None
         cached = self._input_cache
         if cached is None or cached[0] is not node_features:
-            self._input_cache = cached = (node_features, _transposed_csr_pattern(node_features))
+            self._input_cache = cached = (node_features, transposed_csr_pattern(node_features))
         return cached[1]
 
-    def _dropout_input(self, node_features):
-        if not _is_sparse(node_features):
-            return self.dropout(node_features)
-        if not self.training or self.dropout.p == 0:
-            return node_features
-        # Dropout of a sparse matrix touches only its stored values: a zero stays zero either
-        # way, so this is the same distribution as dense dropout, at a fraction of the cost.
-        if node_features.layout == torch.sparse_csr:
-            return _csr_with_values(node_features, self.dropout(node_features.values()))
-        node_features = node_features.coalesce()
-        return torch.sparse_coo_tensor(node_features.indices(), self.dropout(node_features.values()),
-                                       node_features.shape, is_coalesced=True)
-
-    def _finish(self, node_features, out, input_pattern=None):
+    def _finish(self, node_features, out, sparse_pattern=None):
         """Skip connection, concat/average heads, bias, activation. out: [N, H, F_out]."""
         num_nodes = out.shape[0]
         if self.add_skip_connection:
             if node_features.shape[-1] == self.num_out_features:
                 # Same width: add the input itself to every head.
-                dense_input = node_features.to_dense() if _is_sparse(node_features) else node_features
+                dense_input = node_features.to_dense() if is_sparse(node_features) else node_features
                 out = out + dense_input.unsqueeze(1)
             else:
-                skip = _apply_linear(self.skip_proj.weight, node_features, input_pattern)
+                skip = project(self.skip_proj.weight, node_features, sparse_pattern)
                 out = out + skip.view(num_nodes, self.num_heads, self.num_out_features)
 
         # [N, H, F_out] -> [N, H * F_out] (hidden layers) or [N, F_out] (output layer)
@@ -248,10 +235,9 @@ def _build_attention_mask(edge_index, num_nodes, device, dtype):
 class GATLayerImp1(_DenseGATLayer):
     """Dense, heads first. Easiest to map onto the equations: one N x N attention matrix per head."""
 
-    def _attend(self, nodes_features_proj, source, target, edge_index, targets=None):
-        num_nodes = nodes_features_proj.shape[0]
-        mask = self._attention_mask(edge_index, num_nodes, nodes_features_proj.device,
-                                    nodes_features_proj.dtype)
+    def _attend(self, projected, source, target, edge_index, targets=None):
+        num_nodes = projected.shape[0]
+        mask = self._attention_mask(edge_index, num_nodes, projected.device, projected.dtype)
         if self.attention_type == "gat":
             # [H, N, 1] + [H, 1, N] -> [H, N, N]; entry (k, i, j) scores edge j -> i for head k.
             all_scores = self.leaky_relu(target.t().unsqueeze(-1) + source.t().unsqueeze(1))
@@ -263,17 +249,16 @@ class GATLayerImp1(_DenseGATLayer):
         attention = torch.softmax(all_scores + mask, dim=-1)
         attention_dropped = self.dropout(attention)
         # [H, N, N] @ [H, N, F_out] -> [H, N, F_out] -> [N, H, F_out]
-        out = torch.bmm(attention_dropped, nodes_features_proj.transpose(0, 1)).transpose(0, 1)
+        out = torch.bmm(attention_dropped, projected.transpose(0, 1)).transpose(0, 1)
         return out, attention[:, edge_index[1], edge_index[0]].t()
 
 
 class GATLayerImp2(_DenseGATLayer):
     """Dense, heads last. The same computation laid out as [N, N, H] with broadcasting."""
 
-    def _attend(self, nodes_features_proj, source, target, edge_index, targets=None):
-        num_nodes = nodes_features_proj.shape[0]
-        mask = self._attention_mask(edge_index, num_nodes, nodes_features_proj.device,
-                                    nodes_features_proj.dtype)
+    def _attend(self, projected, source, target, edge_index, targets=None):
+        num_nodes = projected.shape[0]
+        mask = self._attention_mask(edge_index, num_nodes, projected.device, projected.dtype)
         if self.attention_type == "gat":
             # [N, 1, H] + [1, N, H] -> [N, N, H]; entry (i, j, k) scores edge j -> i for head k.
             all_scores = self.leaky_relu(target.unsqueeze(1) + source.unsqueeze(0))
@@ -283,7 +268,7 @@ class GATLayerImp2(_DenseGATLayer):
         attention = torch.softmax(all_scores + mask.unsqueeze(-1), dim=1)  # over sources j
         attention_dropped = self.dropout(attention)
         # sum_j alpha_ijk * Wh_jk : [N, N, H] x [N, H, F_out] -> [N, H, F_out]
-        out = torch.einsum("ijh,jhf->ihf", attention_dropped, nodes_features_proj)
+        out = torch.einsum("ijh,jhf->ihf", attention_dropped, projected)
         return out, attention[edge_index[1], edge_index[0]]
 
 
@@ -291,539 +276,37 @@ class GATLayerImp3(GATLayer):
     """Edge list: scores only where edges exist, a softmax per target neighbourhood, a weighted sum.
 
     Memory and time grow with E instead of N^2; this is the implementation to train with. The
-    arithmetic is the same as IMP1's; what makes it fast is laying edges out by target once per
-    graph (`TargetSortedEdges`), so that the softmax is a segment reduction and the aggregation a
-    sparse-dense product that never materialises an [E, H, F_out] tensor.
+    arithmetic is the same as IMP1's. Each step below is one op of models/fast_ops.py; what makes them
+    fast is laying the edges out by target once per graph (`TargetSortedEdges`), so that the softmax is a
+    segment reduction and the aggregation a gather-sum that never materialises an [E, H, F_out] tensor.
     """
 
-    def _attend(self, nodes_features_proj, source, target, edge_index, targets=None):
-        num_nodes = nodes_features_proj.shape[0]
+    def _attend(self, projected, source, target, edge_index, targets=None):
+        num_nodes = projected.shape[0]
         if self.attention_type != "gat" or self.log_attention_weights:
             # GATv2's backward sums its attention vector's gradient over all edges at once: leaving out
             # edges with zero gradient would change that sum's rounding. Logged attention covers every edge.
             targets = None
+        # The edges sorted by target (only those into `targets`, when given), built once per graph.
         edges = self._graph_data(edge_index, (num_nodes, self.num_heads),
                                  lambda: TargetSortedEdges(edge_index, num_nodes, self.num_heads, targets), targets)
         slope = self.leaky_relu.negative_slope
+
         if self.attention_type == "gat":
-            # [E, H]: LeakyReLU of the two halves of a^T [W h_i || W h_j], gathered per edge.
-            scores_per_edge = _run(_GATEdgeScores, source, target, edges, slope)
+            # eq. (1), [E, H]: e_ij = LeakyReLU(a_target . W h_i + a_source . W h_j)
+            scores = gat_edge_scores(source, target, edges, slope)
         else:
-            # [E, H]: a . LeakyReLU(W h_j + W_t h_i), in chunks of edges: no [E, H, F] tensor is kept.
-            scores_per_edge = _run(_GATv2EdgeScores, source, target, self.scoring_fn, edges, slope)
-        attention = _run(_SortedEdgeSoftmax, scores_per_edge, edges.by_target)
+            # GATv2, [E, H]: e_ij = a . LeakyReLU(W h_j + W_t h_i)
+            scores = gatv2_edge_scores(source, target, self.scoring_fn, edges, slope)
+        # eq. (2), [E, H]: alpha_ij = softmax of e_ij over the edges into i
+        attention = neighbourhood_softmax(scores, edges)
         # (with only some edges kept: the dropout mask of the whole [E, H] attention, at the kept edges)
         attention_dropped = self.dropout(attention, edges.kept, edges.num_all_edges)
-        # [N, H, F_out]: out_i = sum over edges j -> i of attention_ij * W h_j
-        out = _run(_NeighbourhoodSum, attention_dropped, nodes_features_proj, edges)
+        # eq. (3) before sigma, [N, H, F_out]: sum over edges j -> i of alpha_ij W h_j
+        out = neighbourhood_sum(attention_dropped, projected, edges)
+
         # Back in edge_index's order only when it is logged: on an unsorted graph that is a pass over [E, H].
         return out, edges.in_input_order(attention) if self.log_attention_weights else None
-
-
-def edge_softmax(scores, target, num_nodes, target_offsets=None):
-    """Softmax of per-edge scores [E, H] over the edges that share a target node.
-
-    Each neighbourhood subtracts its own maximum before exp. One global maximum would be wrong in
-    practice: a neighbourhood whose scores lie far below it would underflow to exp(...) = 0 and
-    get zero (or NaN) attention. The maximum is a constant shift, so it is detached: the gradient
-    of softmax does not depend on it. With `target_offsets` (edges sorted by target, CSR offsets)
-    the reductions run over contiguous segments (_SortedEdgeSoftmax), several times faster than the
-    scatters of the general case.
-    """
-    if target_offsets is not None:
-        return _run(_SortedEdgeSoftmax, scores, _TargetSegments(target, target_offsets))
-    num_heads = scores.shape[1]
-    index = target.unsqueeze(-1).expand_as(scores)
-    max_per_target = scores.new_full((num_nodes, num_heads), float("-inf"))
-    max_per_target = max_per_target.scatter_reduce(0, index, scores.detach(), reduce="amax", include_self=False)
-    exp_scores = (scores - max_per_target.index_select(0, target)).exp()
-    denominator = scores.new_zeros((num_nodes, num_heads)).index_add_(0, target, exp_scores)
-    # Every target that has an edge has denominator >= 1 (its max term is exp(0)).
-    return exp_scores / denominator.index_select(0, target)
-
-
-class TargetSortedEdges:
-    """An edge_index laid out for IMP3, computed once per graph.
-
-    source, target: the edges sorted by target (already so for the loaders' output), with
-    target_offsets [N + 1] the CSR offsets of each target's incoming edges; source_order and
-    source_offsets: the same for the edges grouped by source (for sums over outgoing edges). For the aggregation,
-    `forward_bags` lists, for every (target i, head h) in turn, the rows (j*H + h) of the [N*H, F]
-    features to sum and the positions (e*H + h) of their weights in the flattened [E, H] attention;
-    `backward_bags` does the same grouped by source, for the transpose in the backward pass.
-
-    With `targets` (a bool mask [N]) only the edges into those nodes are kept: `kept` lists their positions
-    among all num_all_edges edges sorted by target (None: every edge is kept). The other nodes' segments are
-    empty; each kept segment, and each source's group of kept edges, keeps its edges in the same order.
-    """
-
-    def __init__(self, edge_index, num_nodes, num_heads, targets=None):
-        source, target, self.order = sort_by_target(edge_index[0], edge_index[1])
-        self.num_all_edges, self.kept = target.numel(), None
-        if targets is not None:
-            self.kept = targets.index_select(0, target).nonzero().squeeze(1)
-            source, target = source.index_select(0, self.kept), target.index_select(0, self.kept)
-        self.source, self.target = source, target
-        self.target_offsets = csr_offsets(target, num_nodes)
-        self.by_target = _TargetSegments(target, self.target_offsets)
-        # The same edges grouped by source (a stable order, so each group keeps the edges' order).
-        self.source_order = torch.argsort(source, stable=True)
-        self.source_offsets = csr_offsets(source.index_select(0, self.source_order), num_nodes)
-        self.forward_bags = _bags(None, self.target_offsets, source, num_heads)
-        self.backward_bags = _bags(self.source_order, self.source_offsets, target, num_heads)
-        # With few kept edges: (target nodes, each edge's index among them, the same for sources), so that the
-        # backward pass's dot products rearrange only the rows they read (None: all rows, as without targets).
-        self.endpoints = None
-        if self.kept is not None:
-            target_nodes, target_local = torch.unique(target, return_inverse=True)
-            source_nodes, source_local = torch.unique(source, return_inverse=True)
-            if target_nodes.numel() + source_nodes.numel() < num_nodes:
-                self.endpoints = (target_nodes, target_local, source_nodes, source_local)
-
-    def in_input_order(self, per_edge):
-        """[E, ...] values in sorted order -> aligned with the columns of the original edge_index."""
-        if self.kept is not None:
-            raise ValueError("only some edges were kept (targets): there is no value for every edge")
-        if self.order is None:
-            return per_edge
-        return torch.empty_like(per_edge).index_copy_(0, self.order, per_edge)
-
-
-def sort_by_target(source, target):
-    """(source, target, order): the edges sorted by target (stable), and the permutation applied, or
-    None when they already were (the loaders' output is), which costs one comparison pass."""
-    if target.numel() > 1 and not bool((target[1:] >= target[:-1]).all()):
-        order = torch.argsort(target, stable=True)
-        return source.index_select(0, order), target.index_select(0, order), order
-    return source, target, None
-
-
-def csr_offsets(sorted_ids, num_nodes):
-    """[num_nodes + 1] offsets: the entries of id i are sorted_ids[offsets[i]:offsets[i + 1]]."""
-    offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=sorted_ids.device)
-    offsets[1:] = torch.cumsum(torch.bincount(sorted_ids, minlength=num_nodes), 0)
-    return offsets
-
-
-def _bags(order, offsets, gather_from, num_heads):
-    """(rows, weight positions, bag starts) to sum, for each (node n, head h), the features of the
-    `gather_from` end of the edges grouped under n, weighted by those edges' attention.
-
-    order: the edge ids in group order (None: the edges already are), offsets: the groups' CSR offsets.
-    Bag (n, h) holds n's edges e in order, at positions offsets[n] * H + h * degree(n) + rank of e in n:
-    written directly, one head at a time, so no [E * H] sort or temporary is needed. The indices are int32
-    whenever E * H and N * H allow (half the memory of int64; embedding_bag and index_select take either)."""
-    num_edges, device = gather_from.numel(), gather_from.device
-    largest_index = max(num_edges, offsets.numel() - 1) * num_heads  # weight positions, feature rows
-    dtype = torch.int32 if largest_index < 2 ** 31 else torch.long
-    edge_ids = torch.arange(num_edges, device=device) if order is None else order
-    degrees = offsets.diff()
-    groups = torch.repeat_interleave(torch.arange(degrees.numel(), device=device), degrees, output_size=num_edges)
-    group_first = offsets[:-1].index_select(0, groups)
-    position = group_first * (num_heads - 1) + torch.arange(num_edges, device=device)  # head 0's bag slot
-    step = degrees.index_select(0, groups)  # head h's slot is h * degree further on
-    del groups, group_first
-    gathered = gather_from.index_select(0, edge_ids)
-    rows = torch.empty(num_edges * num_heads, dtype=dtype, device=device)
-    weight_positions = torch.empty(num_edges * num_heads, dtype=dtype, device=device)
-    for head in range(num_heads):
-        slots = position + head * step
-        rows[slots] = (gathered * num_heads + head).to(dtype)
-        weight_positions[slots] = (edge_ids * num_heads + head).to(dtype)
-    heads = torch.arange(num_heads, device=device)
-    starts = (offsets[:-1].unsqueeze(1) * num_heads + heads * degrees.unsqueeze(1)).reshape(-1).to(dtype)
-    return rows, weight_positions, starts
-
-
-class IdentityCache:
-    """What was built for a few tensors, by their identity and version (`tensor._version` counts in-place
-    changes): get((tensor, ...), key, build) returns build() of the first call for those very tensors, while
-    none of them changed. It keeps the `size` most recently used entries (training and validation on one
-    graph each need one) and holds their tensors, so their ids cannot be reused while they are in it.
-    Not for parameters: an optimizer's fused step (Adam(fused=True)) changes them without counting a version."""
-
-    def __init__(self, size=2):
-        self.size, self.entries = size, {}
-
-    def get(self, tensors, key, build):
-        full_key = tuple((id(t), t._version) if t is not None else None for t in tensors) + tuple(key)
-        entry = self.entries.pop(full_key, None)  # (re)inserted below: the newest entry is the last one
-        if entry is None:
-            entry = (tensors, build())
-            while len(self.entries) >= self.size:
-                self.entries.pop(next(iter(self.entries)))
-        self.entries[full_key] = entry
-        return entry[1]
-
-
-class _TargetSegments:
-    """Edges sorted by target as contiguous segments: sums and maxima of per-edge values per target."""
-
-    def __init__(self, target, offsets):
-        self.target, self.offsets = target, offsets
-        self.lengths = offsets.diff()
-        self.edge_ids = torch.arange(target.numel(), device=target.device)
-
-    def max(self, per_edge):
-        return torch.segment_reduce(per_edge, "max", lengths=self.lengths, axis=0)
-
-    def sum(self, per_edge):
-        return _segment_sum(per_edge, self.edge_ids, self.offsets)
-
-    def expand(self, per_target):
-        """[N, ...] -> [E, ...]: each edge gets its target's value."""
-        return _index_rows(per_target, self.target)
-
-    def expanded_in_chunks(self, per_target):
-        """expand(per_target), one chunk of edges at a time: (edge slice, its rows), see _gathered_in_chunks."""
-        return _gathered_in_chunks(per_target, self.target)
-
-
-def _index_rows(values, index, out=None):
-    """values.index_select(0, index) (into `out` if given); rows of a single value (one head) go through a
-    flat view, which PyTorch's CPU kernel gathers ~4x faster than one-element rows."""
-    if values.dim() == 2 and values.shape[1] == 1 and values.is_contiguous():
-        flat_out = None if out is None else out.view(-1)
-        return torch.index_select(values.view(-1), 0, index, out=flat_out).view(-1, 1)
-    return torch.index_select(values, 0, index, out=out)
-
-
-# Temporaries of at most this many floats (16 MiB): malloc keeps reusing such blocks, where every larger
-# one is fresh memory whose pages the kernel must zero (at 10^6 nodes, ~0.5 s per [E, H] tensor here).
-CHUNK_ELEMENTS = 1 << 22
-
-
-def _gathered_in_chunks(values, index):
-    """Yield (chunk, values.index_select(0, index[chunk])) for consecutive slices `chunk` of the index,
-    each gathered into the same buffer (valid until the next chunk)."""
-    num_rows, row_elements = index.numel(), max(1, values[0].numel())
-    step = max(1, min(num_rows, CHUNK_ELEMENTS // row_elements))
-    if step == num_rows:  # one chunk (Cora): a plain gather is quicker than the buffer's bookkeeping
-        yield slice(None), _index_rows(values, index)
-        return
-    buffer = values.new_empty((step,) + values.shape[1:])
-    for start in range(0, num_rows, step):
-        chunk = slice(start, min(start + step, num_rows))
-        yield chunk, _index_rows(values, index[chunk], out=buffer[:chunk.stop - start])
-
-
-def _segment_sum(per_edge, edge_ids, offsets):
-    """Segment sums of the rows of per_edge [E, H] listed in edge_ids: segment i sums the rows
-    edge_ids[offsets[i]:offsets[i + 1]] (arange(E): consecutive rows; an edge order: a grouping).
-
-    F.embedding_bag gathers and adds the rows in order: the same additions in the same order as
-    index_add_ (bit-identical results), ~5x faster on CPU for a few heads per row."""
-    return F.embedding_bag(edge_ids, per_edge, offsets[:-1], mode="sum")
-
-
-def _run(function, *args):
-    """function.apply(*args) for the autograd Functions below; without gradients (evaluation, torch.no_grad)
-    their forward alone, the same computation without autograd's bookkeeping (~10-20 us a call on Cora)."""
-    if torch.is_grad_enabled():
-        return function.apply(*args)
-    return function.forward(_NoGradContext(), *args)
-
-
-class _NoGradContext:
-    """What the Functions' forward passes use of `ctx`, when there will be no backward pass."""
-
-    def save_for_backward(self, *tensors):
-        pass
-
-
-class _SortedEdgeSoftmax(torch.autograd.Function):
-    """edge_softmax for edges sorted by target (`segments`: their _TargetSegments).
-
-    Forward does what the general path does, over contiguous segments. Backward is the softmax's
-    own formula, grad_scores = attention * (grad - sum over the target's edges of attention * grad),
-    five kernels instead of the dozen autograd would run through the forward's steps.
-    """
-
-    @staticmethod
-    def forward(ctx, scores, segments):
-        # One fresh [E, H] tensor becomes the output; the denominators are gathered chunk by chunk.
-        shifted = segments.expand(segments.max(scores))
-        attention = torch.sub(scores, shifted, out=shifted).exp_()
-        # Every target that has an edge has denominator >= 1 (its max term is exp(0)).
-        for chunk, denominators in segments.expanded_in_chunks(segments.sum(attention)):
-            attention[chunk].div_(denominators)
-        ctx.save_for_backward(attention)
-        ctx.segments = segments
-        return attention
-
-    @staticmethod
-    def backward(ctx, grad_attention):
-        (attention,) = ctx.saved_tensors
-        segments = ctx.segments
-        weighted = grad_attention * attention
-        for chunk, sums in segments.expanded_in_chunks(segments.sum(weighted)):
-            weighted[chunk].sub_(sums.mul_(attention[chunk]))
-        return weighted, None
-
-
-class _GATScoreHalves(torch.autograd.Function):
-    """(source, target) [N, H]: each node's two halves of GAT's score, sum over f of
-    projection[n, h, f] * a[h, f], for a = a_source and a = a_target.
-
-    The same products and sums as `(projection * a).sum(-1)` written twice, through one [N, H, F] buffer
-    forward and backward where autograd makes a fresh tensor for each product (on a large graph every
-    fresh tensor costs page faults). The projection is passed twice, `projection` and `same_projection`,
-    so that its gradient still arrives in two parts, target half first: autograd adds them to the
-    projection's other gradient (through dropout) in the order it did for the two separate products,
-    which keeps training bit-for-bit what it was.
-    """
-
-    @staticmethod
-    def forward(ctx, projection, same_projection, a_source, a_target):
-        products = torch.mul(projection, a_source)
-        source = products.sum(dim=-1)
-        target = torch.mul(projection, a_target, out=products).sum(dim=-1)
-        ctx.save_for_backward(projection, a_source, a_target)
-        return source, target
-
-    @staticmethod
-    def backward(ctx, grad_source, grad_target):
-        projection, a_source, a_target = ctx.saved_tensors
-        grad_source, grad_target = grad_source.unsqueeze(-1), grad_target.unsqueeze(-1)
-        products = torch.mul(grad_source, projection)
-        grad_a_source = products.sum(dim=0, keepdim=True)
-        grad_a_target = torch.mul(grad_target, projection, out=products).sum(dim=0, keepdim=True)
-        through_target = grad_target * a_target
-        through_source = torch.mul(grad_source, a_source, out=products)
-        return through_target, through_source, grad_a_source, grad_a_target
-
-
-class _GATEdgeScores(torch.autograd.Function):
-    """scores[e, h] = LeakyReLU(source[j, h] + target[i, h]) for every edge e = (j -> i): GAT's score.
-
-    The backward pass sums each edge's gradient into its source and its target as segment sums
-    (edges grouped by target as they come, by source through TargetSortedEdges.source_order)
-    instead of autograd's two zero-filled index_add_ scatters.
-    """
-
-    @staticmethod
-    def forward(ctx, source, target, edges, negative_slope):
-        # One [E, H] tensor, updated in place (on a large graph every fresh one costs page faults).
-        scores = _index_rows(source, edges.source)
-        for chunk, at_target in edges.by_target.expanded_in_chunks(target):
-            scores[chunk].add_(at_target)
-        F.leaky_relu(scores, negative_slope, inplace=True)
-        # The scores have the sign of the pre-activation (slope > 0): enough for the backward pass.
-        ctx.save_for_backward(scores)
-        ctx.edges, ctx.negative_slope = edges, negative_slope
-        return scores
-
-    @staticmethod
-    def backward(ctx, grad_scores):
-        (scores,) = ctx.saved_tensors
-        edges = ctx.edges
-        grad_pre = torch.ops.aten.leaky_relu_backward(grad_scores, scores, ctx.negative_slope, True)
-        # Sums over each source's edges: embedding_bag gathers the rows in source order as it adds.
-        grad_source = _segment_sum(grad_pre, edges.source_order, edges.source_offsets)
-        grad_target = edges.by_target.sum(grad_pre)
-        return grad_source, grad_target, None, None
-
-
-class _NeighbourhoodSum(torch.autograd.Function):
-    """out[i, h] = sum over edges e = (j -> i) of attention[e, h] * features[j, h]   ([N, H, F]).
-
-    Forward and the features' gradient are weighted gather-sums (F.embedding_bag with per-sample
-    weights) over the bags of TargetSortedEdges, one grouped by target, one by source (the
-    transpose). The attention's gradient is one dot product per edge and head, computed in chunks:
-    no [E, H, F] tensor is ever kept for the backward pass.
-    """
-
-    @staticmethod
-    def forward(ctx, attention, features, edges):
-        ctx.save_for_backward(attention, features)
-        ctx.edges = edges
-        # (detached: embedding_bag then skips the bookkeeping for a backward pass of its own, ~25 % of its time)
-        return _weighted_bag_sum(features.detach(), attention, edges.forward_bags)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        attention, features = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        grad_attention = grad_features = None
-        if ctx.needs_input_grad[1]:
-            grad_features = _weighted_bag_sum(grad_out, attention, ctx.edges.backward_bags)
-        if ctx.needs_input_grad[0]:
-            grad_attention = _edge_dot_products(grad_out, features, ctx.edges)
-        return grad_attention, grad_features, None
-
-
-def _weighted_bag_sum(features, attention, bags):
-    """Sum each bag's feature rows, weighted by their attention. A long list of bags is cut into runs of
-    whole bags of ~CHUNK_ELEMENTS entries, so the gathered weights fit one reused buffer."""
-    num_nodes, num_heads, num_features = features.shape
-    rows, weight_positions, starts = bags
-    table, flat_attention = features.reshape(num_nodes * num_heads, num_features), attention.reshape(-1)
-    total = rows.numel()
-    if total <= CHUNK_ELEMENTS:
-        weights = flat_attention.index_select(0, weight_positions)
-        out = F.embedding_bag(rows, table, starts, mode="sum", per_sample_weights=weights)
-        return out.view(num_nodes, num_heads, num_features)
-    out = features.new_empty(num_nodes * num_heads, num_features)
-    # The first bag of each run: the first bag starting at or after a multiple of CHUNK_ELEMENTS.
-    firsts = torch.searchsorted(starts, torch.arange(0, total, CHUNK_ELEMENTS, dtype=starts.dtype)).tolist()
-    bounds = sorted(set(firsts) | {starts.numel()})
-    buffer = None
-    for first_bag, end_bag in zip(bounds[:-1], bounds[1:]):
-        first = int(starts[first_bag])
-        end = int(starts[end_bag]) if end_bag < starts.numel() else total
-        if buffer is None or buffer.numel() < end - first:
-            buffer = flat_attention.new_empty(max(end - first, CHUNK_ELEMENTS))
-        weights = torch.index_select(flat_attention, 0, weight_positions[first:end], out=buffer[:end - first])
-        out[first_bag:end_bag] = F.embedding_bag(rows[first:end], table, starts[first_bag:end_bag] - first,
-                                                 mode="sum", per_sample_weights=weights)
-    return out.view(num_nodes, num_heads, num_features)
-
-
-def _edge_dot_products(at_target, at_source, edges):
-    """[E, H]: <at_target[i, h], at_source[j, h]> for every edge j -> i and head h.
-
-    Works through the edges in chunks of at most CHUNK_ELEMENTS gathered floats, so memory
-    stays bounded however many edges there are; the two chunk buffers are allocated once per call
-    and refilled (on a large graph, fresh buffers per chunk made the kernel zero gigabytes of new
-    pages per step). The features are laid out [N, F, H] first: summing over F then adds whole
-    rows of H heads (vectorised), where summing the last axis of [E, H, F] would reduce a few
-    floats at a time (~2x slower on CPU for Cora's 8 x 8)."""
-    target_ids, source_ids = edges.target, edges.source
-    if edges.endpoints is not None:  # only some edges were kept: lay out just the rows they read
-        target_nodes, target_ids, source_nodes, source_ids = edges.endpoints
-        at_target, at_source = at_target.index_select(0, target_nodes), at_source.index_select(0, source_nodes)
-    at_target, at_source = at_target.transpose(1, 2).contiguous(), at_source.transpose(1, 2).contiguous()
-    out = at_source.new_empty(edges.source.numel(), at_source.shape[2])
-    # Both gathers have rows of the same size, so they cut the edges into the same chunks.
-    for (chunk, at_targets), (_, at_sources) in zip(_gathered_in_chunks(at_target, target_ids),
-                                                    _gathered_in_chunks(at_source, source_ids)):
-        torch.sum(at_targets.mul_(at_sources), dim=1, out=out[chunk])
-    return out
-
-
-class _GATv2EdgeScores(torch.autograd.Function):
-    """scores[e, h] = a[h] . LeakyReLU(source[j, h] + target[i, h]) for every edge e = (j -> i).
-
-    The [E, H, F] pre-activation is what makes GATv2 costly in memory. Here it only ever exists one
-    chunk of edges at a time: forward computes the scores chunk by chunk, backward recomputes each
-    chunk's pre-activation instead of keeping it, and scatters the gradients with index_add_.
-    """
-
-    @staticmethod
-    def forward(ctx, source, target, scoring_fn, edges, negative_slope):
-        ctx.save_for_backward(source, target, scoring_fn)
-        ctx.edges, ctx.negative_slope = edges, negative_slope
-        attention_vector = scoring_fn.squeeze(0)
-        return torch.cat([(F.leaky_relu(pre, negative_slope) * attention_vector).sum(-1)
-                          for _, pre in _gatv2_chunks(source, target, edges)])
-
-    @staticmethod
-    def backward(ctx, grad_scores):
-        source, target, scoring_fn = ctx.saved_tensors
-        edges, slope = ctx.edges, ctx.negative_slope
-        attention_vector = scoring_fn.squeeze(0)
-        grad_source, grad_target = torch.zeros_like(source), torch.zeros_like(target)
-        grad_attention_vector = torch.zeros_like(attention_vector)
-        for chunk, pre in _gatv2_chunks(source, target, edges):
-            grad = grad_scores[chunk].unsqueeze(-1)  # [C, H, 1]
-            grad_attention_vector += (F.leaky_relu(pre, slope) * grad).sum(0)
-            # d LeakyReLU(x) / dx is 1 where x > 0, else the slope.
-            grad_pre = torch.where(pre > 0, grad, grad * slope) * attention_vector
-            grad_source.index_add_(0, edges.source[chunk], grad_pre)
-            grad_target.index_add_(0, edges.target[chunk], grad_pre)
-        return grad_source, grad_target, grad_attention_vector.unsqueeze(0), None, None
-
-
-def _gatv2_chunks(source, target, edges):
-    """(slice of edges, their pre-activation [C, H, F]) for chunks of at most CHUNK_ELEMENTS floats."""
-    num_heads, num_features = source.shape[1], source.shape[2]
-    step = max(1, CHUNK_ELEMENTS // (num_heads * num_features))
-    for start in range(0, edges.source.numel(), step):
-        chunk = slice(start, start + step)
-        yield chunk, source.index_select(0, edges.source[chunk]) + target.index_select(0, edges.target[chunk])
-
-
-class FastDropout(nn.Dropout):
-    """nn.Dropout with the same distribution, drawn with torch.rand instead of bernoulli_.
-
-    On CPU, dropout's bernoulli_ path costs ~11-13 ns per element against ~5-6 ns for rand + compare
-    + multiply; switching cut a Cora training step from ~29 to ~19 ms (benchmarks/bench_speed.py).
-    The kept fraction is exactly 1 - p up to float32 resolution, as with bernoulli_.
-    """
-
-    def forward(self, x, rows=None, num_rows=None):
-        """With `rows`: x holds just the rows `rows` of a [num_rows, ...] tensor. The mask is then drawn for all
-        num_rows rows, as for the whole tensor (the same random numbers, and the same ones left for what comes
-        next), and x gets its rows of it."""
-        if not self.training or self.p == 0:
-            return x
-        if self.p == 1:
-            return torch.zeros_like(x)
-        if rows is None:
-            uniform = torch.rand_like(x)
-        else:
-            uniform = torch.rand((num_rows,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device).index_select(0, rows)
-        # One float mask holding 0 or 1/(1-p): a single multiply forward and backward.
-        return x * uniform.ge_(self.p).mul_(1.0 / (1.0 - self.p))
-
-
-def _is_sparse(tensor):
-    return tensor.layout != torch.strided
-
-
-def _apply_linear(weight, node_features, input_pattern=None):
-    """x @ W^T for a dense x; a sparse-dense product for a sparse x (same result, far fewer FLOPs)."""
-    if node_features.layout == torch.sparse_csr:
-        return _run(_SparseCSRProjection, node_features, node_features.values(), weight,
-                                          input_pattern or _transposed_csr_pattern(node_features))
-    if _is_sparse(node_features):
-        return torch.sparse.mm(node_features, weight.t())
-    return F.linear(node_features, weight)
-
-
-class _SparseCSRProjection(torch.autograd.Function):
-    """y = X @ W^T for a constant sparse CSR X (the input features) and a trainable W.
-
-    Both directions are one weighted gather-sum over X's nonzeros (F.embedding_bag with
-    per-sample weights, ~7x faster here than torch.sparse.mm on Cora): forward sums rows of W^T
-    picked by X's column indices; backward does the same with X^T, whose pattern (X's nonzeros in
-    column-major order, from _transposed_csr_pattern) the layer computes once per input.
-    """
-
-    @staticmethod
-    def forward(ctx, features, values, weight, transposed_pattern):
-        crow, col = features.crow_indices(), features.col_indices()
-        ctx.save_for_backward(values)
-        ctx.transposed_pattern = transposed_pattern
-        # (embedding_bag is ~15x slower with a non-contiguous weight than the cost of this copy)
-        return F.embedding_bag(col, weight.t().contiguous(), crow[:-1], mode="sum", per_sample_weights=values)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (values,) = ctx.saved_tensors
-        crow_t, rows_t, order = ctx.transposed_pattern
-        grad_weight_t = F.embedding_bag(rows_t, grad_output, crow_t[:-1], mode="sum",
-                                        per_sample_weights=values.index_select(0, order))
-        return None, None, grad_weight_t.t(), None
-
-
-def _transposed_csr_pattern(features):
-    """(crow, column-of-X^T = row of X, order) of X^T: X's nonzeros in column-major order."""
-    crow, col = features.crow_indices(), features.col_indices()
-    num_rows, num_cols = features.shape
-    rows = torch.repeat_interleave(torch.arange(num_rows, device=crow.device), crow.diff())
-    order = torch.argsort(col * num_rows + rows)
-    crow_t = torch.zeros(num_cols + 1, dtype=torch.long, device=crow.device)
-    crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=num_cols), 0)
-    return crow_t, rows.index_select(0, order), order
-
-
-def _csr_with_values(csr, values):
-    """The same sparsity pattern as `csr`, with new values (e.g. after dropout)."""
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": it works for what we use
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(csr.crow_indices(), csr.col_indices(), values, csr.shape,
-                                       check_invariants=False)
 
 
 LAYER_CLASSES = {LayerType.IMP1: GATLayerImp1, LayerType.IMP2: GATLayerImp2, LayerType.IMP3: GATLayerImp3}

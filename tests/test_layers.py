@@ -152,7 +152,7 @@ def test_sparse_input_gives_the_same_result_as_dense():
 def test_sparse_dropout_keeps_the_sparsity_pattern_and_scales_survivors():
     layer = GATLayerImp3(100, 4, 2, dropout_prob=0.5).train()
     features = sparsify_if_mostly_zero(torch.eye(100))
-    dropped = layer._dropout_input(features).to_dense()
+    dropped = layer.dropout(features).to_dense()
     assert ((dropped != 0) <= (torch.eye(100) != 0)).all()
     assert set(dropped[dropped != 0].tolist()) == {2.0}
     assert 20 < int((dropped != 0).sum()) < 80
@@ -189,9 +189,9 @@ def test_edge_softmax_is_per_target_even_when_score_ranges_differ_by_1000():
 def test_hand_written_backward_passes_match_numerical_gradients():
     # IMP3's autograd Functions (score halves, scores, sorted softmax, neighbourhood sum, sparse projection)
     # against finite differences in float64, on a graph with a node that has no outgoing edge (node 5).
-    from models.gat_layers import (TargetSortedEdges, _GATEdgeScores, _GATScoreHalves, _GATv2EdgeScores,
-                                   _NeighbourhoodSum, _SortedEdgeSoftmax, _SparseCSRProjection,
-                                   _transposed_csr_pattern)
+    from models.fast_ops import (TargetSortedEdges, _GATEdgeScores, _GATScoreHalves, _GATv2EdgeScores,
+                                 _NeighbourhoodSum, _SortedEdgeSoftmax, _SparseCSRProjection,
+                                 transposed_csr_pattern)
     edge_index = torch.tensor([[0, 1, 2, 3, 4, 0, 2, 4, 1, 3, 0],
                                [0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 5]])
     num_nodes, heads, width = 6, 2, 3
@@ -216,14 +216,14 @@ def test_hand_written_backward_passes_match_numerical_gradients():
     sparse = (torch.rand(num_nodes, 7, generator=generator, dtype=torch.float64) > 0.6).double().to_sparse_csr()
     weight = rand(4, 7)
     assert torch.autograd.gradcheck(
-        lambda w: _SparseCSRProjection.apply(sparse, sparse.values(), w, _transposed_csr_pattern(sparse)), (weight,))
+        lambda w: _SparseCSRProjection.apply(sparse, sparse.values(), w, transposed_csr_pattern(sparse)), (weight,))
 
 
 @pytest.mark.parametrize("attention_type", ["gat", "gatv2"])
 def test_work_in_chunks_gives_the_same_results(monkeypatch, attention_type):
     # Large graphs go through IMP3's temporaries chunk by chunk; with tiny chunks this small graph does too
     # (unsorted edges, nodes without outgoing edges, bags split at many places), and nothing may change.
-    from models import gat_layers
+    from models import fast_ops
     features, edge_index = random_graph(num_nodes=60, num_edges=150)
     edge_index = edge_index[:, torch.randperm(edge_index.shape[1], generator=torch.Generator().manual_seed(1))]
 
@@ -235,7 +235,7 @@ def test_work_in_chunks_gives_the_same_results(monkeypatch, attention_type):
         return [out.detach(), layer.attention_weights] + [p.grad for p in layer.parameters()]
 
     whole = forward_and_gradients()
-    monkeypatch.setattr(gat_layers, "CHUNK_ELEMENTS", 7)
+    monkeypatch.setattr(fast_ops, "CHUNK_ELEMENTS", 7)
     chunked = forward_and_gradients()
     if attention_type == "gat":
         assert all(torch.equal(a, b) for a, b in zip(whole, chunked))
@@ -327,7 +327,7 @@ def test_receptive_field_walks_back_one_hop_per_layer():
 
 
 def test_dropout_of_rows_draws_the_whole_tensor_mask():
-    from models.gat_layers import FastDropout
+    from models.fast_ops import FastDropout
     dropout = FastDropout(0.6).train()
     values, rows = torch.randn(50, 3), torch.tensor([2, 3, 9, 40])
     torch.manual_seed(5)

@@ -16,7 +16,7 @@ nodes), and the draws come from the sampler's own torch.Generator: the same seed
 
 import torch
 
-from models.gat_layers import csr_offsets, sort_by_target
+from models.fast_ops import csr_offsets, sort_by_target
 
 
 class SampledSubgraph:

@@ -1,0 +1,160 @@
+"""Every op of models/fast_ops.py against the plain PyTorch expression its docstring promises, forward and
+gradient, in float64: once as it runs on a small graph (one chunk) and once with chunks of a few floats, so
+that every chunked path (gathers, bag runs, GATv2's pre-activation, score-halves buffer) runs too."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models import fast_ops
+from models.fast_ops import TargetSortedEdges
+
+NUM_NODES, HEADS, WIDTH = 9, 2, 3
+SLOPE = 0.2
+
+
+def graph():
+    """Unsorted edges with self loops; node 8 has no outgoing edge but its self loop, node 7 a high degree."""
+    generator = torch.Generator().manual_seed(3)
+    source = torch.randint(0, NUM_NODES - 1, (30,), generator=generator)
+    target = torch.randint(0, NUM_NODES, (30,), generator=generator)
+    source[:8], target[:8] = torch.arange(8), 7
+    loops = torch.arange(NUM_NODES)
+    edge_index = torch.stack([torch.cat([source, loops]), torch.cat([target, loops])])
+    pairs = torch.unique(edge_index[1] * NUM_NODES + edge_index[0])
+    edge_index = torch.stack([pairs % NUM_NODES, pairs // NUM_NODES])
+    return edge_index[:, torch.randperm(edge_index.shape[1], generator=generator)]
+
+
+def rand(*shape, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=generator, dtype=torch.float64).requires_grad_()
+
+
+@pytest.fixture(params=["one chunk", "many chunks"])
+def chunks(request, monkeypatch):
+    if request.param == "many chunks":
+        monkeypatch.setattr(fast_ops, "CHUNK_ELEMENTS", 5)
+    return request.param
+
+
+def assert_same_values_and_gradients(fast, plain, inputs):
+    """fast(*inputs) == plain(*inputs), and so are the gradients of a random linear function of the output."""
+    fast_out, plain_out = fast(*inputs), plain(*inputs)
+    fast_out = fast_out if isinstance(fast_out, tuple) else (fast_out,)
+    plain_out = plain_out if isinstance(plain_out, tuple) else (plain_out,)
+    weights = [torch.randn_like(out) for out in plain_out]
+    for a, b in zip(fast_out, plain_out):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    fast_grads = torch.autograd.grad(sum((w * o).sum() for w, o in zip(weights, fast_out)), inputs)
+    plain_grads = torch.autograd.grad(sum((w * o).sum() for w, o in zip(weights, plain_out)), inputs)
+    for a, b in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(fast, inputs)
+
+
+def test_project_equals_a_matmul_for_dense_and_sparse_inputs(chunks):
+    generator = torch.Generator().manual_seed(0)
+    dense = (torch.rand(NUM_NODES, 7, generator=generator, dtype=torch.float64) > 0.6).double()
+    weight = rand(4, 7, seed=1)
+
+    def plain(w):
+        return dense @ w.t()
+    for features in (dense, dense.to_sparse(), dense.to_sparse_csr()):
+        assert_same_values_and_gradients(lambda w: fast_ops.project(w, features), plain, (weight,))
+    csr = dense.to_sparse_csr()
+    pattern = fast_ops.transposed_csr_pattern(csr)
+    assert_same_values_and_gradients(lambda w: fast_ops.project(w, csr, pattern), plain, (weight,))
+
+
+def test_gat_score_halves_equal_two_products(chunks):
+    inputs = (rand(NUM_NODES, HEADS, WIDTH, seed=0), rand(1, HEADS, WIDTH, seed=1), rand(1, HEADS, WIDTH, seed=2))
+    assert_same_values_and_gradients(fast_ops.gat_score_halves,
+                                     lambda p, s, t: ((p * s).sum(-1), (p * t).sum(-1)), inputs)
+
+
+def test_gat_edge_scores_equal_leaky_relu_of_gathered_halves(chunks):
+    edge_index = graph()
+    edges = TargetSortedEdges(edge_index, NUM_NODES, HEADS)
+
+    def plain(source, target):
+        return F.leaky_relu(source[edges.source] + target[edges.target], SLOPE)
+    assert_same_values_and_gradients(lambda s, t: fast_ops.gat_edge_scores(s, t, edges, SLOPE), plain,
+                                     (rand(NUM_NODES, HEADS, seed=0), rand(NUM_NODES, HEADS, seed=1)))
+
+
+def test_gatv2_edge_scores_equal_the_attention_vector_after_leaky_relu(chunks):
+    edges = TargetSortedEdges(graph(), NUM_NODES, HEADS)
+
+    def plain(source, target, vector):
+        return (F.leaky_relu(source[edges.source] + target[edges.target], SLOPE) * vector).sum(-1)
+    inputs = (rand(NUM_NODES, HEADS, WIDTH, seed=0), rand(NUM_NODES, HEADS, WIDTH, seed=1),
+              rand(1, HEADS, WIDTH, seed=2))
+    assert_same_values_and_gradients(lambda s, t, a: fast_ops.gatv2_edge_scores(s, t, a, edges, SLOPE), plain, inputs)
+
+
+def test_neighbourhood_softmax_equals_the_plain_edge_softmax(chunks):
+    edges = TargetSortedEdges(graph(), NUM_NODES, HEADS)
+    scores = rand(edges.source.numel(), HEADS, seed=0)
+    assert_same_values_and_gradients(lambda x: fast_ops.neighbourhood_softmax(x, edges),
+                                     lambda x: fast_ops.edge_softmax(x, edges.target, NUM_NODES), (scores,))
+
+
+def test_edge_softmax_equals_torch_softmax_per_neighbourhood():
+    edge_index = graph()
+    scores = rand(edge_index.shape[1], HEADS, seed=0)
+    attention = fast_ops.edge_softmax(scores, edge_index[1], NUM_NODES)
+    for node in range(NUM_NODES):
+        into = edge_index[1] == node
+        torch.testing.assert_close(attention[into], torch.softmax(scores[into], dim=0))
+
+
+def test_neighbourhood_sum_equals_index_add_of_weighted_sources(chunks):
+    edges = TargetSortedEdges(graph(), NUM_NODES, HEADS)
+
+    def plain(attention, features):
+        weighted = attention.unsqueeze(-1) * features[edges.source]
+        return torch.zeros(NUM_NODES, HEADS, WIDTH, dtype=features.dtype).index_add(0, edges.target, weighted)
+    inputs = (rand(edges.source.numel(), HEADS, seed=0), rand(NUM_NODES, HEADS, WIDTH, seed=1))
+    assert_same_values_and_gradients(lambda a, f: fast_ops.neighbourhood_sum(a, f, edges), plain, inputs)
+
+
+def test_ops_on_kept_edges_equal_the_plain_expressions_on_those_edges(chunks):
+    # With `targets`, TargetSortedEdges keeps only the edges into some nodes; every op then equals its plain
+    # expression over those edges (including the backward's rearranged rows, `endpoints`).
+    targets = torch.zeros(NUM_NODES, dtype=torch.bool)
+    targets[[1, 3]] = True
+    edges = TargetSortedEdges(graph(), NUM_NODES, HEADS, targets)
+    assert edges.endpoints is not None and bool(targets[edges.target].all())
+
+    def plain(attention, features):
+        weighted = attention.unsqueeze(-1) * features[edges.source]
+        return torch.zeros(NUM_NODES, HEADS, WIDTH, dtype=features.dtype).index_add(0, edges.target, weighted)
+    inputs = (rand(edges.source.numel(), HEADS, seed=0), rand(NUM_NODES, HEADS, WIDTH, seed=1))
+    assert_same_values_and_gradients(lambda a, f: fast_ops.neighbourhood_sum(a, f, edges), plain, inputs)
+    scores = rand(edges.source.numel(), HEADS, seed=2)
+    assert_same_values_and_gradients(lambda x: fast_ops.neighbourhood_softmax(x, edges),
+                                     lambda x: fast_ops.edge_softmax(x, edges.target, NUM_NODES), (scores,))
+
+
+def test_ops_without_gradients_compute_the_same_values(chunks):
+    edges = TargetSortedEdges(graph(), NUM_NODES, HEADS)
+    source, target = rand(NUM_NODES, HEADS, seed=0), rand(NUM_NODES, HEADS, seed=1)
+    features = rand(NUM_NODES, HEADS, WIDTH, seed=2)
+    with_grad = fast_ops.neighbourhood_sum(fast_ops.neighbourhood_softmax(
+        fast_ops.gat_edge_scores(source, target, edges, SLOPE), edges), features, edges)
+    with torch.no_grad():
+        without = fast_ops.neighbourhood_sum(fast_ops.neighbourhood_softmax(
+            fast_ops.gat_edge_scores(source, target, edges, SLOPE), edges), features, edges)
+    assert with_grad.grad_fn is not None and without.grad_fn is None
+    assert torch.equal(with_grad.detach(), without)
+
+
+def test_fast_dropout_has_dropouts_distribution_and_scale():
+    dropout = fast_ops.FastDropout(0.6).train()
+    values = torch.ones(200_000)
+    dropped = dropout(values)
+    assert set(torch.unique(dropped).tolist()) == {0.0, 2.5}
+    assert abs((dropped != 0).double().mean().item() - 0.4) < 0.01
+    dropout.eval()
+    assert dropout(values) is values
