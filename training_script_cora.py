@@ -10,8 +10,9 @@
 import argparse
 
 from utils.flags import add_common_training_args, new_parser, positive_int
-from utils.training import (CORA_DEFAULTS, EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES, TRANSDUCTIVE_DATASETS,
-                            run_training_script, train_gat_cora)
+from utils.interruption import run_training_script
+from utils.train_transductive import (CORA_DEFAULTS, EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES, TRANSDUCTIVE_DATASETS,
+                                     train_gat_cora)
 
 
 def dataset_name_arg(text):

@@ -6,7 +6,8 @@
 """
 
 from utils.flags import OnOffFlag, add_common_training_args, new_parser, positive_int
-from utils.training import PPI_DEFAULTS, run_training_script, train_gat_ppi
+from utils.interruption import run_training_script
+from utils.train_inductive import PPI_DEFAULTS, train_gat_ppi
 
 
 def get_parser():

@@ -16,7 +16,10 @@ from pathlib import Path
 import torch
 
 from utils import checkpoints
-from utils.training import CORA_ARCHITECTURE, PPI_ARCHITECTURE, EarlyStopping, build_model
+from utils.train_inductive import PPI_ARCHITECTURE
+from utils.train_transductive import CORA_ARCHITECTURE
+from utils.training_loop import EarlyStopping
+from utils.training_setup import build_model
 
 
 def trained_one_step(architecture, num_in, num_out):

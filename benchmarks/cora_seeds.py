@@ -16,7 +16,7 @@ import torch
 from utils.files import write_json
 from models.gat_layers import ATTENTION_TYPES
 from utils.flags import layer_type_arg, non_negative_int, positive_int
-from utils.training import train_gat_cora
+from utils.train_transductive import train_gat_cora
 
 
 def main(argv=None):

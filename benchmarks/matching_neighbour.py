@@ -72,7 +72,7 @@ def main(argv=None):
                                 label_rule="matching_neighbour")
         paths, test_f1 = args.models, {}
         if paths is None:
-            from utils.training import train_gat_ppi
+            from utils.train_inductive import train_gat_ppi
             paths = []
             for attention_type in ("gat", "gatv2"):
                 result = train_gat_ppi(dict(num_of_epochs=args.epochs, patience_period=args.epochs, seed=args.seed,

@@ -92,7 +92,8 @@ class PhaseClock:
 
 def main(argv=None):
     from utils.planetoid import load_planetoid
-    from utils.training import CORA_ARCHITECTURE, build_model, make_optimizer
+    from utils.train_transductive import CORA_ARCHITECTURE
+    from utils.training_setup import build_model, make_optimizer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)

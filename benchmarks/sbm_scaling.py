@@ -29,7 +29,7 @@ def _rss_mib():
 
 def needs_graph(args):
     from utils.sbm_graph import load_sbm_graph
-    from utils.training import train_gat_cora
+    from utils.train_transductive import train_gat_cora
 
     graph = load_sbm_graph(args.data_dir)
     no_edges = torch.arange(graph.num_nodes).repeat(2, 1)
@@ -49,7 +49,8 @@ def needs_graph(args):
 def step_memory(args):
     from utils.sampling import NeighbourSampler
     from utils.sbm_graph import load_sbm_graph
-    from utils.training import CORA_ARCHITECTURE, build_model
+    from utils.train_transductive import CORA_ARCHITECTURE
+    from utils.training_setup import build_model
 
     start = time.perf_counter()
     graph = load_sbm_graph(args.data_dir)

@@ -98,7 +98,7 @@ def analyse_layer(layer, x, edge_index):
 
 def test_micro_f1(model, graphs, replace=None):
     """Micro-F1 over graphs, with replace = {layer index: function standing in for that layer's _attend}."""
-    from utils.training import micro_f1
+    from utils.metrics import micro_f1
     replace = replace or {}
     try:
         for index, attend in replace.items():
@@ -159,7 +159,7 @@ def main(argv=None):
             from utils.checkpoints import model_from_checkpoint
             model, _ = model_from_checkpoint(args.model, log_attention_weights=True)
         else:
-            from utils.training import train_gat_ppi
+            from utils.train_inductive import train_gat_ppi
             config = dict(num_of_epochs=args.epochs, patience_period=args.epochs, data_dir=data_dir, seed=args.seed,
                           attention_type=args.attention_type, console_log_freq=10, checkpoint_freq=0,
                           save_binary=False, last_checkpoint_seconds=None, enable_tensorboard=False)

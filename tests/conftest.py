@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from utils import checkpoints, training, visualizations
+from utils import checkpoints, training_loop, visualizations
 from utils.data_loading import PROJECT_ROOT, DatasetError, resolve_data_dir
 from utils.planetoid import load_planetoid
 
@@ -23,7 +23,7 @@ def _files_in_checkout():
 def _redirect_outputs(monkeypatch, folder):
     monkeypatch.setattr(checkpoints, "CHECKPOINTS_DIR", folder / "checkpoints")
     monkeypatch.setattr(checkpoints, "BINARIES_DIR", folder / "binaries")
-    monkeypatch.setattr(training, "RUNS_DIR", folder / "runs")
+    monkeypatch.setattr(training_loop, "RUNS_DIR", folder / "runs")
     monkeypatch.setattr(visualizations, "DEFAULT_OUTPUT_DIR", folder / "figures")
     monkeypatch.setenv("GAT_FIGURES_DIR", str(folder / "figures"))
 

@@ -2,16 +2,14 @@
 
 import re
 
+from docs.flag_tables import all_tables, every_parser
 from utils.data_loading import PROJECT_ROOT
-import argparse
-
-from utils.flags import all_tables
 
 README = (PROJECT_ROOT / "README.md").read_text()
 
 
 def test_readme_flag_tables_match_the_argument_parsers():
-    assert all_tables() in README, "regenerate with: python -m utils.flags"
+    assert all_tables() in README, "regenerate with: python -m docs.flag_tables"
 
 
 def test_ci_runs_exactly_the_readme_test_command():
@@ -26,23 +24,8 @@ def test_readme_figures_exist():
         assert (PROJECT_ROOT / path).is_file(), path
 
 
-def every_parser():
-    import playground
-    import training_script_cora
-    import training_script_ppi
-    from utils import ppi_synthetic, sbm_graph
-
-    parsers = {"training_script_cora.py": training_script_cora.get_parser(),
-               "training_script_ppi.py": training_script_ppi.get_parser(),
-               "python -m utils.ppi_synthetic": ppi_synthetic.get_parser(),
-               "python -m utils.sbm_graph": sbm_graph.get_parser()}
-    commands = next(a for a in playground.get_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    parsers.update({f"playground.py {name}": sub for name, sub in commands.choices.items()})
-    return parsers
-
-
 def test_help_says_the_true_defaults_and_every_flag_has_help():
-    from utils.training import CORA_DEFAULTS
+    from utils.train_transductive import CORA_DEFAULTS
     for name, parser in every_parser().items():
         text = parser.format_help()
         for lie in ("(default: None)", "LayerType.", "(default: True)", "(default: False)", "--no-"):

@@ -16,7 +16,7 @@ from utils.data_loading import DatasetError
 from utils.graph import merge_graphs
 from utils.ppi import GraphDataLoader, ensure_ppi, load_ppi
 from utils.ppi_synthetic import write_synthetic_ppi
-from utils.training import train_gat_ppi
+from utils.train_inductive import train_gat_ppi
 
 GRAPHS = (10, 2, 3)
 

@@ -17,7 +17,9 @@ from utils.checkpoints import CheckpointError, load_checkpoint
 from utils.data_loading import PROJECT_ROOT
 from utils.ppi import GraphDataLoader, load_ppi
 from utils.ppi_synthetic import write_synthetic_ppi
-from utils.training import TrainingInterrupted, train_gat_cora, train_gat_ppi
+from utils.interruption import TrainingInterrupted
+from utils.train_inductive import train_gat_ppi
+from utils.train_transductive import train_gat_cora
 
 QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False)
 

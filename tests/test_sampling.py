@@ -7,7 +7,7 @@ import training_script_cora
 from models import GAT
 from utils.graph import sparsify_if_mostly_zero
 from utils.sampling import InNeighbours, NeighbourSampler, layerwise_inference
-from utils.training import train_gat_cora
+from utils.train_transductive import train_gat_cora
 
 
 def _edge_set(edge_index):
@@ -86,7 +86,7 @@ def test_cora_script_checks_fanouts(cora_data_dir):
 
 
 def test_large_graphs_are_evaluated_in_chunks_by_default(cora, monkeypatch):
-    from utils import sampling, training
+    from utils import sampling, train_transductive
     settings = dict(num_of_epochs=3, console_log_freq=0, checkpoint_freq=0, save_binary=False,
                     last_checkpoint_seconds=None)
     one_pass = train_gat_cora(dict(settings), log=lambda *_: None, data=cora)
@@ -94,8 +94,8 @@ def test_large_graphs_are_evaluated_in_chunks_by_default(cora, monkeypatch):
     original = sampling.layerwise_inference
     monkeypatch.setattr(sampling, "layerwise_inference",
                         lambda *args, **kwargs: chunk_sizes.append(args[3]) or original(*args, **kwargs))
-    monkeypatch.setattr(training, "EVAL_ONE_PASS_NODES", 1000)  # Cora's 2708 nodes now count as large
-    monkeypatch.setattr(training, "EVAL_CHUNK_SIZE", 700)
+    monkeypatch.setattr(train_transductive, "EVAL_ONE_PASS_NODES", 1000)  # Cora's 2708 nodes now count as large
+    monkeypatch.setattr(train_transductive, "EVAL_CHUNK_SIZE", 700)
     chunked = train_gat_cora(dict(settings), log=lambda *_: None, data=cora)
     assert set(chunk_sizes) == {700}
     for ours, theirs in zip(chunked["history"], one_pass["history"]):

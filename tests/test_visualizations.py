@@ -9,7 +9,8 @@ from models import LayerType
 from utils import visualizations
 from utils.ppi_synthetic import write_synthetic_ppi
 from utils.checkpoints import CheckpointError, make_checkpoint, model_from_checkpoint, save_binary
-from utils.training import train_gat_cora, train_gat_ppi
+from utils.train_inductive import train_gat_ppi
+from utils.train_transductive import train_gat_cora
 
 
 def assert_png(path, min_side=300):

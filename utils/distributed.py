@@ -96,3 +96,45 @@ def setup(force_cpu=False, timeout_seconds=1800):
         dist.init_process_group("nccl" if use_cuda else "gloo",
                                 timeout=datetime.timedelta(seconds=timeout_seconds))
     return DistributedContext(rank, world_size, local_rank, device)
+
+
+# ----------------------------------------------------------------------------- what the trainers call
+
+def config_for_rank(config, ctx):
+    """Under torchrun, every rank but 0 computes the same run and writes nothing."""
+    if ctx.is_main:
+        return config
+    return dict(config, last_checkpoint_seconds=None, checkpoint_freq=0, enable_tensorboard=False,
+                save_binary=False, results_json=None)
+
+
+def device_for(ctx, config, log):
+    if not ctx.is_distributed:
+        from utils.training_setup import select_device
+        return select_device(config["force_cpu"], log=log)
+    log(f"Data-parallel training: {ctx.world_size} processes on {ctx.device.type} "
+        f"({'NCCL' if ctx.device.type == 'cuda' else 'gloo'}), each with its share of every step's batch")
+    return ctx.device
+
+
+def data_parallel(model, ctx, device):
+    """The module the training steps call: DistributedDataParallel under torchrun, else the model itself.
+    Checkpoints, evaluation and early stopping keep using the plain model (the same parameters)."""
+    if not ctx.is_distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+    # DDP broadcasts rank 0's parameters when it wraps the model: every rank starts from the same weights.
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def agreement(ctx):
+    return ctx.agree_on_stop if ctx.is_distributed else None
+
+
+def join_step_without_data(ddp_model, num_features, device):
+    """A rank with no data in this step still joins the gradient all-reduce, as DistributedDataParallel
+    requires: a forward pass on a one-node graph (so DDP expects the backward) and zero gradients.
+    The other ranks' gradients make the step."""
+    one_node = torch.zeros(1, num_features, device=device)
+    self_loop = torch.zeros(2, 1, dtype=torch.long, device=device)
+    (ddp_model(one_node, self_loop).sum() * 0.0).backward()

@@ -1,15 +1,17 @@
-"""Command-line flags: the value checks, the flags both training scripts share, and the README tables.
-
-    python -m utils.flags        # prints the flag tables that README.md carries
+"""Command-line flags: the value checks, the flags both training scripts share, help that tells the truth.
 
 One convention for on/off flags: `--name` turns it on, `--no_name` turns it off, and the help says
-which one is the default. tests/test_docs.py checks that README.md carries exactly these tables.
+which one is the default. The README's flag tables are generated from the parsers by docs/flag_tables.py.
 """
 
 import argparse
 
 from models import LayerType
 from models.gat_layers import ATTENTION_TYPES
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work together (said before any training starts)."""
 
 
 # ----------------------------------------------------------------------------- value checks
@@ -105,7 +107,7 @@ def new_parser(description):
 
 def add_common_training_args(parser, defaults):
     """The flags both training scripts share. `defaults` is the script's defaults dict
-    (utils.training.CORA_DEFAULTS / PPI_DEFAULTS), so what --help says is what the code uses."""
+    (CORA_DEFAULTS of utils/train_transductive.py, PPI_DEFAULTS of utils/train_inductive.py), so what --help says is what the code uses."""
     add = parser.add_argument
     add("--num_of_epochs", type=positive_int, default=defaults["num_of_epochs"], help="maximum training epochs")
     add("--patience_period", type=positive_int, default=defaults["patience_period"],
@@ -159,40 +161,3 @@ def explicit_settings(parser, argv):
     finally:
         for action, default in saved:
             action.default = default
-
-
-# ----------------------------------------------------------------------------- README tables
-
-def flags_table(parser):
-    rows = ["| flag | default | what it does |", "|---|---|---|"]
-    for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or not action.option_strings:
-            continue
-        flag = " / ".join(action.option_strings) if isinstance(action, OnOffFlag) else max(action.option_strings,
-                                                                                          key=len)
-        default = describe_default(action)
-        choices = f" ({', '.join(map(str, action.choices))})" if action.choices else ""
-        help_text = (action.help or "").replace("|", "\\|")
-        rows.append(f"| `{flag}` | {'' if default is None else f'`{default}`'} | {help_text}{choices} |")
-    return "\n".join(rows)
-
-
-def all_tables():
-    import playground
-    import training_script_cora
-    import training_script_ppi
-    from utils import ppi_synthetic, sbm_graph
-
-    sections = [("training_script_cora.py", training_script_cora.get_parser()),
-                ("training_script_ppi.py", training_script_ppi.get_parser())]
-    subparsers = next(a for a in playground.get_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    for name, sub in subparsers.choices.items():
-        sections.append((f"playground.py {name}", sub))
-    sections.append(("python -m utils.ppi_synthetic", ppi_synthetic.get_parser()))
-    sections.append(("python -m utils.sbm_graph", sbm_graph.get_parser()))
-    return "\n\n".join(f"**`{title}`**\n\n{flags_table(parser)}" for title, parser in sections)
-
-
-if __name__ == "__main__":
-    from utils.flags import all_tables as tables  # the module the scripts use, not a second __main__ copy
-    print(tables())

@@ -86,7 +86,8 @@ def _cora_training_step(layer_type, device_name, data_dir):
     """Setup for run_isolated: the paper's Cora model of one layer type; returns one training epoch."""
     from utils.graph import sparsify_if_mostly_zero
     from utils.planetoid import load_planetoid
-    from utils.training import CORA_ARCHITECTURE, build_model, make_optimizer
+    from utils.train_transductive import CORA_ARCHITECTURE
+    from utils.training_setup import build_model, make_optimizer
 
     device = torch.device(device_name)
     data = load_planetoid("cora", data_dir).to(device)

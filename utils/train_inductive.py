@@ -1,0 +1,122 @@
+"""The inductive trainer: many graphs, whole graphs unseen in training at test time (PPI, multi-label).
+
+`train_gat_ppi` batches whole graphs, says what one pass over a split is, and hands training to `fit`
+(utils/training_loop.py).
+"""
+
+import sys
+
+import torch
+import torch.nn as nn
+
+from utils import checkpoints, distributed
+from utils.flags import SettingsError
+from utils.metrics import micro_f1_counts, micro_f1_from_counts
+from utils.runs import COMMON_DEFAULTS, finish, prepare_run
+from utils.training_loop import fit
+from utils.training_setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent
+
+# The paper's inductive architecture: 3 layers, 4/4/6 heads, 256 features per hidden head,
+# skip connections, no dropout; the output layer averages its 6 heads.
+PPI_ARCHITECTURE = dict(num_of_layers=3, num_heads_per_layer=[4, 4, 6], hidden_features=[256, 256],
+                        add_skip_connection=True, bias=True, dropout=0.0)
+
+PPI_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="ppi", num_of_epochs=200, weight_decay=0.0, console_log_freq=10,
+                    checkpoint_freq=50, batch_size=2, hidden_features=256, standardize=True, progress_bar=None)
+
+OUT_OF_MEMORY_ADVICE = ("CUDA ran out of memory. Try --batch_size 1 (one graph per step) and/or fewer features "
+                        "per head, e.g. --hidden_features 128, or train on the CPU with --force_cpu.")
+
+
+def train_gat_ppi(config=None, log=print, splits=None):
+    """Train GAT on PPI with the paper's inductive setup. Returns the results dict (plus 'history',
+    'model'). `config` overrides PPI_DEFAULTS (with 'resume', the checkpoint's settings); `splits`
+    ({split: [GraphData]}) skips loading. Raises TrainingInterrupted after saving on Ctrl-C/SIGTERM.
+
+    Under torchrun (WORLD_SIZE > 1) the processes train one model with DistributedDataParallel: each
+    step's batch_size graphs are split between them, the loss is normalised by the step's total number of
+    nodes (so N processes make the same step as one process with the same batch_size), and every
+    metric is summed over all of them. Only rank 0 prints and writes files."""
+    from tqdm import tqdm
+
+    from utils.ppi import GraphDataLoader, load_ppi
+
+    ctx = distributed.setup(force_cpu=bool((config or {}).get("force_cpu")))
+    log = log if ctx.is_main else silent
+    config, resume = prepare_run(PPI_DEFAULTS, config, ("ppi",), "training_script_ppi.py", log)
+    if config["batch_size"] % ctx.world_size:
+        raise SettingsError(f"--batch_size {config['batch_size']} does not split evenly over {ctx.world_size} "
+                            f"processes: it is the number of graphs per step over all of them; use a multiple "
+                            f"of {ctx.world_size}")
+    config = distributed.config_for_rank(config, ctx)
+    set_seed(config["seed"])
+    device = distributed.device_for(ctx, config, log)
+    if splits is None:
+        splits = load_ppi(config["data_dir"], standardize=config["standardize"])
+    architecture = dict(PPI_ARCHITECTURE, hidden_features=[config["hidden_features"]] * 2)
+    model = build_model(architecture, splits["train"][0].node_features.shape[1], splits["train"][0].num_classes,
+                        config["layer_type"], attention_type=config["attention_type"]).to(device)
+    if resume is not None:
+        checkpoints.check_model_matches(resume, model, config["resume"])
+    trained = distributed.data_parallel(model, ctx, device)
+    optimizer = make_optimizer(model, config["lr"], config["weight_decay"])
+    loss_sum = nn.BCEWithLogitsLoss(reduction="sum")
+    shuffle_generator = torch.Generator().manual_seed(config["seed"])
+    # Every rank draws the same shuffled order (same generator) and takes its share of each batch.
+    loaders = {"train": GraphDataLoader(splits["train"], config["batch_size"], shuffle=True,
+                                        generator=shuffle_generator, rank=ctx.rank, world_size=ctx.world_size),
+               "val": GraphDataLoader(splits["valid"], config["batch_size"], rank=ctx.rank, world_size=ctx.world_size),
+               "test": GraphDataLoader(splits["test"], config["batch_size"], rank=ctx.rank, world_size=ctx.world_size)}
+    show_progress = ctx.is_main and (config["progress_bar"] if config["progress_bar"] is not None
+                                     else sys.stderr.isatty())
+
+    def run_epoch(split, train, epoch=None, check_stop=None):
+        """One pass over a split; returns (mean loss per node and label, micro-F1 over all its nodes)."""
+        model.train(train)
+        # Summed over all ranks at the end: loss, nodes, true positives, false positives, false negatives.
+        totals = torch.zeros(5, dtype=torch.float64)
+        with torch.set_grad_enabled(train), tqdm(loaders[split], desc=f"epoch {epoch}" if train else split,
+                                                 leave=False, disable=not show_progress) as batches:
+            for batch in batches:
+                if check_stop is not None:
+                    check_stop()
+                if batch is None:  # a short last batch left this rank without a graph
+                    if train:
+                        optimizer.zero_grad(set_to_none=True)
+                        distributed.join_step_without_data(trained, splits["train"][0].node_features.shape[1], device)
+                        optimizer.step()
+                    continue
+                batch = batch.to(device)
+                logits = trained(batch.node_features, batch.edge_index) if train else model(
+                    batch.node_features, batch.edge_index)
+                loss = loss_sum(logits, batch.labels)
+                if train:
+                    # Mean over the step's nodes and labels on all ranks; DDP averages gradients over
+                    # ranks, hence the world_size.
+                    step_values = loaders[split].step_num_nodes * batch.labels.shape[1]
+                    optimizer.zero_grad(set_to_none=True)
+                    (loss * (ctx.world_size / step_values)).backward()
+                    optimizer.step()
+                totals += torch.tensor([loss.item(), batch.labels.numel(), *micro_f1_counts(batch.labels, logits)],
+                                       dtype=torch.float64)
+        total_loss, values, *counts = ctx.sum(totals.tolist())
+        return total_loss / values, micro_f1_from_counts(*counts)
+
+    layer_type = model.layer_type.name
+    num_graphs = {split: len(graphs) for split, graphs in splits.items()}
+    log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on PPI: "
+        f"{num_graphs['train']}/{num_graphs['valid']}/{num_graphs['test']} "
+        f"train/valid/test graphs, batch size {config['batch_size']}")
+    results = {"dataset": "ppi", "layer_type": layer_type, "attention_type": config["attention_type"],
+               "seed": config["seed"], "processes": ctx.world_size}
+    try:
+        outcome = fit(model, optimizer, lambda epoch, check_stop: run_epoch("train", True, epoch, check_stop),
+                      lambda split: run_epoch(split, False), config, "micro_f1", resume=resume,
+                      generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True,
+                      agree_on_stop=distributed.agreement(ctx), log=log)
+        finish(model, config, outcome, results, "micro_f1", lambda: run_epoch("test", False)[1], log=log)
+    except torch.cuda.OutOfMemoryError:
+        raise MemoryError(OUT_OF_MEMORY_ADVICE) from None
+    if results["test_micro_f1"] is not None:
+        log(f"Test micro-F1 = {results['test_micro_f1']:.4f}")
+    return dict(results, history=outcome.history, model=model)
