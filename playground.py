@@ -6,7 +6,7 @@ command line:
     python playground.py profile_gat --num_of_epochs 10
     python playground.py profile_sparse
     python playground.py visualize_dataset --dataset_name cora
-    python playground.py visualize_gat --visualization_type attention --model_name gat_cora_000000.pth
+    python playground.py visualize_gat --visualization_type attention --model_name cora_gat_seed0_20261202-013000
     python playground.py visualize_gat --visualization_type entropy --model_name A.pth --compare_with B.pth
 """
 
@@ -92,8 +92,8 @@ def get_parser():
             sub.add_argument("--visualization_type", choices=["attention", "entropy", "embeddings"],
                              default="attention", help="which figure to draw")
             sub.add_argument("--model_name", default=None,
-                             help="a file in models/binaries/ or a path; without it: the newest binary "
-                                  "(of --dataset_name, if given)")
+                             help="a run's name, a file in models/binaries/ or a path; without it: the newest "
+                                  "binary (of --dataset_name, if given)")
             sub.add_argument("--dataset_name", type=str.lower, default=None,
                              choices=["cora", "citeseer", "pubmed", "ppi"],
                              help="without --model_name: take the newest binary of this dataset")

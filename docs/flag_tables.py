@@ -30,7 +30,7 @@ def every_parser():
     import playground
     import training_script_cora
     import training_script_ppi
-    from utils import ppi_synthetic, sbm_graph
+    from utils import ppi_synthetic, runs, sbm_graph
 
     parsers = {"training_script_cora.py": training_script_cora.get_parser(),
                "training_script_ppi.py": training_script_ppi.get_parser()}
@@ -38,6 +38,7 @@ def every_parser():
     parsers.update({f"playground.py {name}": sub for name, sub in subparsers.choices.items()})
     parsers["python -m utils.ppi_synthetic"] = ppi_synthetic.get_parser()
     parsers["python -m utils.sbm_graph"] = sbm_graph.get_parser()
+    parsers["python -m utils.runs"] = runs.get_parser()
     return parsers
 
 

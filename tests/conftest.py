@@ -28,6 +28,13 @@ def _redirect_outputs(monkeypatch, folder):
     monkeypatch.setenv("GAT_FIGURES_DIR", str(folder / "figures"))
 
 
+def the_one(folder, pattern="*.pth"):
+    """The only file matching `pattern` under `folder` (a run's files carry its name, which has its start time)."""
+    paths = sorted(folder.glob(pattern))
+    assert len(paths) == 1, paths
+    return paths[0]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def checkout_stays_clean(tmp_path_factory):
     """Session-wide output redirection, and the promise checked: the suite adds no file to the checkout."""

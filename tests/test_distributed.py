@@ -13,6 +13,7 @@ import time
 import pytest
 import torch
 
+from conftest import the_one
 from utils.checkpoints import load_checkpoint
 from utils.data_loading import PROJECT_ROOT
 from utils.ppi_synthetic import write_synthetic_ppi
@@ -45,19 +46,20 @@ def test_two_processes_make_the_same_steps_as_one(ppi_dir, tmp_path, isolated_ou
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("Test micro-F1") == 1            # only rank 0 prints
     assert "Data-parallel training: 2 processes on cpu (gloo)" in run.stdout
-    ddp = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "gat_ppi_last.pth")
+    ddp = load_checkpoint(the_one(tmp_path / "ddp" / "checkpoints", "*/last.pth"))
 
     single = train_gat_ppi(dict(data_dir=str(ppi_dir), batch_size=2, num_of_epochs=3, hidden_features=8,
                                 console_log_freq=0, last_checkpoint_seconds=0, save_binary=False, checkpoint_freq=0,
                                 progress_bar=False), log=lambda *_: None)
-    one = load_checkpoint(isolated_outputs / "checkpoints" / "gat_ppi_last.pth")
+    one = load_checkpoint(the_one(isolated_outputs / "checkpoints", "*/last.pth"))
     for name, value in one["model_state"].items():
         torch.testing.assert_close(ddp["model_state"][name], value, rtol=1e-4, atol=1e-5, msg=name)
     for ours, theirs in zip(ddp["training_state"]["history"], one["training_state"]["history"]):
         assert ours == pytest.approx(theirs, rel=1e-4, abs=1e-5)   # losses and micro-F1 of whole splits
     results = json.loads((tmp_path / "ddp.json").read_text())
     assert results["processes"] == 2 and results["test_micro_f1"] == pytest.approx(single["test_micro_f1"], abs=1e-4)
-    assert sorted(p.name for p in (tmp_path / "ddp").rglob("*") if p.is_file()) == ["gat_ppi_last.pth"]
+    assert [p.relative_to(tmp_path / "ddp").as_posix() for p in (tmp_path / "ddp").rglob("*") if p.is_file()] == [
+        f"checkpoints/{results['run_name']}/last.pth"]
 
 
 def test_bad_settings_under_torchrun_are_refused(ppi_dir, tmp_path, cora_data_dir):
@@ -83,10 +85,10 @@ def test_ctrl_c_under_torchrun_stops_every_process_once(ppi_dir, tmp_path):
                "--last_checkpoint_seconds", "0", "--no_save_binary", "--checkpoint_freq", "0"]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    last = output_dir / "checkpoints" / "gat_ppi_last.pth"
     deadline = time.monotonic() + 120
-    while not last.exists() and time.monotonic() < deadline and process.poll() is None:
+    while not list(output_dir.glob("checkpoints/*/last.pth")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
+    last = the_one(output_dir / "checkpoints", "*/last.pth")
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     try:
         _, stderr = process.communicate(timeout=90)
@@ -108,8 +110,8 @@ def test_resume_under_torchrun_continues_exactly(ppi_dir, tmp_path):
     assert torchrun(tmp_path / "split", *half).returncode == 0
     run = torchrun(tmp_path / "split", *flags, "--resume", "last")
     assert run.returncode == 0 and "2 epochs done" in run.stdout, run.stderr[-3000:]
-    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "gat_ppi_last.pth")
-    resumed = load_checkpoint(tmp_path / "split" / "checkpoints" / "gat_ppi_last.pth")
+    whole = load_checkpoint(the_one(tmp_path / "whole" / "checkpoints", "*/last.pth"))
+    resumed = load_checkpoint(the_one(tmp_path / "split" / "checkpoints", "*/last.pth"))
     for name, value in whole["model_state"].items():
         assert torch.equal(resumed["model_state"][name], value), name
     assert resumed["training_state"]["history"] == whole["training_state"]["history"]

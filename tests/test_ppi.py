@@ -114,8 +114,9 @@ def test_script_end_to_end(ppi_data_dir, isolated_outputs, capsys):
     assert set(results) >= {"dataset", "layer_type", "seed", "test_micro_f1", "best_val_micro_f1", "best_val_loss",
                             "epochs", "train_seconds"}
     assert results["dataset"] == "ppi" and results["epochs"] == 2 and 0 <= results["test_micro_f1"] <= 1
-    assert len(list((isolated_outputs / "checkpoints").glob("gat_ppi_ckpt_epoch_*.pth"))) == 2
-    assert [p.name for p in (isolated_outputs / "binaries").glob("*.pth")] == ["gat_ppi_000000.pth"]
+    assert len(list((isolated_outputs / "checkpoints").glob(f"{results['run_name']}/epoch_*.pth"))) == 2
+    assert [p.name for p in (isolated_outputs / "binaries").glob("*.pth")] == [f"{results['run_name']}.pth"]
+    assert results["run_name"].startswith("ppi_gat_seed0_")
     assert "Test micro-F1 = " in capsys.readouterr().out
 
 

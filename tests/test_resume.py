@@ -12,6 +12,7 @@ import torch
 
 import training_script_cora
 import training_script_ppi
+from conftest import the_one
 from utils import checkpoints
 from utils.checkpoints import CheckpointError, load_checkpoint
 from utils.data_loading import PROJECT_ROOT
@@ -30,7 +31,7 @@ def no_log(*args):
 
 def final_state(dataset):
     """What the run ended with: its last checkpoint (weights after the last epoch, history, early stopping)."""
-    return load_checkpoint(checkpoints.last_checkpoint_path(dataset))
+    return load_checkpoint(checkpoints.resolve_resume_path("last", dataset))
 
 
 def assert_same_run(resumed, reference, resumed_results, reference_results, metric):
@@ -131,9 +132,10 @@ def test_signal_saves_and_printed_command_resumes_exactly(cora_data_dir, tmp_pat
     assert err.startswith("Interrupted at epoch ") and "Resume with: python training_script_cora.py" in err
     epoch = int(err.split()[3].rstrip("."))
     assert epoch >= 10
-    saved = tmp_path / "out" / "checkpoints" / "gat_cora_last.pth"
+    saved = the_one(tmp_path / "out" / "checkpoints", "*/last.pth")
     assert load_checkpoint(saved)["training_state"]["epoch"] == epoch
-    assert sorted(p.name for p in saved.parent.iterdir()) == ["gat_cora_last.pth"]  # no temp file left
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["last.pth"]  # no temp file left
+    assert err.rstrip().endswith(f"--resume {saved.parent.name}")  # the run, by its name
 
     # The printed command, run as printed (plus a stopping point), continues the run to epoch + 5 ...
     command = shlex.split(err.split("Resume with: ")[1])
@@ -150,7 +152,7 @@ def test_signal_saves_and_printed_command_resumes_exactly(cora_data_dir, tmp_pat
     _, reference_err = reference.communicate(timeout=120)
     assert reference.returncode == 0, reference_err
     resumed_state = load_checkpoint(saved)
-    reference_state = load_checkpoint(tmp_path / "reference" / "checkpoints" / "gat_cora_last.pth")
+    reference_state = load_checkpoint(the_one(tmp_path / "reference" / "checkpoints", "*/last.pth"))
     results = [json.loads((tmp_path / f"{name}.json").read_text()) for name in ("resumed", "reference")]
     assert_same_run(resumed_state, reference_state, *results, "acc")
 
@@ -166,9 +168,9 @@ def test_second_ctrl_c_while_saving_leaves_a_whole_file(cora, isolated_outputs, 
     monkeypatch.setattr(torch, "save", save_with_two_more_signals)
     with pytest.raises(TrainingInterrupted) as interrupted:
         train_gat_cora(dict(QUIET, num_of_epochs=50, last_checkpoint_seconds=0.0), log=no_log, data=cora)
-    folder = isolated_outputs / "checkpoints"
-    assert [p.name for p in folder.iterdir()] == ["gat_cora_last.pth"]
-    assert load_checkpoint(folder / "gat_cora_last.pth")["training_state"]["epoch"] == interrupted.value.epoch
+    folder = the_one(isolated_outputs / "checkpoints", "*")
+    assert [p.name for p in folder.iterdir()] == ["last.pth"]
+    assert load_checkpoint(folder / "last.pth")["training_state"]["epoch"] == interrupted.value.epoch
 
 
 def test_resume_refuses_contradicting_settings(cora_data_dir, isolated_outputs, capsys):
@@ -196,7 +198,7 @@ def test_resume_refuses_another_architecture_or_dataset(ppi_dir, cora_data_dir, 
         training_script_ppi.main(["--data_dir", str(ppi_dir), "--hidden_features", "16", "--resume", "last"])
     assert "--hidden_features 16 (checkpoint: 8)" in str(exit_info.value.code)
 
-    ppi_checkpoint = str(checkpoints.last_checkpoint_path("ppi"))
+    ppi_checkpoint = str(checkpoints.resolve_resume_path("last", "ppi"))
     with pytest.raises(SystemExit) as exit_info:
         training_script_cora.main(["--data_dir", str(cora_data_dir), "--resume", ppi_checkpoint])
     assert "is a ppi run; resume it with the script that trains ppi" in str(exit_info.value.code)
@@ -209,7 +211,7 @@ def test_resume_refuses_another_architecture_or_dataset(ppi_dir, cora_data_dir, 
 def test_damaged_checkpoints_give_a_clear_error(cora_data_dir, isolated_outputs, damage, message):
     flags = ["--data_dir", str(cora_data_dir), "--num_of_epochs", "2", "--no_save_binary", "--console_log_freq", "0"]
     training_script_cora.main(flags)
-    path = checkpoints.last_checkpoint_path("cora")
+    path = checkpoints.resolve_resume_path("last", "cora")
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(SystemExit) as exit_info:
         training_script_cora.main([*flags, "--resume", str(path)])
@@ -220,10 +222,10 @@ def test_binaries_and_missing_checkpoints_are_not_resumable(cora_data_dir, isola
     flags = ["--data_dir", str(cora_data_dir), "--num_of_epochs", "2", "--console_log_freq", "0"]
     with pytest.raises(SystemExit) as exit_info:
         training_script_cora.main([*flags, "--resume", "last"])
-    assert "no gat_cora_last.pth" in str(exit_info.value.code)
+    assert "--resume last: no cora run in" in str(exit_info.value.code)
     training_script_cora.main(flags)
     with pytest.raises(CheckpointError, match="cannot be resumed: it is a final model"):
-        checkpoints.load_resumable(checkpoints.BINARIES_DIR / "gat_cora_000000.pth")
+        checkpoints.load_resumable(the_one(checkpoints.BINARIES_DIR))
 
 
 def test_early_stopping_is_reported_and_recorded(cora, isolated_outputs):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import training_script_cora
+from conftest import the_one
 from models import GAT, LayerType
 from utils.checkpoints import CheckpointError, load_checkpoint, make_checkpoint, model_from_checkpoint, save_binary
 from utils.data_loading import PROJECT_ROOT
@@ -44,7 +45,7 @@ def test_gatv2_trains_on_real_cora_through_the_script(cora_data_dir, isolated_ou
                                "--data_dir", str(cora_data_dir), "--results_json", str(results_path)])
     results = json.loads(results_path.read_text())
     assert results["attention_type"] == "gatv2" and results["test_acc"] > 0.7, results
-    binary = load_checkpoint(isolated_outputs / "binaries" / "gat_cora_000000.pth")
+    binary = load_checkpoint(the_one(isolated_outputs / "binaries"))
     assert binary["config"]["attention_type"] == "gatv2" and "layers.0.scoring_fn" in binary["model_state"]
     assert "Training GATv2 (IMP3) on cora" in capsys.readouterr().out
 
@@ -94,34 +95,39 @@ def test_script_end_to_end_writes_results_checkpoint_and_binary(cora_data_dir, i
     assert results["stop_reason"] == "num_of_epochs" and 1 <= results["best_epoch"] <= 6
 
     # --keep_checkpoints 2: the numbered checkpoint of epoch 2 is gone; the resumable last one is there.
-    names = sorted(p.name for p in (isolated_outputs / "checkpoints").iterdir())
-    assert names == ["gat_cora_ckpt_epoch_000004.pth", "gat_cora_ckpt_epoch_000006.pth", "gat_cora_last.pth"]
-    checkpoint = load_checkpoint(isolated_outputs / "checkpoints" / "gat_cora_ckpt_epoch_000006.pth")
+    run_folder = the_one(isolated_outputs / "checkpoints", "*")
+    assert run_folder.name == results["run_name"] and run_folder.name.startswith("cora_gat_seed0_")
+    names = sorted(p.name for p in run_folder.iterdir())
+    assert names == ["epoch_000004.pth", "epoch_000006.pth", "last.pth"]
+    checkpoint = load_checkpoint(run_folder / "epoch_000006.pth")
     state = checkpoint["training_state"]
     assert state["epoch"] == 6 and state["settings"]["seed"] == 0 and len(state["history"]) == 6
     assert checkpoint["optimizer_state"]["state"], "optimizer state saved"
     assert checkpoint["config"]["layer_type"] == "IMP2"
 
     # The binary holds the kept model and *its own* validation numbers, with the run's extremes beside them.
-    binary = load_checkpoint(isolated_outputs / "binaries" / "gat_cora_000000.pth")["training_state"]
+    binary = load_checkpoint(isolated_outputs / "binaries" / f"{run_folder.name}.pth")["training_state"]
     kept = state["history"][results["best_epoch"] - 1]
     assert binary["best_epoch"] == results["best_epoch"]
     assert binary["best_val_loss"] == kept["val_loss"] and binary["best_val_acc"] == kept["val_acc"]
     assert binary["min_val_loss"] == min(h["val_loss"] for h in state["history"])
-    assert list((isolated_outputs / "runs").glob("cora_*/events.out.tfevents.*"))
+    assert list((isolated_outputs / "runs").glob(f"{run_folder.name}/events.out.tfevents.*"))
 
 
 def test_binaries_are_never_overwritten(isolated_outputs):
     model = GAT(1, [1], [3, 2])
     paths = [save_binary(make_checkpoint(model), "cora") for _ in range(3)]
-    assert [p.name for p in paths] == ["gat_cora_000000.pth", "gat_cora_000001.pth", "gat_cora_000002.pth"]
+    assert [p.name for p in paths] == ["cora.pth", "cora-2.pth", "cora-3.pth"]
+    written = {path: path.read_bytes() for path in (paths[0], paths[2])}
     paths[1].unlink()
-    assert save_binary(make_checkpoint(model), "cora").name == "gat_cora_000003.pth"
+    assert save_binary(make_checkpoint(model), "cora").name == "cora-2.pth"
+    assert save_binary(make_checkpoint(model), "cora").name == "cora-4.pth"
+    assert all(path.read_bytes() == data for path, data in written.items())
 
 
 def test_checkpoint_loads_into_every_layer_type(cora, isolated_outputs):
     result = train_gat_cora(dict(QUIET, num_of_epochs=3, save_binary=True), log=no_log, data=cora)
-    path = isolated_outputs / "binaries" / "gat_cora_000000.pth"
+    path = the_one(isolated_outputs / "binaries")
     logits = []
     for layer_type in LayerType:
         model, _ = model_from_checkpoint(path, layer_type=layer_type)
@@ -134,7 +140,7 @@ def test_checkpoint_loads_into_every_layer_type(cora, isolated_outputs):
 def test_bad_checkpoints_give_clear_errors(isolated_outputs):
     missing = isolated_outputs / "binaries" / "nope.pth"
     save_binary(make_checkpoint(GAT(1, [1], [3, 2])), "cora")
-    with pytest.raises(CheckpointError, match="gat_cora_000000.pth"):
+    with pytest.raises(CheckpointError, match="cora.pth"):
         load_checkpoint(missing)
     garbage = isolated_outputs / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")

@@ -76,7 +76,7 @@ def test_playground_visualize_gat_all_types(cora_binary, cora_data_dir, tmp_path
 
 def test_playground_missing_or_mismatched_binary_is_a_clear_error(cora_binary, cora_data_dir, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        playground.main(["visualize_gat", "--model_name", "gat_cora_999999.pth", "--data_dir", str(cora_data_dir)])
+        playground.main(["visualize_gat", "--model_name", "no_such_run", "--data_dir", str(cora_data_dir)])
     assert "no checkpoint" in str(exit_info.value.code)
     with pytest.raises(SystemExit) as exit_info:
         playground.main(["visualize_gat", "--model_name", str(cora_binary), "--layer", "5",
@@ -128,7 +128,7 @@ def test_ppi_figures(tmp_path):
         assert_png(path)
     result = train_gat_ppi(dict(num_of_epochs=2, hidden_features=8, console_log_freq=0, checkpoint_freq=0,
                                 save_binary=True, data_dir=str(tmp_path), progress_bar=False), log=lambda *_: None)
-    binary = next((tmp_path / "binaries").glob("gat_ppi_*.pth"))  # conftest points BINARIES_DIR here
+    binary = next((tmp_path / "binaries").glob("ppi_*.pth"))  # conftest points BINARIES_DIR here
     for kind in ("attention", "entropy", "embeddings"):
         path = visualizations.visualize_gat(binary, kind, data_dir=tmp_path, output_dir=tmp_path / "figures",
                                             layer=2, head=5, label=3, log=lambda *_: None)

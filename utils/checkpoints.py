@@ -9,15 +9,20 @@ A checkpoint is one dict, saved with torch.save and loaded with torch.load(weigh
     optimizer_state  Adam's state (None in a binary)
     training_state   dataset, epoch (epochs completed, counted from 1), settings (the run's flags),
                      early_stopping (with the kept model's weights), history, random_states,
-                     tensorboard_dir, stop_reason, commit
+                     tensorboard_dir, stop_reason, run_name, commit
 
-Files (all written atomically: temp file, fsync, rename; a reader sees the old file or the new one):
-    models/checkpoints/gat_<dataset>_last.pth            refreshed every few seconds, at the end, on Ctrl-C
-    models/checkpoints/gat_<dataset>_ckpt_epoch_<N>.pth  every --checkpoint_freq epochs, newest K kept
-    models/binaries/gat_<dataset>_<index>.pth            the kept model at the end; never overwritten
+Files, one run's under its name (utils/runs.py names runs); all written atomically (serialised in memory,
+then temp file, fsync, rename: a reader sees the old file or the whole new one, and a full disk leaves
+neither a temp file nor a broken checkpoint):
+    models/checkpoints/<run>/last.pth          refreshed every few seconds, at the end, on Ctrl-C
+    models/checkpoints/<run>/epoch_<N>.pth     every --checkpoint_freq epochs, newest K kept
+    models/binaries/<run>.pth                  the kept model at the end; never overwritten
+Checkpoints written before runs had names (models/checkpoints/gat_<dataset>_last.pth, ..._ckpt_epoch_<N>.pth,
+models/binaries/gat_<dataset>_<index>.pth) load and resume as before.
 """
 
 import functools
+import io
 import random
 import subprocess
 from pathlib import Path
@@ -62,52 +67,72 @@ def make_checkpoint(model, optimizer=None, training_state=None):
 
 
 def save(checkpoint, path, exclusive=False):
-    """Write atomically. exclusive=True refuses (FileExistsError) to replace an existing file."""
+    """Write atomically. exclusive=True refuses (FileExistsError) to replace an existing file.
+
+    The bytes are made in memory first, so that a failing disk (full, read-only, gone) raises a plain
+    OSError naming the reason, instead of torch's serialiser failing half-way through the file."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
     with atomic_write(path, "wb", exclusive=exclusive) as f:
-        torch.save(checkpoint, f)
+        f.write(buffer.getbuffer())
     return Path(path)
 
 
-def last_checkpoint_path(dataset_name, directory=None):
-    return Path(directory or CHECKPOINTS_DIR) / f"gat_{dataset_name}_last.pth"
+def run_folder(run_name, directory=None):
+    return Path(directory or CHECKPOINTS_DIR) / run_name
 
 
-def numbered_checkpoint_path(dataset_name, epoch, directory=None):
-    return Path(directory or CHECKPOINTS_DIR) / f"gat_{dataset_name}_ckpt_epoch_{epoch:06d}.pth"
+def last_checkpoint_path(run_name, directory=None):
+    return run_folder(run_name, directory) / "last.pth"
 
 
-def prune_numbered_checkpoints(dataset_name, keep, directory=None):
-    """Delete all but the `keep` newest numbered checkpoints of the dataset; return the deleted paths."""
-    paths = sorted(Path(directory or CHECKPOINTS_DIR).glob(f"gat_{dataset_name}_ckpt_epoch_*.pth"),
-                   key=lambda p: (p.stat().st_mtime, p.name))
+def numbered_checkpoint_path(run_name, epoch, directory=None):
+    return run_folder(run_name, directory) / f"epoch_{epoch:06d}.pth"
+
+
+def prune_numbered_checkpoints(run_name, keep, directory=None):
+    """Delete all but the `keep` newest numbered checkpoints of the run; return the deleted paths."""
+    paths = sorted(run_folder(run_name, directory).glob("epoch_*.pth"), key=lambda p: (p.stat().st_mtime, p.name))
     stale = paths[:-keep] if keep > 0 else paths
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
 
 
-def save_binary(checkpoint, dataset_name, directory=None):
-    """Save as gat_<dataset>_000000.pth, gat_<dataset>_000001.pth, ...: never overwrites a binary."""
-    directory = Path(directory or BINARIES_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
-    index = len(list(directory.glob(f"gat_{dataset_name}_[0-9]*.pth")))
-    while True:
+def binary_path(run_name, directory=None):
+    return Path(directory or BINARIES_DIR) / f"{run_name}.pth"
+
+
+def save_binary(checkpoint, run_name, directory=None):
+    """Save as <run>.pth (then <run>-2.pth, <run>-3.pth, ... for a run that finished again): never overwrites."""
+    first = binary_path(run_name, directory)
+    for index in range(1, 10 ** 6):
+        path = first if index == 1 else first.with_name(f"{run_name}-{index}.pth")
         try:
-            return save(checkpoint, directory / f"gat_{dataset_name}_{index:06d}.pth", exclusive=True)
+            return save(checkpoint, path, exclusive=True)
         except FileExistsError:
-            index += 1
+            continue
+    raise FileExistsError(f"no free binary name for {run_name} in {first.parent}")
+
+
+def checkpoint_dataset(path):
+    """The dataset a checkpoint or binary was trained on, or None if it cannot be read."""
+    try:
+        return load_checkpoint(path).get("training_state", {}).get("dataset")
+    except CheckpointError:
+        return None
 
 
 def newest_binary(dataset_name=None, directory=None):
     """The most recently written binary (of one dataset, or of any), or a CheckpointError saying where it looked."""
     directory = Path(directory or BINARIES_DIR)
-    pattern = f"gat_{dataset_name}_[0-9]*.pth" if dataset_name else "gat_*.pth"
-    paths = sorted(directory.glob(pattern), key=lambda p: (p.stat().st_mtime, p.name))
-    if not paths:
-        which = f"{dataset_name} model" if dataset_name else "model"
-        raise CheckpointError(f"no trained {which} in {directory}; train one first (python training_script_"
-                              f"{'ppi' if dataset_name == 'ppi' else 'cora'}.py) or pass --model_name")
-    return paths[-1]
+    paths = sorted(directory.glob("*.pth"), key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+    for path in paths:
+        if dataset_name is None or checkpoint_dataset(path) == dataset_name:
+            return path
+    which = f"{dataset_name} model" if dataset_name else "model"
+    raise CheckpointError(f"no trained {which} in {directory}; train one first (python training_script_"
+                          f"{'ppi' if dataset_name == 'ppi' else 'cora'}.py) or pass --model_name")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -150,19 +175,33 @@ def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_wei
 # run, not the continuation of this one. Everything else (epochs, patience, logging, device, the
 # layer implementation, which share weights) may change on resume.
 FIXED_ON_RESUME = ("dataset_name", "attention_type", "lr", "weight_decay", "seed", "batch_size", "hidden_features",
-                   "standardize", "fanouts")
+                   "standardize", "fanouts", "run_name", "split", "split_seed", "train_per_class", "val_per_class",
+                   "largest_component")
 
 
 def resolve_resume_path(resume, dataset_name, directory=None):
-    """--resume PATH, or 'last' for the dataset's newest *_last.pth."""
-    if resume != "last":
-        return Path(resume)
+    """The checkpoint --resume names: 'last' (the dataset's newest run), a run name, a run's folder or a file."""
     directory = Path(directory or CHECKPOINTS_DIR)
-    candidates = sorted(directory.glob(f"gat_{dataset_name}*_last.pth"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise CheckpointError(f"--resume last: no gat_{dataset_name}_last.pth in {directory}; nothing of a "
-                              f"{dataset_name} run has been saved there yet")
-    return candidates[-1]
+    if resume == "last":
+        # Run folders, and the single files of checkpoints written before runs had names.
+        candidates = [*directory.glob("*/last.pth"), *directory.glob(f"gat_{dataset_name}*_last.pth")]
+        candidates.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in candidates:
+            if checkpoint_dataset(path) == dataset_name:
+                return path
+        raise CheckpointError(f"--resume last: no {dataset_name} run in {directory}; nothing of a {dataset_name} "
+                              f"run has been saved there yet")
+    named = last_checkpoint_path(resume, directory)
+    if "/" not in resume and named.is_file():
+        return named
+    path = Path(resume)
+    if path.is_dir():
+        return path / "last.pth"
+    if path.is_file() or path.suffix == ".pth":
+        return path  # (a missing file: load_checkpoint says what there is instead)
+    runs = sorted(p.parent.name for p in directory.glob("*/last.pth"))
+    raise CheckpointError(f"--resume {resume}: no run of that name in {directory} and no such file. "
+                          f"Runs there: {', '.join(runs) if runs else 'none'} (python -m utils.runs lists them)")
 
 
 def load_resumable(path):
@@ -171,8 +210,8 @@ def load_resumable(path):
     state = checkpoint.get("training_state") or {}
     if checkpoint.get("format_version") != FORMAT_VERSION or "random_states" not in state:
         raise CheckpointError(f"{path} cannot be resumed: it is a final model (models/binaries/) or was written by "
-                              f"an older version. Resume from a models/checkpoints/gat_<dataset>_last.pth or "
-                              f"..._ckpt_epoch_<N>.pth written by this version.")
+                              f"an older version. Resume from a run's models/checkpoints/<run>/last.pth or "
+                              f"epoch_<N>.pth written by this version.")
     return checkpoint
 
 

@@ -81,6 +81,11 @@ def shutdown(wait_seconds=120):
     dist.destroy_process_group()
 
 
+def launched_rank():
+    """This process's rank as torchrun set it (0 without torchrun), known before joining any process group."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(force_cpu=False, timeout_seconds=1800):
     """Join the process group when started by torchrun with more than one process; otherwise one process.
 

@@ -1,9 +1,37 @@
 """Atomic file writing: whatever a user saved is either the old file or the whole new one."""
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+
+class OutputError(RuntimeError):
+    """A folder or file a run must write cannot be written (said before anything trains)."""
+
+
+def check_writable(path, is_file=False):
+    """Prove that the folder `path` (or a file's folder) can be made and written, changing nothing: its nearest
+    existing ancestor must be a folder that takes a file. OutputError naming the path and the reason otherwise."""
+    path = Path(path)
+    folder = path.parent if is_file else path
+    try:
+        if is_file and path.is_dir():
+            raise OutputError(f"cannot write {display_path(path)}: it is a folder, not a file")
+        existing = next(parent for parent in [folder, *folder.parents] if parent.exists())
+        if not existing.is_dir():
+            raise OutputError(f"cannot write into {display_path(folder)}: {display_path(existing)} is a file, "
+                              f"not a folder; move it away or choose another path")
+        with tempfile.TemporaryFile(dir=existing, prefix=".write-check-"):
+            pass
+    except OutputError:
+        raise
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            reason += " (check the folder's permissions, or choose another path)"
+        raise OutputError(f"cannot write into {display_path(folder)}: {reason}") from None
 
 
 @contextlib.contextmanager

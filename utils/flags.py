@@ -5,6 +5,7 @@ which one is the default. The README's flag tables are generated from the parser
 """
 
 import argparse
+import re
 
 from models import LayerType
 from models.gat_layers import ATTENTION_TYPES
@@ -49,6 +50,15 @@ def non_negative_float(text):
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
+
+
+RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a file name on every system, no path
+
+
+def run_name_arg(text):
+    if not RUN_NAME_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"use letters, digits, '.', '_' and '-' (at most 128, no '/'), got {text!r}")
+    return text
 
 
 def layer_type_arg(text):
@@ -99,8 +109,15 @@ class HelpFormatter(argparse.HelpFormatter):
         return help_text.replace("%", "%%")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a short error: one usage line and the problem, not the whole flag list."""
+
+    def error(self, message):
+        self.exit(2, f"usage: {self.prog} [options]   (--help lists them all)\n{self.prog}: error: {message}\n")
+
+
 def new_parser(description):
-    return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    return ArgumentParser(description=description, formatter_class=HelpFormatter)
 
 
 # ----------------------------------------------------------------------------- the training flags
@@ -129,20 +146,23 @@ def add_common_training_args(parser, defaults):
     add("--should_visualize", action=OnOffFlag, default=defaults["should_visualize"],
         help="draw the dataset figures before training")
     add("--enable_tensorboard", action=OnOffFlag, default=defaults["enable_tensorboard"],
-        help="log loss and metrics to runs/")
+        help="log loss and metrics to runs/<run>/")
     add("--console_log_freq", type=non_negative_int, default=defaults["console_log_freq"],
         help="print metrics every this many epochs (0: never)")
+    add("--run_name", type=run_name_arg, default=defaults["run_name"], metavar="NAME",
+        help="the run's name, which all its files carry; without it: <dataset>_<attention>_seed<seed>_<start time>")
     add("--checkpoint_freq", type=non_negative_int, default=defaults["checkpoint_freq"],
-        help="save a numbered checkpoint to models/checkpoints/ every this many epochs (0: never)")
+        help="save a numbered checkpoint models/checkpoints/<run>/epoch_<N>.pth every this many epochs (0: never)")
     add("--keep_checkpoints", type=positive_int, default=defaults["keep_checkpoints"], metavar="K",
-        help="keep only the newest K numbered checkpoints of the dataset")
+        help="keep only the newest K numbered checkpoints of the run")
     add("--last_checkpoint_seconds", type=non_negative_float, default=defaults["last_checkpoint_seconds"],
-        metavar="S", help="refresh models/checkpoints/gat_<dataset>_last.pth after at most S seconds of training, "
+        metavar="S", help="refresh models/checkpoints/<run>/last.pth after at most S seconds of training, "
                           "at the end, and on Ctrl-C/SIGTERM (0: after every epoch)")
-    add("--resume", default=None, metavar="PATH",
-        help="continue the run saved in this checkpoint ('last': the dataset's newest *_last.pth)")
+    add("--resume", default=None, metavar="RUN",
+        help="continue a run: 'last' (the dataset's newest run), a run name (python -m utils.runs lists them), "
+             "or a checkpoint's path")
     add("--save_binary", action=OnOffFlag, default=defaults["save_binary"],
-        help="save the kept model to models/binaries/ at the end")
+        help="save the kept model to models/binaries/<run>.pth at the end")
     add("--results_json", default=defaults["results_json"], metavar="PATH",
         help="write the final metrics (and why training stopped) here as JSON")
     return parser

@@ -3,9 +3,11 @@
 While the training loop runs, Ctrl-C (SIGINT) and SIGTERM only set a flag (`DeferredSignals`). The loop stops
 at the next safe point (the end of an epoch; between PPI batches, going back to the last completed epoch),
 saves the run, and the trainer raises TrainingInterrupted. `run_training_script`, the scripts' main, turns
-that and every other expected way of stopping (bad data, a bad checkpoint, settings that cannot work
-together, out of memory) into one message and an exit code: 130 for SIGINT and 143 for SIGTERM, as a shell
-reports them, with the command that resumes the run.
+that and every other expected way of stopping into one message and an exit code:
+
+    interrupted (Ctrl-C / SIGTERM)        130 / 143, as a shell reports them, with the command that resumes the run
+    a finished run resumed (RunFinished)  0, saying how to train it further
+    bad data, checkpoint, settings or output folder; out of memory; divergence; a failed final save   1
 """
 
 import os
@@ -16,21 +18,40 @@ import threading
 
 from utils.checkpoints import CheckpointError
 from utils.data_loading import DatasetError
-from utils.files import display_path
+from utils.files import OutputError, check_writable, display_path
 from utils.flags import SettingsError, explicit_settings
 
 
 class TrainingInterrupted(Exception):
-    """Training stopped on SIGINT/SIGTERM after saving the last completed epoch to `checkpoint_path`."""
+    """Training stopped on SIGINT/SIGTERM after saving the last completed epoch to `checkpoint_path`
+    (`saved_epoch`: the epoch that file holds, earlier than `epoch` only when the last save failed)."""
 
-    def __init__(self, signum, epoch, checkpoint_path):
-        self.signum, self.epoch, self.checkpoint_path = signum, epoch, checkpoint_path
-        saved = f" Saved {display_path(checkpoint_path)}." if checkpoint_path else " Nothing was saved."
+    def __init__(self, signum, epoch, checkpoint_path, run_name=None, saved_epoch=None):
+        self.signum, self.epoch, self.checkpoint_path, self.run_name = signum, epoch, checkpoint_path, run_name
+        saved_epoch = epoch if saved_epoch is None else saved_epoch
+        if checkpoint_path is None:
+            saved = " Nothing was saved."
+        elif saved_epoch == epoch:
+            saved = f" Saved {display_path(checkpoint_path)}."
+        else:
+            saved = f" It could not be saved; {display_path(checkpoint_path)} holds epoch {saved_epoch}."
         super().__init__(f"Interrupted at epoch {epoch}.{saved}")
 
     @property
     def exit_code(self):
         return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
+
+
+class RunFinished(Exception):
+    """A finished run was resumed with nothing left to do; the message says how to train it further."""
+
+
+class TrainingDiverged(Exception):
+    """The loss or the weights became non-finite; the message says at which epoch, what was kept, what to try."""
+
+
+class SaveFailed(Exception):
+    """A save the run cannot go on without failed (the final checkpoint, the binary, the results JSON)."""
 
 
 class EpochAbandoned(Exception):
@@ -88,8 +109,7 @@ def _raise_terminated(signum, frame):
 
 def run_training_script(script_file, parser, train, argv=None):
     """What both training scripts do: parse the flags, train, and turn every expected way of stopping
-    (bad data, a bad checkpoint, settings that cannot work together, out of memory, Ctrl-C, SIGTERM)
-    into one message and an exit code."""
+    (the table in this module's docstring) into one message and an exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     settings = vars(parser.parse_args(argv))
     overrides = explicit_settings(parser, argv)
@@ -97,16 +117,22 @@ def run_training_script(script_file, parser, train, argv=None):
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         if settings["should_visualize"]:
-            from utils.visualizations import visualize_dataset
-            visualize_dataset(settings.get("dataset_name", "ppi"), settings["data_dir"])
+            from utils import visualizations
+            check_writable(visualizations.DEFAULT_OUTPUT_DIR)
+            visualizations.visualize_dataset(settings.get("dataset_name", "ppi"), settings["data_dir"])
         return train(overrides)
-    except (DatasetError, CheckpointError, SettingsError, MemoryError) as error:
+    except RunFinished as finished:
+        print(finished, flush=True)
+        return None
+    except (DatasetError, CheckpointError, SettingsError, OutputError, MemoryError, TrainingDiverged,
+            SaveFailed) as error:
         sys.exit(f"error: {error}")
     except TrainingInterrupted as interrupted:
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one message for all processes
             message = str(interrupted)
             if interrupted.checkpoint_path is not None:
-                message += f" Resume with: {resume_command(script_file, argv, interrupted.checkpoint_path)}"
+                target = interrupted.run_name or interrupted.checkpoint_path
+                message += f" Resume with: {resume_command(script_file, argv, target)}"
             print(message, file=sys.stderr, flush=True)
         sys.exit(interrupted.exit_code)
     except (KeyboardInterrupt, _Terminated) as stop:
@@ -120,15 +146,16 @@ def run_training_script(script_file, parser, train, argv=None):
         shutdown()
 
 
-def resume_command(script_file, argv, checkpoint_path):
-    """The command line that continues this run: the same flags, with --resume pointing at the checkpoint."""
+def resume_command(script_file, argv, run_name_or_path):
+    """The command line that continues this run: the same flags, with --resume naming the run (or the
+    checkpoint). --run_name goes: the resumed run keeps its name."""
     kept, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--resume":
+        elif arg in ("--resume", "--run_name"):
             skip = True
-        elif not arg.startswith("--resume="):
+        elif not arg.startswith(("--resume=", "--run_name=")):
             kept.append(arg)
     launcher = "python"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: resume the same way
@@ -136,4 +163,5 @@ def resume_command(script_file, argv, checkpoint_path):
         launcher = f"torchrun --nproc_per_node={per_node}"
         if per_node != os.environ["WORLD_SIZE"]:
             launcher += " [your --nnodes/--rdzv flags]"
-    return f"{launcher} {shlex.join([display_path(script_file), *kept, '--resume', display_path(checkpoint_path)])}"
+    target = run_name_or_path if isinstance(run_name_or_path, str) else display_path(run_name_or_path)
+    return f"{launcher} {shlex.join([display_path(script_file), *kept, '--resume', target])}"

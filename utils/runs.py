@@ -1,65 +1,194 @@
-"""A run from its settings to its results: the defaults every run has, resuming, and finishing.
+"""A run: its name and files, its settings from start to resume, how it ends, and the list of runs there are.
 
-`prepare_run` turns the settings given (flags, or a caller's dict) into the run's settings and, with
---resume, the checkpoint to continue. `finish` tests the kept model, saves it as a binary and writes the
-results JSON, as the settings ask.
+Every run has a name, `--run_name`, by default <dataset>_<attention>_seed<seed>_<start time>, e.g.
+cora_gat_seed0_20261202-013000. All of its files carry it, so no run can overwrite another's:
+
+    models/checkpoints/<run>/last.pth        the resumable state (every few seconds, at the end, on Ctrl-C)
+    models/checkpoints/<run>/epoch_<N>.pth   every --checkpoint_freq epochs, the newest --keep_checkpoints kept
+    models/binaries/<run>.pth                the kept model at the end; never overwritten
+    runs/<run>/                              TensorBoard logs (--enable_tensorboard)
+
+A new run claims its folder with one mkdir, which succeeds for exactly one process: two runs started in the
+same second with the same settings get <name> and <name>-2. `--resume last | NAME | PATH` continues a run in
+its own files.
+
+    python -m utils.runs                      # every run there is: status, epochs, best validation, test
+    python -m utils.runs --dataset_name cora
 """
+
+import datetime
+import math
+import re
+from pathlib import Path
 
 from models import LayerType
 from utils import checkpoints
 from utils.checkpoints import CheckpointError
-from utils.files import display_path, write_json
-from utils.interruption import DeferredSignals, TrainingInterrupted
+from utils.files import OutputError, check_writable, display_path, write_json
+from utils.flags import RUN_NAME_PATTERN, SettingsError
+from utils.interruption import DeferredSignals, RunFinished, SaveFailed, TrainingDiverged, TrainingInterrupted
 
 # Settings every run has; each trainer adds its own. The scripts' flags take their defaults from here.
 COMMON_DEFAULTS = dict(attention_type="gat", patience_period=100, lr=5e-3, should_test=True, should_visualize=False,
                        enable_tensorboard=False, layer_type=LayerType.IMP3, seed=0, force_cpu=False, data_dir=None,
                        results_json=None, save_binary=True, keep_checkpoints=5, last_checkpoint_seconds=5.0,
-                       resume=None)
+                       resume=None, run_name=None)
+
+STATUSES = {None: "in progress (or killed)", "interrupted": "interrupted", "early_stopping": "finished",
+            "num_of_epochs": "finished", "diverged": "diverged"}
 
 
-def prepare_run(defaults, overrides, datasets, script, log=print):
-    """The run's settings and, with --resume, the checkpoint to continue (None otherwise).
+# ----------------------------------------------------------------------------- names
+
+def default_run_name(config, now=None):
+    """<dataset>_<attention>_seed<seed>_<YYYYmmdd-HHMMSS>: sortable by start time within a dataset."""
+    started = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    dataset = Path(str(config["dataset_name"])).name.removesuffix(".npz")  # (a graph file of your own: its stem)
+    dataset = re.sub(r"[^A-Za-z0-9.-]+", "-", dataset).strip("-.") or "graph"
+    return f"{dataset}_{config['attention_type']}_seed{config['seed']}_{started}"
+
+
+def claim_run_name(name, chosen_by_user):
+    """Create the run's checkpoint folder and return its name: `name`, or, for a default name that is taken,
+    name-2, name-3, ... (mkdir is atomic: of two processes claiming one name, exactly one gets it)."""
+    if not RUN_NAME_PATTERN.fullmatch(name):
+        raise SettingsError(f"--run_name {name!r}: use letters, digits, '.', '_' and '-' (at most 128, no '/')")
+    for index in range(1, 10 ** 4):
+        candidate = name if index == 1 else f"{name}-{index}"
+        taken_by = checkpoints.binary_path(candidate)  # a run whose checkpoints were deleted, not its binary
+        if not taken_by.exists():
+            try:
+                checkpoints.run_folder(candidate).mkdir(parents=True)
+                return candidate
+            except FileExistsError:
+                taken_by = checkpoints.run_folder(candidate)
+            except OSError as error:
+                check_writable(checkpoints.CHECKPOINTS_DIR)  # says why, where it can
+                raise OutputError(f"cannot create {display_path(checkpoints.run_folder(candidate))}: "
+                                  f"{describe_os_error(error)}") from None
+        if chosen_by_user:
+            raise SettingsError(f"--run_name {name}: {display_path(taken_by)} exists already; continue that run "
+                                f"with --resume {name}, or choose another name")
+    raise SettingsError(f"no free run name like {name} in {display_path(checkpoints.CHECKPOINTS_DIR)}")
+
+
+def writes_files(config):
+    """Whether the run writes anything under its name (checkpoints, a binary, TensorBoard logs)."""
+    return bool(config["last_checkpoint_seconds"] is not None or config.get("checkpoint_freq")
+                or config["save_binary"] or config["enable_tensorboard"])
+
+
+def claim_run(config):
+    """The run's settings with its name: a resumed run keeps its own; a new one (or one resumed from a checkpoint
+    written before runs had names) claims a name and its folder, if it writes any file."""
+    if config["resume"] and config["run_name"] and checkpoints.run_folder(config["run_name"]).is_dir():
+        return config
+    name = config["run_name"] or default_run_name(config)
+    if writes_files(config):
+        name = claim_run_name(name, chosen_by_user=bool(config["run_name"]))
+    return dict(config, run_name=name)
+
+
+def check_outputs(config):
+    """Every folder and file the run will write, checked before anything trains (OutputError if one can't be)."""
+    from utils import training_loop
+    if config["last_checkpoint_seconds"] is not None or config.get("checkpoint_freq"):
+        check_writable(checkpoints.CHECKPOINTS_DIR)
+    if config["save_binary"]:
+        check_writable(checkpoints.BINARIES_DIR)
+    if config["enable_tensorboard"]:
+        check_writable(training_loop.RUNS_DIR)
+    if config.get("results_json"):
+        check_writable(config["results_json"], is_file=True)
+
+
+# ----------------------------------------------------------------------------- start
+
+def prepare_run(defaults, overrides, datasets, script, log=print, writes=True):
+    """The run's settings (with its name) and, with --resume, the checkpoint to continue (None otherwise).
 
     `overrides` are the settings given explicitly (on the command line, or by a caller); they win over the
-    defaults, and on resume over the checkpoint's settings, except the ones that define a run."""
+    defaults, and on resume over the checkpoint's settings, except the ones that define a run. Every output is
+    checked for writing (writes=False, every process but rank 0 under torchrun: none is). A new run gets its name
+    from `claim_run`, right before it trains. Raises RunFinished for a run that has nothing left to do."""
     overrides = dict(overrides or {})
+    checkpoint = None
     if not overrides.get("resume"):
-        return dict(defaults, **overrides), None
-    dataset = overrides.get("dataset_name", defaults["dataset_name"])
-    path = checkpoints.resolve_resume_path(overrides["resume"], dataset)
-    checkpoint = checkpoints.load_resumable(path)
-    config, changed = checkpoints.settings_for_resume(checkpoint, defaults, overrides, path)
-    if config["dataset_name"] not in datasets:
-        raise CheckpointError(f"{path} is a {config['dataset_name']} run; resume it with the script that trains "
-                              f"{config['dataset_name']}, not {script}")
-    state = checkpoint["training_state"]
-    log(f"Resuming {display_path(path)}: {state['dataset']}, {state['epoch']} epochs done"
-        + (f" (it had stopped: {state['stop_reason']})" if state.get("stop_reason") not in (None, "interrupted")
-           else ""))
-    for key, old, new in changed:
-        log(f"  --{key} changed on resume: {old} -> {new}")
-    config["resume"] = str(path)
+        config = dict(defaults, **overrides)
+    else:
+        dataset = overrides.get("dataset_name", defaults["dataset_name"])
+        path = checkpoints.resolve_resume_path(overrides["resume"], dataset)
+        checkpoint = checkpoints.load_resumable(path)
+        config, changed = checkpoints.settings_for_resume(checkpoint, defaults, overrides, path)
+        if config["dataset_name"] not in datasets and not str(config["dataset_name"]).endswith(".npz"):
+            raise CheckpointError(f"{path} is a {config['dataset_name']} run; resume it with the script that trains "
+                                  f"{config['dataset_name']}, not {script}")
+        state = checkpoint["training_state"]
+        config["run_name"] = state.get("run_name") or config["run_name"]
+        _refuse_if_done(state, config, path)
+        name = config["run_name"] or "(a checkpoint from before runs had names: it goes on as a new run)"
+        log(f"Resuming run {name} ({display_path(path)}): {state['dataset']}, {state['epoch']} "
+            f"epochs done" + (f" (it had stopped: {state['stop_reason']})"
+                              if state.get("stop_reason") not in (None, "interrupted") else ""))
+        for key, old, new in changed:
+            log(f"  --{key} changed on resume: {old} -> {new}")
+        config["resume"] = str(path)
+    if writes:
+        check_outputs(config)
     return config, checkpoint
 
 
+def _refuse_if_done(state, config, path):
+    """A finished run resumed with nothing more to do (RunFinished), or a diverged one (TrainingDiverged)."""
+    epochs, stop_reason = state["epoch"], state.get("stop_reason")
+    name = state.get("run_name") or display_path(path)
+    if stop_reason == "diverged":
+        raise TrainingDiverged(f"run {name} diverged at epoch {state.get('diverged_at_epoch', '?')}; resuming it would "
+                               f"repeat that. Start a new run with a lower --lr (it is fixed on resume: it defines "
+                               f"the run)")
+    if stop_reason in ("early_stopping", "num_of_epochs"):
+        patience_spent = state["early_stopping"]["epochs_without_improvement"] >= config["patience_period"]
+        if patience_spent:
+            raise RunFinished(f"Run {name} is finished: early stopping at epoch {epochs} (no improvement for "
+                              f"{config['patience_period']} epochs). Nothing to do; to train it further, resume it "
+                              f"with a larger --patience_period (and --num_of_epochs).")
+        if epochs >= config["num_of_epochs"]:
+            raise RunFinished(f"Run {name} is finished: it trained its {epochs} epochs (--num_of_epochs "
+                              f"{config['num_of_epochs']}). Nothing to do; to train it further, resume it with a "
+                              f"larger --num_of_epochs.")
+
+
+# ----------------------------------------------------------------------------- end
+
 def finish(model, config, outcome, results, metric_name, test, log=print):
-    """After fit: test the kept model, save it as a binary, write the results JSON, as the settings ask."""
+    """After fit: test the kept model, save it as a binary, write the results JSON, as the settings ask.
+
+    Raises TrainingInterrupted (after a stop signal), TrainingDiverged (non-finite loss), SaveFailed."""
     stopper = outcome.stopper
-    results.update(stop_reason=outcome.stop_reason, epochs=outcome.epochs,
+    results.update(run_name=config["run_name"], stop_reason=outcome.stop_reason, epochs=outcome.epochs,
                    train_seconds=round(outcome.train_seconds, 3),
                    best_epoch=stopper.best_epoch, best_val_loss=stopper.best_model_val_loss,
                    **{f"best_val_{metric_name}": stopper.best_model_val_metric, f"test_{metric_name}": None,
                       "min_val_loss": stopper.best_val_loss, f"max_val_{metric_name}": stopper.best_val_metric},
                    last_checkpoint=str(outcome.last_checkpoint) if outcome.last_checkpoint else None)
-    if outcome.stop_reason == "interrupted":
+    if outcome.stop_reason in ("interrupted", "diverged"):
         if config.get("results_json"):
-            write_json(config["results_json"], results)
-        raise TrainingInterrupted(outcome.signum, outcome.epochs, outcome.last_checkpoint)
+            _write_results(config["results_json"], results)
+        if outcome.stop_reason == "diverged":
+            raise TrainingDiverged(outcome.message)
+        own_file = outcome.last_checkpoint == checkpoints.last_checkpoint_path(config["run_name"])
+        raise TrainingInterrupted(outcome.signum, outcome.epochs, outcome.last_checkpoint,
+                                  config["run_name"] if own_file else None, outcome.saved_epoch)
     with DeferredSignals() as signals:  # the run is complete: a Ctrl-C now waits for these few seconds
         _test_and_save(model, config, outcome, results, metric_name, test, log)
     if signals.received:
         log("(Stop signal received while finishing; the run had completed and finished normally.)")
+    if outcome.save_error is not None:
+        last = checkpoints.last_checkpoint_path(config["run_name"])
+        raise SaveFailed(f"could not save the run's final state to {display_path(last)} ({outcome.save_error}). "
+                         + ("The kept model was saved (above). " if config["save_binary"] else "")
+                         + (f"{display_path(outcome.last_checkpoint)} is whole and holds epoch {outcome.saved_epoch}."
+                            if outcome.last_checkpoint else "No checkpoint of the run was written."))
     return results
 
 
@@ -68,11 +197,93 @@ def _test_and_save(model, config, outcome, results, metric_name, test, log):
     if config["should_test"]:
         results[f"test_{metric_name}"] = test()
     if config["save_binary"]:
-        summary = dict(dataset=config["dataset_name"], epoch=outcome.epochs, stop_reason=outcome.stop_reason,
-                       settings=checkpoints.plain_settings(config), history=outcome.history,
-                       **{key: value for key, value in results.items() if key.startswith(("best_", "min_", "max_"))})
-        path = checkpoints.save_binary(checkpoints.make_checkpoint(model, None, summary), config["dataset_name"])
+        summary = dict(dataset=config["dataset_name"], run_name=config["run_name"], epoch=outcome.epochs,
+                       stop_reason=outcome.stop_reason, settings=checkpoints.plain_settings(config),
+                       history=outcome.history, **{key: value for key, value in results.items()
+                                                   if key.startswith(("best_", "min_", "max_", "test_"))})
+        try:
+            path = checkpoints.save_binary(checkpoints.make_checkpoint(model, None, summary), config["run_name"])
+        except OSError as error:
+            raise SaveFailed(f"could not save the kept model to {display_path(checkpoints.binary_path(config['run_name']))}"
+                             f" ({describe_os_error(error)}). {_what_was_kept(outcome)}") from None
         log(f"Saved the kept model (epoch {stopper.best_epoch}) to {display_path(path)}")
     if config.get("results_json"):
-        write_json(config["results_json"], results)
+        _write_results(config["results_json"], results, outcome)
     return results
+
+
+def _write_results(path, results, outcome=None):
+    try:
+        write_json(path, results)
+    except OSError as error:
+        kept = f" {_what_was_kept(outcome)}" if outcome is not None else ""
+        raise SaveFailed(f"could not write --results_json {display_path(path)} ({describe_os_error(error)}).{kept}") \
+            from None
+
+
+def _what_was_kept(outcome):
+    if outcome.last_checkpoint is None:
+        return "No checkpoint of the run was written."
+    return (f"The run's checkpoint {display_path(outcome.last_checkpoint)} is whole and holds epoch "
+            f"{outcome.saved_epoch}; make room and continue from there with --resume.")
+
+
+def describe_os_error(error):
+    return error.strerror or str(error) if isinstance(error, OSError) else str(error)
+
+
+# ----------------------------------------------------------------------------- the runs there are
+
+def list_runs(dataset_name=None):
+    """One dict per run with a checkpoint in models/checkpoints/, oldest first: name, dataset, attention, seed,
+    epochs, status, best validation metric and, where its binary exists, the test metric."""
+    found = []
+    for path in sorted(checkpoints.CHECKPOINTS_DIR.glob("*/last.pth"), key=lambda p: p.stat().st_mtime):
+        try:
+            state = checkpoints.load_checkpoint(path)["training_state"]
+        except (CheckpointError, KeyError, TypeError):
+            found.append(dict(name=path.parent.name, status="unreadable"))
+            continue
+        if dataset_name is not None and state.get("dataset") != dataset_name:
+            continue
+        settings, stopping = state.get("settings", {}), state.get("early_stopping", {})
+        row = dict(name=path.parent.name, dataset=state.get("dataset"), attention=settings.get("attention_type"),
+                   seed=settings.get("seed"), epochs=state.get("epoch"),
+                   status=STATUSES.get(state.get("stop_reason"), state.get("stop_reason")),
+                   best_val=stopping.get("best_model_val_metric"), test=None)
+        binary = checkpoints.binary_path(path.parent.name)
+        if binary.is_file():
+            binary_state = checkpoints.load_checkpoint(binary).get("training_state", {})
+            row["test"] = next((v for k, v in binary_state.items() if k.startswith("test_")), None)
+        found.append(row)
+    return found
+
+
+def format_runs(rows):
+    if not rows:
+        return f"No runs in {display_path(checkpoints.CHECKPOINTS_DIR)} yet."
+    columns = ("name", "dataset", "attention", "seed", "epochs", "status", "best_val", "test")
+
+    def cell(value):
+        if isinstance(value, float):
+            return "-" if math.isnan(value) else f"{value:.4f}"
+        return "-" if value is None else str(value)
+    table = [columns] + [tuple(cell(row.get(column)) for column in columns) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in table)
+
+
+def get_parser():
+    from utils.flags import new_parser
+    parser = new_parser("List the runs in models/checkpoints/: status, epochs, best validation and test metric.")
+    parser.add_argument("--dataset_name", type=str.lower, default=None, help="only the runs of this dataset")
+    return parser
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    print(format_runs(list_runs(args.dataset_name)))
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ import torch.nn as nn
 from utils import checkpoints, distributed
 from utils.flags import SettingsError
 from utils.metrics import micro_f1_counts, micro_f1_from_counts
-from utils.runs import COMMON_DEFAULTS, finish, prepare_run
+from utils.runs import COMMON_DEFAULTS, claim_run, finish, prepare_run
 from utils.training_loop import fit
 from utils.training_setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent
 
@@ -41,9 +41,10 @@ def train_gat_ppi(config=None, log=print, splits=None):
 
     from utils.ppi import GraphDataLoader, load_ppi
 
-    ctx = distributed.setup(force_cpu=bool((config or {}).get("force_cpu")))
-    log = log if ctx.is_main else silent
-    config, resume = prepare_run(PPI_DEFAULTS, config, ("ppi",), "training_script_ppi.py", log)
+    is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
+    log = log if is_main else silent
+    config, resume = prepare_run(PPI_DEFAULTS, config, ("ppi",), "training_script_ppi.py", log, writes=is_main)
+    ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
     if config["batch_size"] % ctx.world_size:
         raise SettingsError(f"--batch_size {config['batch_size']} does not split evenly over {ctx.world_size} "
                             f"processes: it is the number of graphs per step over all of them; use a multiple "
@@ -102,6 +103,7 @@ def train_gat_ppi(config=None, log=print, splits=None):
         total_loss, values, *counts = ctx.sum(totals.tolist())
         return total_loss / values, micro_f1_from_counts(*counts)
 
+    config = claim_run(config)  # (data and model are ready: the run's name and folder, right before it trains)
     layer_type = model.layer_type.name
     num_graphs = {split: len(graphs) for split, graphs in splits.items()}
     log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on PPI: "

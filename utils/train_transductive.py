@@ -4,6 +4,8 @@
 neighbour-sampled mini-batches) and one evaluation are, and hands them to `fit` (utils/training_loop.py).
 """
 
+import dataclasses
+
 import torch
 import torch.nn as nn
 
@@ -11,7 +13,8 @@ from utils import checkpoints, distributed
 from utils.flags import SettingsError
 from utils.graph import sparsify_if_mostly_zero
 from utils.metrics import accuracy, num_correct
-from utils.runs import COMMON_DEFAULTS, finish, prepare_run
+from utils.npz_graph import NPZ_DATASETS
+from utils.runs import COMMON_DEFAULTS, claim_run, finish, prepare_run
 from utils.training_loop import fit
 from utils.training_setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, step_seed
 
@@ -20,10 +23,13 @@ CORA_ARCHITECTURE = dict(num_of_layers=2, num_heads_per_layer=[8, 1], hidden_fea
                          add_skip_connection=False, bias=True, dropout=0.6)
 
 CORA_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="cora", num_of_epochs=10000, weight_decay=5e-4,
-                     console_log_freq=100, checkpoint_freq=1000, fanouts=None, batch_size=256, eval_chunk_size=None)
+                     console_log_freq=100, checkpoint_freq=1000, fanouts=None, batch_size=256, eval_chunk_size=None,
+                     split=None, train_per_class=20, val_per_class=30, split_seed=0, largest_component=True)
 
-
-TRANSDUCTIVE_DATASETS = ("cora", "citeseer", "pubmed", "ogbn-arxiv", "sbm")
+# Planetoid (with a public split), the graphs of Shchur et al. in their .npz layout (no public split; Planetoid's
+# cora is "cora", their cora.npz is read by path), ogbn-arxiv, a generated graph. Any .npz path works too.
+NPZ_GRAPHS = tuple(name for name in NPZ_DATASETS if name != "cora")
+TRANSDUCTIVE_DATASETS = ("cora", "citeseer", "pubmed", *NPZ_GRAPHS, "ogbn-arxiv", "sbm")
 
 # Without --eval_chunk_size: graphs up to this many nodes are evaluated in one forward pass, larger ones
 # layer by layer over chunks of EVAL_CHUNK_SIZE target nodes.
@@ -41,7 +47,11 @@ def architecture_for(dataset_name):
 
 
 def load_transductive(dataset_name, data_dir=None):
-    """A Planetoid graph, ogbn-arxiv, or a generated graph (`sbm`: a folder written by `python -m utils.sbm_graph`)."""
+    """A Planetoid graph, an npz graph (a name of NPZ_GRAPHS or a path to a .npz file), ogbn-arxiv, or a generated
+    graph (`sbm`: a folder written by `python -m utils.sbm_graph`)."""
+    if dataset_name in NPZ_GRAPHS or str(dataset_name).endswith(".npz"):
+        from utils.npz_graph import load_npz_graph
+        return load_npz_graph(dataset_name, data_dir)
     if dataset_name == "sbm":
         from utils.sbm_graph import load_sbm_graph
         from utils.data_loading import resolve_data_dir
@@ -53,6 +63,26 @@ def load_transductive(dataset_name, data_dir=None):
     return load_planetoid(dataset_name, data_dir)
 
 
+def choose_split(data, config):
+    """(graph with the run's train/val/test nodes, what the split is): the graph's public split, or a random one
+    drawn per class (utils/splits.py). --split's default: public where the graph has one, random elsewhere."""
+    from utils.splits import SplitError, random_split, split_description
+    split = config["split"] or ("public" if data.train_indices is not None else "random")
+    if split == "public":
+        if data.train_indices is None:
+            raise SettingsError(f"{data.name} has no public split; train it with --split random")
+        return data, {"split": "public"}
+    try:
+        nodes = random_split(data.labels, data.edge_index, data.num_nodes, config["train_per_class"],
+                             config["val_per_class"], config["split_seed"], config["largest_component"])
+    except SplitError as error:
+        raise SettingsError(f"{data.name}: {error}") from None
+    described = split_description(nodes, config["split_seed"], config["train_per_class"], config["val_per_class"],
+                                  config["largest_component"])
+    return dataclasses.replace(data, train_indices=nodes["train"], val_indices=nodes["val"],
+                               test_indices=nodes["test"]), described
+
+
 def train_gat_cora(config=None, log=print, data=None):
     """Train GAT on a Planetoid graph with the paper's setup. Returns the results dict (plus 'history'
     and 'model'). `config` overrides CORA_DEFAULTS (with 'resume', the checkpoint's settings); `data`
@@ -60,9 +90,10 @@ def train_gat_cora(config=None, log=print, data=None):
 
     With `fanouts`, training runs on neighbour-sampled mini-batches of `batch_size` training nodes
     (utils/sampling.py); under torchrun, each process takes its share of every batch's nodes."""
-    ctx = distributed.setup(force_cpu=bool((config or {}).get("force_cpu")))
-    log = log if ctx.is_main else silent
-    config, resume = prepare_run(CORA_DEFAULTS, config, TRANSDUCTIVE_DATASETS, "training_script_cora.py", log)
+    is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
+    log = log if is_main else silent
+    config, resume = prepare_run(CORA_DEFAULTS, config, TRANSDUCTIVE_DATASETS, "training_script_cora.py", log, writes=is_main)
+    ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
     if ctx.is_distributed and not config["fanouts"]:
         raise SettingsError("full-batch training of one graph cannot be split between processes; under torchrun "
                             "train on sampled mini-batches (--fanouts 10 10 --batch_size 256, say), or run "
@@ -76,6 +107,8 @@ def train_gat_cora(config=None, log=print, data=None):
     device = distributed.device_for(ctx, config, log)
     if data is None:
         data = load_transductive(config["dataset_name"], config["data_dir"])
+    data, split = choose_split(data, config)
+    config = dict(config, split=split["split"])  # (saved with the run: --resume draws the same split)
     data = data.to(device)
     node_features, edge_index, labels = sparsify_if_mostly_zero(data.node_features), data.edge_index, data.labels
 
@@ -153,16 +186,20 @@ def train_gat_cora(config=None, log=print, data=None):
         loss, accuracy = loss_and_accuracy(logits, split)
         return loss.item(), accuracy
 
+    config = claim_run(config)  # (data and model are ready: the run's name and folder, right before it trains)
     layer_type = model.layer_type.name
     log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on {data.name}: {data.num_nodes} nodes, "
         f"{edge_index.shape[1]} edges, "
-        f"{len(data.train_indices)}/{len(data.val_indices)}/{len(data.test_indices)} train/val/test")
+        f"{len(data.train_indices)}/{len(data.val_indices)}/{len(data.test_indices)} train/val/test"
+        + (" (public split)" if split["split"] == "public" else
+           f" (random split {config['split_seed']}: {config['train_per_class']} + {config['val_per_class']} per "
+           f"class{', largest connected component' if config['largest_component'] else ''})"))
     if sampler is not None:
         log(f"Sampled mini-batches: {config['batch_size']} target nodes per step, fanouts {config['fanouts']}")
     outcome = fit(model, optimizer, train_one_epoch, evaluate, config, "acc", resume=resume, generators=generators,
                   epochs_can_be_abandoned=sampler is not None, agree_on_stop=distributed.agreement(ctx), log=log)
     results = {"dataset": data.name, "layer_type": layer_type, "attention_type": config["attention_type"],
-               "seed": config["seed"], "processes": ctx.world_size}
+               "seed": config["seed"], "processes": ctx.world_size, "split": split}
     finish(model, config, outcome, results, "acc", lambda: evaluate("test")[1], log=log)
     if results["test_acc"] is not None:
         log(f"Test accuracy = {results['test_acc']:.4f}")

@@ -8,7 +8,7 @@ next epoch needs (utils/checkpoints.py says what a checkpoint holds).
 
 import copy
 import dataclasses
-import datetime
+import math
 import time
 from pathlib import Path
 
@@ -90,17 +90,17 @@ class NullWriter:
         pass
 
 
+def tensorboard_folder(run_name):
+    return RUNS_DIR / run_name
+
+
 def make_summary_writer(enabled, run_name, log_dir=None, purge_step=None, log=print):
-    """A SummaryWriter in runs/<run>_<time>/, or in `log_dir` to continue a resumed run's curves."""
+    """A SummaryWriter in runs/<run>/, or in `log_dir` to continue a resumed run's curves."""
     if not enabled:
         return NullWriter(), log_dir
     from torch.utils.tensorboard import SummaryWriter
-    if log_dir is None:  # a new folder per run, also for two runs started within the same second
-        stem = RUNS_DIR / f"{run_name}_{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        log_dir = next(path for path in (Path(f"{stem}{suffix}") for suffix in ["", *(f"_{i}" for i in
-                                                                                    range(1, 10 ** 6))])
-                       if not path.exists())
-        purge_step = None
+    if log_dir is None:
+        log_dir, purge_step = tensorboard_folder(run_name), None
     log(f"TensorBoard logs: {display_path(log_dir)} (view with: tensorboard --logdir runs)")
     return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step), str(log_dir)
 
@@ -116,10 +116,15 @@ STOP_MESSAGES = {
     "interrupted": "Interrupted at epoch {epoch}.",
 }
 
+DIVERGENCE_ADVICE = "Try a lower --lr (now {lr:g}) in a new run; it is fixed on resume."
+
 
 @dataclasses.dataclass
 class Outcome:
-    """How `fit` ended: why, after how many epochs (counted from 1), and what it saved last."""
+    """How `fit` ended: why, after how many epochs (counted from 1), and what it saved last.
+
+    last_checkpoint: the newest resumable checkpoint that was written whole (holding epoch `saved_epoch`);
+    save_error: why the final save failed, if it did; message: what to tell the user (divergence)."""
     stop_reason: str
     epochs: int
     train_seconds: float
@@ -127,6 +132,9 @@ class Outcome:
     stopper: EarlyStopping
     last_checkpoint: Path = None
     signum: int = None
+    saved_epoch: int = None
+    save_error: str = None
+    message: str = None
 
 
 def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, resume=None, generators=None,
@@ -139,8 +147,13 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
     resume: a checkpoint from checkpoints.load_resumable; generators: {name: torch.Generator} whose
     states belong in a checkpoint (e.g. the PPI shuffle order). agree_on_stop: under torchrun, the
     collective that makes every process stop at the same step (DistributedContext.agree_on_stop).
+
+    A non-finite training or validation loss (the latter: non-finite weights after the epoch's steps) stops the
+    run at that epoch as "diverged": nothing of that epoch is saved, the last checkpoint written stays the
+    last finite state. A save that fails (a full disk, say) is a warning: training goes on and the next save
+    tries again; a failed final save is reported in the Outcome.
     """
-    dataset = config["dataset_name"]
+    dataset, run_name = config["dataset_name"], config["run_name"]
     stopper = EarlyStopping(config["patience_period"])
     history, epoch, seconds_before, tensorboard_dir = [], 0, 0.0, None
     if resume is not None:
@@ -151,9 +164,9 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
         history, epoch, seconds_before = list(state["history"]), state["epoch"], state["train_seconds"]
         tensorboard_dir = state["tensorboard_dir"]
         checkpoints.restore_random_states(state["random_states"], generators)
-    writer, tensorboard_dir = make_summary_writer(config["enable_tensorboard"], dataset, tensorboard_dir,
+    writer, tensorboard_dir = make_summary_writer(config["enable_tensorboard"], run_name, tensorboard_dir,
                                                   purge_step=epoch + 1, log=log)
-    last_path = checkpoints.last_checkpoint_path(dataset)
+    last_path = checkpoints.last_checkpoint_path(run_name)
     save_every = config["last_checkpoint_seconds"]
     if save_every is not None:
         every = f"every {save_every:g} s" if save_every > 0 else "after every epoch"
@@ -163,20 +176,46 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
     stop_reason = None
 
     def snapshot(at=None):
-        training_state = dict(dataset=dataset, epoch=epoch, settings=checkpoints.plain_settings(config),
+        training_state = dict(dataset=dataset, run_name=run_name, epoch=epoch,
+                              settings=checkpoints.plain_settings(config),
                               early_stopping=stopper.state(), history=list(history),
                               random_states=checkpoints.capture_random_states(generators),
                               tensorboard_dir=tensorboard_dir, stop_reason=stop_reason,
                               train_seconds=seconds_before + (at or time.perf_counter()) - start)
         return checkpoints.make_checkpoint(model, optimizer, training_state)
 
+    # The newest checkpoint written whole: (path, epoch it holds). A resumed run starts from its own file.
+    saved = (Path(config["resume"]), epoch) if resume is not None and config.get("resume") else (None, None)
+    save_error, failing = None, set()
+
+    def try_save(checkpoint, path):
+        """Save; on an I/O error (a full disk, say) warn (once until a save works again) and go on. Returns the
+        error's text, or None. The file that was there is left whole: save() writes a temp file and renames."""
+        kind = path.parent / path.name.split("_")[0]  # last.pth, or the numbered epoch_*.pth
+        try:
+            checkpoints.save(checkpoint, path)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            if kind not in failing:
+                log(f"warning: could not save {display_path(path)} ({reason}); training goes on and the next "
+                    f"save tries again")
+            failing.add(kind)
+            return reason
+        if kind in failing:
+            failing.discard(kind)
+            log(f"Saved {display_path(path)} again.")
+        return None
+
     def save_last(checkpoint):
+        nonlocal saved, save_error
         if save_every is None:
-            return None
-        return checkpoints.save(checkpoint, last_path)
+            return
+        save_error = try_save(checkpoint, last_path)
+        if save_error is None:
+            saved = (last_path, checkpoint["training_state"]["epoch"])
 
     last_saved_at = time.perf_counter()
-    abandoned = False
+    abandoned, diverged = False, None
     with DeferredSignals(agree_on_stop) as signals:
         try:
             if stopper.should_stop():
@@ -201,6 +240,12 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
                     break
                 val_loss, val_metric = evaluate("val")
                 epoch += 1
+                if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # (host floats: no extra sync)
+                    stop_reason = "diverged"
+                    diverged = (f"the training loss became {train_loss}" if not math.isfinite(train_loss) else
+                                f"the validation loss became {val_loss} (the weights after this epoch's steps are "
+                                f"not finite)")
+                    break
                 history.append({"epoch": epoch, "train_loss": train_loss, f"train_{metric_name}": train_metric,
                                 "val_loss": val_loss, f"val_{metric_name}": val_metric})
                 for name, value in history[-1].items():
@@ -216,28 +261,52 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
                 elif signals.stop_requested():
                     stop_reason = "interrupted"
                 if config["checkpoint_freq"] and epoch % config["checkpoint_freq"] == 0:
-                    path = checkpoints.save(snapshot(), checkpoints.numbered_checkpoint_path(dataset, epoch))
-                    removed = checkpoints.prune_numbered_checkpoints(dataset, config["keep_checkpoints"])
-                    log(f"Saved checkpoint {display_path(path)}"
-                        + (f" (removed {len(removed)} older; --keep_checkpoints {config['keep_checkpoints']})"
-                           if removed else ""))
+                    path = checkpoints.numbered_checkpoint_path(run_name, epoch)
+                    if try_save(snapshot(), path) is None:
+                        removed = checkpoints.prune_numbered_checkpoints(run_name, config["keep_checkpoints"])
+                        log(f"Saved checkpoint {display_path(path)}"
+                            + (f" (removed {len(removed)} older; --keep_checkpoints {config['keep_checkpoints']})"
+                               if removed else ""))
                 if stop_reason is None:
                     if save_every is not None and time.perf_counter() - last_saved_at >= save_every:
                         save_last(snapshot())
                         last_saved_at = time.perf_counter()
 
-            # (after a dropped epoch: the one before it, with the time it had taken)
-            saved = save_last(snapshot(at=epoch_start.started if abandoned else None))
+            if diverged:
+                if saved[0] == last_path:
+                    _mark_diverged(last_path, epoch)
+            else:  # (after a dropped epoch: the one before it, with the time it had taken)
+                save_last(snapshot(at=epoch_start.started if abandoned else None))
         finally:
             writer.close()
     train_seconds = seconds_before + time.perf_counter() - start
-    if stop_reason != "interrupted":
+    outcome = Outcome(stop_reason, epoch, train_seconds, history, stopper, saved[0], signals.received, saved[1],
+                      save_error)
+    if diverged:
+        kept = (f"{display_path(saved[0])} keeps the last finite state (epoch {saved[1]})" if saved[0] else
+                "nothing was saved before it")
+        outcome.message = (f"training diverged at epoch {epoch}: {diverged}. The run stopped there; {kept}. "
+                           + DIVERGENCE_ADVICE.format(**config))
+    elif stop_reason != "interrupted":
         log(STOP_MESSAGES[stop_reason].format(epoch=epoch, metric=METRIC_NAMES[metric_name], **config))
-        if saved is not None:
-            log(f"Saved {display_path(saved)} (epoch {epoch}; continue it with --resume)")
+        if saved[0] is not None and save_error is None:
+            log(f"Saved {display_path(saved[0])} (epoch {epoch}; continue it with --resume {run_name})")
         model.load_state_dict(stopper.best_state)
         log(stopper.describe_kept_model(METRIC_NAMES[metric_name]))
-    return Outcome(stop_reason, epoch, train_seconds, history, stopper, saved, signals.received)
+    return outcome
+
+
+def _mark_diverged(path, epoch):
+    """Record in the last checkpoint written (a finite state) that the run diverged after it, so that the run
+    list says so and --resume refuses to repeat it. Its weights are not touched; if this fails, it stays as it was."""
+    if path is None:
+        return
+    try:
+        checkpoint = checkpoints.load_checkpoint(path)
+        checkpoint["training_state"].update(stop_reason="diverged", diverged_at_epoch=epoch)
+        checkpoints.save(checkpoint, path)
+    except (OSError, checkpoints.CheckpointError):
+        pass
 
 
 class _EpochStart:

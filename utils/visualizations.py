@@ -313,12 +313,17 @@ def entropy_summary(edge_index, attention_per_layer, num_nodes):
 
 
 def _model_path(model_name, dataset_name, log):
+    """--model_name as a path, a file in models/binaries/ or a run's name; without it, the newest binary."""
     from utils import checkpoints
     if model_name is None:
         path = checkpoints.newest_binary(dataset_name)
-        log(f"Using the newest {dataset_name + ' ' if dataset_name else ''}model: {path}")
+        log(f"Using the newest {dataset_name + ' ' if dataset_name else ''}model: {path} (pick another with "
+            f"--model_name RUN; python -m utils.runs lists the runs)")
         return path
-    return Path(model_name) if Path(model_name).is_file() else checkpoints.BINARIES_DIR / model_name
+    for candidate in (Path(model_name), checkpoints.BINARIES_DIR / model_name, checkpoints.binary_path(model_name)):
+        if candidate.is_file():
+            return candidate
+    return checkpoints.BINARIES_DIR / model_name  # (missing: load_checkpoint says what there is)
 
 
 def run_on_its_graph(path, data_dir=None, label=0):
