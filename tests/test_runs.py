@@ -276,3 +276,19 @@ def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monk
         train_gat_cora(dict(QUIET, num_of_epochs=50, run_name="stopped"), log=no_log, data=cora)
     assert [(r["name"], r["status"], r["epochs"]) for r in runs.list_runs()] == [("stopped", "interrupted", 4)]
     assert not math.isnan(runs.list_runs()[0]["best_val"])
+
+
+def test_checkpoints_from_before_runs_had_names_still_resume(cora, isolated_outputs):
+    # What the previous version wrote: models/checkpoints/gat_cora_last.pth, no run name in it.
+    train_gat_cora(dict(QUIET, num_of_epochs=3, run_name="new"), log=no_log, data=cora)
+    checkpoint = load_checkpoint(checkpoints.last_checkpoint_path("new"))
+    del checkpoint["training_state"]["run_name"], checkpoint["training_state"]["settings"]["run_name"]
+    legacy = checkpoints.CHECKPOINTS_DIR / "gat_cora_last.pth"
+    checkpoints.save(checkpoint, legacy)
+    (checkpoints.last_checkpoint_path("new")).unlink()
+    logs = []
+    resumed = train_gat_cora(dict(QUIET, resume="last", num_of_epochs=5), log=logs.append, data=cora)
+    assert any("Resuming run (a checkpoint from before runs had names" in line for line in logs), logs
+    assert resumed["epochs"] == 5 and resumed["run_name"].startswith("cora_gat_seed0_")
+    assert load_checkpoint(checkpoints.last_checkpoint_path(resumed["run_name"]))["training_state"]["epoch"] == 5
+    assert load_checkpoint(legacy)["training_state"]["epoch"] == 3  # the old file is left as it was

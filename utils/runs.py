@@ -105,7 +105,7 @@ def check_outputs(config):
 # ----------------------------------------------------------------------------- start
 
 def prepare_run(defaults, overrides, datasets, script, log=print, writes=True):
-    """The run's settings (with its name) and, with --resume, the checkpoint to continue (None otherwise).
+    """The run's settings and, with --resume, the checkpoint to continue (None otherwise).
 
     `overrides` are the settings given explicitly (on the command line, or by a caller); they win over the
     defaults, and on resume over the checkpoint's settings, except the ones that define a run. Every output is
