@@ -5,15 +5,23 @@ plain expression next to its name (tests/test_fast_ops.py checks each one agains
 through one chunk and through many). Shapes: N nodes, E edges, H heads, F features; `edges` is a
 TargetSortedEdges, the edge list laid out once per graph.
 
-| op                                   | equals                                                             | why it exists (measured on Cora, 2-core CPU) |
-|--------------------------------------|--------------------------------------------------------------------|----------------------------------------------|
-| project(weight, x)                   | x @ weight.T (x dense, sparse COO or CSR)                          | sparse CSR x: two weighted gather-sums, ~7x faster than torch.sparse.mm, ~20x cheaper than a dense x |
-| gat_score_halves(p, a_src, a_tgt)    | ((p * a_src).sum(-1), (p * a_tgt).sum(-1))                         | large graphs: one [N, H, F] product buffer instead of four fresh tensors (page faults) |
-| gat_edge_scores(s, t, edges, slope)  | leaky_relu(s[edges.source] + t[edges.target], slope)               | backward as segment sums instead of two zero-filled index_add_ scatters |
-| gatv2_edge_scores(s, t, a, edges, slope) | (leaky_relu(s[edges.source] + t[edges.target], slope) * a).sum(-1) | the [E, H, F] pre-activation only ever exists one chunk at a time, forward and backward |
-| neighbourhood_softmax(scores, edges) | edge_softmax(scores, edges.target, N): softmax per target          | segment reductions over contiguous targets; a 5-kernel backward instead of autograd's dozen |
-| neighbourhood_sum(att, feat, edges)  | zeros(N, H, F).index_add_(0, edges.target, att[..., None] * feat[edges.source]) | never builds [E, H, F]: weighted gather-sums (embedding_bag) |
-| FastDropout(p)                       | nn.Dropout(p), the same distribution (sparse input: its values)    | rand + compare instead of bernoulli_: a training step 29 -> 19 ms |
+Each op, the plain expression it equals, and why the fast version exists (measured on Cora, 2-core CPU):
+
+    project(weight, x)                         x @ weight.T, for x dense, sparse COO or sparse CSR
+        sparse CSR x: two weighted gather-sums, ~7x faster than torch.sparse.mm, ~20x cheaper than dense x
+    gat_score_halves(p, a_src, a_tgt)          ((p * a_src).sum(-1), (p * a_tgt).sum(-1))
+        large graphs: one [N, H, F] product buffer instead of four fresh tensors (page faults)
+    gat_edge_scores(s, t, edges, slope)        leaky_relu(s[edges.source] + t[edges.target], slope)
+        backward as segment sums instead of two zero-filled index_add_ scatters
+    gatv2_edge_scores(s, t, a, edges, slope)   (leaky_relu(s[edges.source] + t[edges.target], slope) * a).sum(-1)
+        the [E, H, F] pre-activation only ever exists one chunk at a time, forward and backward
+    neighbourhood_softmax(scores, edges)       edge_softmax(scores, edges.target, N): a softmax per target
+        segment reductions over contiguous targets; a 5-kernel backward instead of autograd's dozen
+    neighbourhood_sum(att, feat, edges)        zeros(N, H, F).index_add_(0, edges.target,
+                                                                         att[..., None] * feat[edges.source])
+        never builds [E, H, F]: weighted gather-sums (embedding_bag)
+    FastDropout(p)                             nn.Dropout(p): the same distribution (a sparse input: its values)
+        rand + compare instead of bernoulli_: a training step 29 -> 19 ms
 
 Three things recur below:
 - *Segment sums* with F.embedding_bag(mode="sum"): the same additions in the same order as index_add_, so

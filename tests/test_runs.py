@@ -97,7 +97,10 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(cora_data_dir, isola
     training_script_cora.main([*flags, "--num_of_epochs", "3", "--enable_tensorboard"])
     training_script_cora.main([*flags, "--num_of_epochs", "300", "--patience_period", "2", "--seed", "1"])
     capsys.readouterr()
-    files = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in isolated_outputs.rglob("*") if path.is_file()}
+    def every_file():
+        return {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in isolated_outputs.rglob("*")
+                if path.is_file()}
+    files = every_file()
 
     assert training_script_cora.main([*flags, "--resume", "last", "--seed", "1"]) is None  # exit status 0
     out = capsys.readouterr().out
@@ -106,8 +109,7 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(cora_data_dir, isola
     assert training_script_cora.main([*flags, "--resume", name]) is None
     out = capsys.readouterr().out
     assert f"Run {name} is finished: it trained its 3 epochs" in out and "a larger --num_of_epochs" in out, out
-    after = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in isolated_outputs.rglob("*") if path.is_file()}
-    assert after == files
+    assert every_file() == files
 
 
 def test_divergence_stops_the_run_and_keeps_the_last_finite_checkpoint(cora, isolated_outputs):

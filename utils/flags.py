@@ -1,7 +1,7 @@
 """Command-line flags: the value checks, the flags both training scripts share, help that tells the truth.
 
 One convention for on/off flags: `--name` turns it on, `--no_name` turns it off, and the help says
-which one is the default. The README's flag tables are generated from the parsers by docs/flag_tables.py.
+which one is the default. The flag tables in the docs are generated from the parsers by docs/flag_tables.py.
 """
 
 import argparse
@@ -123,8 +123,8 @@ def new_parser(description):
 # ----------------------------------------------------------------------------- the training flags
 
 def add_common_training_args(parser, defaults):
-    """The flags both training scripts share. `defaults` is the script's defaults dict
-    (CORA_DEFAULTS of utils/train_transductive.py, PPI_DEFAULTS of utils/train_inductive.py), so what --help says is what the code uses."""
+    """The flags both training scripts share. `defaults` is the script's defaults dict (CORA_DEFAULTS of
+    utils/train_transductive.py, PPI_DEFAULTS of utils/train_inductive.py): what --help says is what the code uses."""
     add = parser.add_argument
     add("--num_of_epochs", type=positive_int, default=defaults["num_of_epochs"], help="maximum training epochs")
     add("--patience_period", type=positive_int, default=defaults["patience_period"],

@@ -204,8 +204,9 @@ def _test_and_save(model, config, outcome, results, metric_name, test, log):
         try:
             path = checkpoints.save_binary(checkpoints.make_checkpoint(model, None, summary), config["run_name"])
         except OSError as error:
-            raise SaveFailed(f"could not save the kept model to {display_path(checkpoints.binary_path(config['run_name']))}"
-                             f" ({describe_os_error(error)}). {_what_was_kept(outcome)}") from None
+            binary = display_path(checkpoints.binary_path(config["run_name"]))
+            raise SaveFailed(f"could not save the kept model to {binary} ({describe_os_error(error)}). "
+                             f"{_what_was_kept(outcome)}") from None
         log(f"Saved the kept model (epoch {stopper.best_epoch}) to {display_path(path)}")
     if config.get("results_json"):
         _write_results(config["results_json"], results, outcome)

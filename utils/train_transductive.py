@@ -92,7 +92,8 @@ def train_gat_cora(config=None, log=print, data=None):
     (utils/sampling.py); under torchrun, each process takes its share of every batch's nodes."""
     is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
     log = log if is_main else silent
-    config, resume = prepare_run(CORA_DEFAULTS, config, TRANSDUCTIVE_DATASETS, "training_script_cora.py", log, writes=is_main)
+    config, resume = prepare_run(CORA_DEFAULTS, config, TRANSDUCTIVE_DATASETS, "training_script_cora.py", log,
+                                 writes=is_main)
     ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
     if ctx.is_distributed and not config["fanouts"]:
         raise SettingsError("full-batch training of one graph cannot be split between processes; under torchrun "
