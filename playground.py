@@ -6,6 +6,7 @@ command line:
     python playground.py profile_gat --num_of_epochs 10
     python playground.py profile_sparse
     python playground.py visualize_dataset --dataset_name cora
+    python playground.py visualize_gat          # the newest trained model, or the committed Cora one
     python playground.py visualize_gat --visualization_type attention --model_name cora_gat_seed0_20261202-013000
     python playground.py visualize_gat --visualization_type entropy --model_name A.pth --compare_with B.pth
 """
@@ -53,7 +54,8 @@ def visualize_gat(args):
 
 def get_parser():
     from models import LayerType
-    from utils.flags import HelpFormatter, OnOffFlag, layer_type_arg, new_parser, non_negative_int, positive_int
+    from utils.flags import (HelpFormatter, OnOffFlag, layer_number, layer_type_arg, new_parser, non_negative_int,
+                             positive_int)
     from utils.visualizations import LAYOUTS
 
     parser = new_parser(__doc__.splitlines()[0])
@@ -93,15 +95,18 @@ def get_parser():
                              default="attention", help="which figure to draw")
             sub.add_argument("--model_name", default=None,
                              help="a run's name, a file in models/binaries/ or a path; without it: the newest "
-                                  "binary (of --dataset_name, if given)")
+                                  "binary (of --dataset_name, if given), else the committed Cora model "
+                                  "models/pretrained/cora_gat_seed0.pth")
             sub.add_argument("--dataset_name", type=str.lower, default=None,
                              choices=["cora", "citeseer", "pubmed", "ppi"],
                              help="without --model_name: take the newest binary of this dataset")
             sub.add_argument("--compare_with", default=None, metavar="MODEL",
                              help="entropy only: a second binary of the same dataset, drawn side by side "
                                   "(e.g. a GAT next to a GATv2)")
-            sub.add_argument("--layer", type=non_negative_int, default=0, help="layer for the attention figure")
-            sub.add_argument("--head", type=non_negative_int, default=0, help="head for the attention figure")
+            sub.add_argument("--layer", type=layer_number, default=1,
+                             help="layer for the attention figure, counted from 1 (1 = the first layer)")
+            sub.add_argument("--head", type=non_negative_int, default=0,
+                             help="head for the attention figure, counted from 0")
             sub.add_argument("--node", type=non_negative_int, default=None,
                              help="node for the attention figure; without it: the highest-degree node")
             sub.add_argument("--layout", choices=["tree", "kk"], default="tree", help="neighbourhood layout")

@@ -11,8 +11,9 @@ dynamic attention (GATv2) can. Both are trained with the paper's PPI architectur
 Reported per model: test micro-F1, and per layer (heads averaged, on the first test graph) the share of
 attention that lands on matching neighbours, how often the most-attended neighbour is a matching one
 (self loops left out; chance is the mean fraction of a node's neighbours that match), and mean
-entropy relative to uniform. Figures: the entropy of both models side by side, and the neighbourhood
-of the highest-degree node in layer 2 (of 3; layers are counted from 1 here).
+entropy relative to uniform. Figures (of the first test graph): the entropy of both models side by side,
+and the neighbourhood of its highest-degree node in layer 2 of 3 (layers are counted from 1, as everywhere), its
+matching neighbours marked.
 """
 
 import argparse
@@ -48,7 +49,7 @@ def attention_on_matching(edge_index, attention, identity, query):
 def main(argv=None):
     from utils.checkpoints import make_checkpoint, save_binary
     from utils.ppi import load_ppi
-    from utils.visualizations import (DEFAULT_OUTPUT_DIR, degree_statistics, entropy_summary,
+    from utils.visualizations import (DEFAULT_OUTPUT_DIR, degree_statistics, describe_layer, entropy_summary,
                                       plot_attention_entropy_comparison, plot_neighbourhood_attention,
                                       run_on_its_graph)
 
@@ -91,6 +92,7 @@ def main(argv=None):
             run = run_on_its_graph(path, data_dir)
             runs[run["model"].config.attention_type] = run
         graph = next(iter(runs.values()))["graph"]
+        graph_name = "matching-neighbour test graph 1"
 
         print("\n| model | test micro-F1 | layer | attention on matching neighbours | most-attended neighbour "
               "matches | (chance) | entropy / uniform |\n|---|---|---|---|---|---|---|")
@@ -106,14 +108,22 @@ def main(argv=None):
         entropy_png = plot_attention_entropy_comparison(
             graph.edge_index, {f"{name.upper()}": run["attention"] for name, run in runs.items()}, graph.num_nodes,
             output_dir / "matching_neighbour_entropy_gat_vs_gatv2.png",
-            title="Labels copied from one matching neighbour: entropy of each node's incoming attention")
+            title=f"{graph_name} (PPI format, labels copied from one matching neighbour):\nentropy of each node's "
+                  f"incoming attention")
         node = degree_statistics(graph.edge_index, graph.num_nodes)["max_degree_node"]
+        # Nodes coloured by what matters here: the neighbours holding the identity code `node` asks for.
+        source, target = graph.edge_index
+        matching = source[(target == node) & (source != node) & (identity[source] == query[node])]
+        roles = torch.zeros(graph.num_nodes, dtype=torch.long)
+        roles[matching], roles[node] = 1, 2
+        role_names = ["another neighbour", "a matching neighbour", f"node {node}, asking"]
         figures = [entropy_png]
         for name, run in runs.items():
             figures.append(plot_neighbourhood_attention(
-                graph.edge_index, run["attention"][1], run["labels"], node,
+                graph.edge_index, run["attention"][1], roles.numpy(), node,
                 output_dir / f"matching_neighbour_{name}_attention_node{node}_layer2.png", head=0,
-                layer_name=f"layer 2 of 3 ({name})", class_names=run["class_names"]))
+                layer_name=f"{describe_layer(1, len(run['attention']))} ({name})", class_names=role_names,
+                graph_name=graph_name, legend_title="node"))
         print("\nFigures: " + ", ".join(str(f) for f in figures))
 
 

@@ -1,14 +1,23 @@
 """The flag tables of every command, generated from the argument parsers themselves.
 
-    python -m docs.flag_tables       # prints the tables that README.md carries
+    python -m docs.flag_tables                          # prints docs/flags.md
+    python -m docs.flag_tables --write docs/flags.md    # writes it
 
-This generator is the one place allowed to know every script; tests/test_docs.py checks that README.md
-carries exactly what it prints, so the tables can never drift from what --help says.
+This generator is the one place allowed to know every script; tests/test_docs.py checks that docs/flags.md
+is exactly what it writes, so the tables can never drift from what --help says.
 """
 
 import argparse
+from pathlib import Path
 
 from utils.flags import OnOffFlag, describe_default
+
+HEADER = """# Flags
+
+Every flag of every command, generated from the argument parsers (`python -m docs.flag_tables --write
+docs/flags.md`; a test keeps this page in sync with them). On/off flags are spelled `--name` and `--no_name`.
+`--help` on any command says the same.
+"""
 
 
 def flags_table(parser):
@@ -26,7 +35,7 @@ def flags_table(parser):
 
 
 def every_parser():
-    """{command as a user types it: its parser}, in the order the README lists them."""
+    """{command as a user types it: its parser}, in the order docs/flags.md lists them."""
     import playground
     import training_script_cora
     import training_script_ppi
@@ -46,5 +55,25 @@ def all_tables():
     return "\n\n".join(f"**`{title}`**\n\n{flags_table(parser)}" for title, parser in every_parser().items())
 
 
+def flags_page():
+    """The whole of docs/flags.md."""
+    return f"{HEADER}\n{all_tables()}\n"
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description="Print (or write) docs/flags.md, the flag tables of every command.")
+    parser.add_argument("--write", metavar="PATH", default=None, help="write the page here instead of printing it")
+    return parser
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    if args.write is None:
+        print(flags_page(), end="")
+        return
+    Path(args.write).write_text(flags_page())
+    print(f"Wrote {args.write}")
+
+
 if __name__ == "__main__":
-    print(all_tables())
+    main()

@@ -30,6 +30,7 @@ def test_dictionary_lookup_graphs_ask_each_query_for_its_own_key():
         assert len(matching) == 1 and value[matching].item() == label
 
 
+@pytest.mark.slow
 def test_dynamic_attention_solves_dictionary_lookup_and_static_cannot():
     gatv2 = dictionary_lookup.train_and_evaluate(4, "gatv2", seed=0, steps=300, num_train_graphs=256,
                                                  num_test_graphs=64)
@@ -123,6 +124,7 @@ def test_zero_attention_variants_leave_the_model_as_it_was(tmp_path):
     assert "_attend" not in vars(model.layers[1])
 
 
+@pytest.mark.slow
 def test_entropy_side_by_side_of_two_models(cora, cora_data_dir, tmp_path, capsys):
     binaries = []
     for attention_type in ("gat", "gatv2"):

@@ -37,6 +37,7 @@ def test_format_summary_scales_to_percent():
     assert format_summary(summarize([2.0]), scale=1) == "2.00 ± 0.00 (95 % CI 2.00-2.00, n=1)"
 
 
+@pytest.mark.slow
 def test_pyg_model_with_our_weights_computes_our_logits(cora):
     """Same neighbourhoods, same maths: GATConv without its own self loops, given our layers' weights, returns
     our eval-mode logits on Cora."""
@@ -67,6 +68,7 @@ def test_check_edge_index_refuses_a_graph_without_self_loops():
         check_edge_index(torch.tensor([[0, 1], [1, 0]]), 2)
 
 
+@pytest.mark.slow
 def test_train_pyg_gat_smoke(cora):
     pytest.importorskip("torch_geometric")
     from benchmarks.pyg_accuracy import train_pyg_gat

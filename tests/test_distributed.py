@@ -40,6 +40,7 @@ PPI_FLAGS = ["--batch_size", "2", "--num_of_epochs", "3", "--hidden_features", "
              "--last_checkpoint_seconds", "0", "--no_save_binary", "--checkpoint_freq", "0"]
 
 
+@pytest.mark.slow
 def test_two_processes_make_the_same_steps_as_one(ppi_dir, tmp_path, isolated_outputs):
     run = torchrun(tmp_path / "ddp", "training_script_ppi.py", "--data_dir", ppi_dir, *PPI_FLAGS,
                    "--results_json", tmp_path / "ddp.json")
@@ -62,6 +63,7 @@ def test_two_processes_make_the_same_steps_as_one(ppi_dir, tmp_path, isolated_ou
         f"checkpoints/{results['run_name']}/last.pth"]
 
 
+@pytest.mark.slow
 def test_bad_settings_under_torchrun_are_refused(ppi_dir, tmp_path, cora_data_dir):
     run = torchrun(tmp_path, "training_script_ppi.py", "--data_dir", ppi_dir, "--batch_size", "3")
     assert run.returncode != 0 and "error: --batch_size 3 does not split evenly over 2 processes" in run.stderr
@@ -69,6 +71,7 @@ def test_bad_settings_under_torchrun_are_refused(ppi_dir, tmp_path, cora_data_di
     assert run.returncode != 0 and "error: full-batch training of one graph cannot be split" in run.stderr
 
 
+@pytest.mark.slow
 def test_sampled_cora_trains_under_torchrun(cora_data_dir, tmp_path):
     run = torchrun(tmp_path / "out", "training_script_cora.py", "--data_dir", cora_data_dir, "--fanouts", "5", "5",
                    "--batch_size", "70", "--num_of_epochs", "3", "--console_log_freq", "1", "--no_save_binary",
@@ -78,6 +81,7 @@ def test_sampled_cora_trains_under_torchrun(cora_data_dir, tmp_path):
     assert json.loads((tmp_path / "cora.json").read_text())["processes"] == 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_under_torchrun_stops_every_process_once(ppi_dir, tmp_path):
     output_dir = tmp_path / "out"
     command = [*TORCHRUN, str(PROJECT_ROOT / "tests" / "isolated_script.py"), str(output_dir), "training_script_ppi.py",
@@ -101,6 +105,7 @@ def test_ctrl_c_under_torchrun_stops_every_process_once(ppi_dir, tmp_path):
     assert f"Interrupted at epoch {epoch}." in stderr
 
 
+@pytest.mark.slow
 def test_resume_under_torchrun_continues_exactly(ppi_dir, tmp_path):
     flags = ["training_script_ppi.py", "--data_dir", ppi_dir, *PPI_FLAGS]
     flags[flags.index("--num_of_epochs") + 1] = "4"

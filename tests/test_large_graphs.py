@@ -48,6 +48,7 @@ def test_sbm_loader_explains_what_is_missing(tmp_path):
         load_sbm_graph(tmp_path / "g")
 
 
+@pytest.mark.slow
 def test_training_script_on_a_generated_graph(tmp_path, isolated_outputs, capsys):
     write_sbm_graph(tmp_path / "g", num_nodes=2000, seed=0)
     training_script_cora.main(["--dataset_name", "sbm", "--data_dir", str(tmp_path / "g"), "--fanouts", "5", "5",
@@ -92,6 +93,7 @@ def test_arxiv_loader_refuses_damaged_archives(tmp_path):
     assert not (tmp_path / "ogbn_arxiv").exists() and not list(tmp_path.glob(".ogbn_arxiv-extract-*"))
 
 
+@pytest.mark.slow
 def test_training_script_on_arxiv_format_data(tmp_path, isolated_outputs, capsys):
     write_arxiv_format_zip(tmp_path / "arxiv.zip", num_nodes=80, num_edges=300)
     training_script_cora.main(["--dataset_name", "ogbn-arxiv", "--data_dir", str(tmp_path), "--fanouts", "4", "4", "4",

@@ -55,6 +55,7 @@ def test_three_implementations_agree_on_logits_gradients_and_attention(skip, att
             torch.testing.assert_close(layer.attention_weights, reference_layer.attention_weights, atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_implementations_agree_on_real_cora(cora):
     config = GATConfig(2, [8, 1], [cora.node_features.shape[1], 8, cora.num_classes], add_skip_connection=False)
     models = make_models(config)
@@ -279,6 +280,7 @@ def _assert_bit_identical(full, pruned):
     assert torch.equal(full_rng, pruned_rng)  # the same random numbers drawn: what comes next is the same too
 
 
+@pytest.mark.slow
 def test_output_nodes_train_bit_for_bit_like_the_full_pass_on_cora(cora):
     # The transductive trainer asks only for the training nodes' logits; its accuracy table depends on
     # this being the very same computation, dropout masks, gradients and Adam steps included.
@@ -298,6 +300,7 @@ def test_output_nodes_train_bit_for_bit_like_the_full_pass_on_cora(cora):
 
 
 @pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.slow
 def test_output_nodes_give_the_full_pass_rows_and_gradients_for_every_implementation(skip):
     features, edge_index = random_graph(num_nodes=60, num_edges=150)
     edge_index = edge_index[:, torch.randperm(edge_index.shape[1], generator=torch.Generator().manual_seed(1))]
@@ -395,6 +398,7 @@ def test_model_shapes_and_config_validation():
         GAT(2, [8, 1], [12, 8, 7], layer_type="IMP4")
 
 
+@pytest.mark.slow
 def test_layers_work_under_torch_compile():
     features, edge_index = random_graph()
     model = GAT(2, [4, 1], [12, 6, 3]).eval()

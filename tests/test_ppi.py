@@ -97,6 +97,7 @@ def strip_edges(splits):
     return {split: [alone(g) for g in graphs] for split, graphs in splits.items()}
 
 
+@pytest.mark.slow
 def test_training_on_ppi_format_data_learns_from_the_edges(ppi_splits):
     config = dict(num_of_epochs=25, hidden_features=64, console_log_freq=0, checkpoint_freq=0, save_binary=False,
                   progress_bar=False, seed=0)
@@ -106,6 +107,7 @@ def test_training_on_ppi_format_data_learns_from_the_edges(ppi_splits):
     assert with_edges["test_micro_f1"] > 0.7
 
 
+@pytest.mark.slow
 def test_script_end_to_end(ppi_data_dir, isolated_outputs, capsys):
     results_path = isolated_outputs / "ppi.json"
     training_script_ppi.main(["--data_dir", str(ppi_data_dir), "--num_of_epochs", "2", "--hidden_features", "8",

@@ -39,6 +39,7 @@ def two_community_graph(path, nodes_per_class=60, seed=0):
     return save_npz_graph(path, adjacency, sp.csr_matrix(features), np.array(labels), class_names=["a", "b"])
 
 
+@pytest.mark.slow
 def test_random_split_run_uses_the_drawn_split_and_records_it(cora, isolated_outputs):
     result = train_gat_cora(dict(QUIET, num_of_epochs=3, split="random", split_seed=7), log=no_log, data=cora)
     drawn = random_split(cora.labels, cora.edge_index, cora.num_nodes, 20, 30, seed=7)
@@ -51,6 +52,7 @@ def test_random_split_run_uses_the_drawn_split_and_records_it(cora, isolated_out
     assert public["split"] == {"split": "public"} and public["test_acc"] != result["test_acc"]
 
 
+@pytest.mark.slow
 def test_a_random_split_run_resumes_on_the_same_split_exactly(cora, isolated_outputs):
     config = dict(QUIET, split="random", split_seed=2, train_per_class=10, val_per_class=20, seed=1)
     reference = train_gat_cora(dict(config, num_of_epochs=8, run_name="whole"), log=no_log, data=cora)
@@ -62,6 +64,7 @@ def test_a_random_split_run_resumes_on_the_same_split_exactly(cora, isolated_out
         train_gat_cora(dict(QUIET, resume="half", num_of_epochs=9, split_seed=3), log=no_log, data=cora)
 
 
+@pytest.mark.slow
 def test_a_path_as_dataset_name_trains_on_that_graph_with_a_random_split(tmp_path, isolated_outputs, capsys):
     path = two_community_graph(tmp_path / "my_graph.npz")
     results_path = tmp_path / "r.json"
@@ -88,6 +91,7 @@ def test_split_errors_are_one_line(cora_data_dir, tmp_path, isolated_outputs):
     assert "missing.npz does not exist" in str(exit_info.value.code)
 
 
+@pytest.mark.slow
 def test_cora_npz_by_path_trains_like_planetoid_cora(cora_data_dir, isolated_outputs):
     path = cora_data_dir / "npz" / "cora.npz"
     if not path.is_file():

@@ -45,6 +45,7 @@ def assert_same_run(resumed, reference, resumed_results, reference_results, metr
         assert resumed_results[key] == reference_results[key], key
 
 
+@pytest.mark.slow
 def test_cora_resumed_run_equals_uninterrupted_run(cora, isolated_outputs):
     config = dict(QUIET, seed=3, patience_period=15, enable_tensorboard=True)
     reference = train_gat_cora(dict(config, num_of_epochs=40), log=no_log, data=cora)
@@ -74,6 +75,7 @@ def ppi_dir(tmp_path_factory):
 PPI_SMALL = dict(QUIET, hidden_features=8, batch_size=2, progress_bar=False, seed=5, patience_period=50)
 
 
+@pytest.mark.slow
 def test_ppi_resumed_run_equals_uninterrupted_run_even_when_stopped_mid_epoch(ppi_dir, monkeypatch):
     splits = load_ppi(ppi_dir, download=False)
     reference = train_gat_ppi(dict(PPI_SMALL, num_of_epochs=6), log=no_log, splits=splits)
@@ -122,6 +124,7 @@ def interrupt_after(process, epoch, signum):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow
 def test_signal_saves_and_printed_command_resumes_exactly(cora_data_dir, tmp_path, signum):
     flags = ["--data_dir", str(cora_data_dir), "--num_of_epochs", "100000", "--patience_period", "100000",
              "--console_log_freq", "1", "--seed", "2"]
@@ -173,6 +176,7 @@ def test_second_ctrl_c_while_saving_leaves_a_whole_file(cora, isolated_outputs, 
     assert load_checkpoint(folder / "last.pth")["training_state"]["epoch"] == interrupted.value.epoch
 
 
+@pytest.mark.slow
 def test_resume_refuses_contradicting_settings(cora_data_dir, isolated_outputs, capsys):
     flags = ["--data_dir", str(cora_data_dir), "--num_of_epochs", "3", "--no_save_binary", "--console_log_freq", "0"]
     training_script_cora.main(flags)
@@ -190,6 +194,7 @@ def test_resume_refuses_contradicting_settings(cora_data_dir, isolated_outputs, 
     assert "--layer_type changed on resume: IMP3 -> IMP1" in output and "Reached --num_of_epochs (4)" in output
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_architecture_or_dataset(ppi_dir, cora_data_dir, isolated_outputs):
     flags = ["--data_dir", str(ppi_dir), "--num_of_epochs", "1", "--hidden_features", "8", "--no_save_binary",
              "--console_log_freq", "0"]
@@ -208,6 +213,7 @@ def test_resume_refuses_another_architecture_or_dataset(ppi_dir, cora_data_dir, 
     (lambda data: data[: len(data) // 2], "not a readable GAT checkpoint"),
     (lambda data: b"PK\x03\x04 not really a checkpoint", "not a readable GAT checkpoint"),
 ])
+@pytest.mark.slow
 def test_damaged_checkpoints_give_a_clear_error(cora_data_dir, isolated_outputs, damage, message):
     flags = ["--data_dir", str(cora_data_dir), "--num_of_epochs", "2", "--no_save_binary", "--console_log_freq", "0"]
     training_script_cora.main(flags)
@@ -218,6 +224,7 @@ def test_damaged_checkpoints_give_a_clear_error(cora_data_dir, isolated_outputs,
     assert str(exit_info.value.code).startswith("error: ") and message in str(exit_info.value.code)
 
 
+@pytest.mark.slow
 def test_binaries_and_missing_checkpoints_are_not_resumable(cora_data_dir, isolated_outputs):
     flags = ["--data_dir", str(cora_data_dir), "--num_of_epochs", "2", "--console_log_freq", "0"]
     with pytest.raises(SystemExit) as exit_info:
@@ -228,6 +235,7 @@ def test_binaries_and_missing_checkpoints_are_not_resumable(cora_data_dir, isola
         checkpoints.load_resumable(the_one(checkpoints.BINARIES_DIR))
 
 
+@pytest.mark.slow
 def test_early_stopping_is_reported_and_recorded(cora, isolated_outputs):
     logs = []
     result = train_gat_cora(dict(QUIET, num_of_epochs=500, patience_period=3, results_json=str(

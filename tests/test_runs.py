@@ -29,6 +29,7 @@ def no_log(*args):
     pass
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_are_interrupted_and_resumed_each_by_its_own_command(cora_data_dir, tmp_path):
     # Two seeds started together in one checkout (one output folder), both stopped with Ctrl-C.
     flags = ["--data_dir", str(cora_data_dir), "--num_of_epochs", "100000", "--patience_period", "100000",
@@ -78,6 +79,7 @@ def test_runs_started_in_the_same_second_with_the_same_settings_get_their_own_na
         runs.claim_run_name("../escape", chosen_by_user=True)
 
 
+@pytest.mark.slow
 def test_resume_last_takes_the_newest_run_of_the_dataset_and_a_name_takes_that_run(cora, isolated_outputs):
     first = train_gat_cora(dict(QUIET, num_of_epochs=2, run_name="first"), log=no_log, data=cora)
     train_gat_cora(dict(QUIET, num_of_epochs=2, run_name="second"), log=no_log, data=cora)
@@ -92,6 +94,7 @@ def test_resume_last_takes_the_newest_run_of_the_dataset_and_a_name_takes_that_r
         train_gat_cora(dict(QUIET, resume="third"), log=no_log, data=cora)
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_says_so_and_writes_nothing(cora_data_dir, isolated_outputs, capsys):
     flags = ["--data_dir", str(cora_data_dir), "--console_log_freq", "0"]
     training_script_cora.main([*flags, "--num_of_epochs", "3", "--enable_tensorboard"])
@@ -112,6 +115,7 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(cora_data_dir, isola
     assert every_file() == files
 
 
+@pytest.mark.slow
 def test_divergence_stops_the_run_and_keeps_the_last_finite_checkpoint(cora, isolated_outputs):
     results_path = isolated_outputs / "diverged.json"
     with pytest.raises(TrainingDiverged) as diverged:
@@ -133,6 +137,7 @@ def test_divergence_stops_the_run_and_keeps_the_last_finite_checkpoint(cora, iso
         train_gat_cora(dict(QUIET, resume="boom", num_of_epochs=300), log=no_log, data=cora)
 
 
+@pytest.mark.slow
 def test_divergence_through_the_script_is_one_line_and_a_non_zero_exit(cora_data_dir, isolated_outputs, capsys):
     with pytest.raises(SystemExit) as exit_info:
         training_script_cora.main(["--data_dir", str(cora_data_dir), "--lr", "1e9", "--console_log_freq", "0",
@@ -177,6 +182,7 @@ def disk_full_for(paths_to_fail):
         yield
 
 
+@pytest.mark.slow
 def test_a_full_disk_on_periodic_saves_warns_once_and_training_goes_on(cora, isolated_outputs):
     saves = []
 
@@ -197,6 +203,7 @@ def test_a_full_disk_on_periodic_saves_warns_once_and_training_goes_on(cora, iso
     assert load_checkpoint(folder / "last.pth")["training_state"]["epoch"] == 8
 
 
+@pytest.mark.slow
 def test_a_full_disk_on_the_final_save_keeps_the_last_good_checkpoint(cora_data_dir, isolated_outputs):
     last_saves = []
 
@@ -232,6 +239,7 @@ def test_the_run_list_says_what_each_run_did(cora, isolated_outputs, capsys):
     assert table[1].split()[:6] == ["done", "cora", "gat", "0", "3", "finished"]
 
 
+@pytest.mark.slow
 def test_visualize_gat_takes_a_run_name_and_says_which_binary_it_chose(cora, cora_data_dir, isolated_outputs, capsys):
     train_gat_cora(dict(QUIET, num_of_epochs=2, save_binary=True, run_name="look"), log=no_log, data=cora)
     common = ["--visualization_type", "entropy", "--data_dir", str(cora_data_dir), "--output_dir",
@@ -251,6 +259,7 @@ def test_a_bad_flag_prints_one_usage_line_not_the_flag_list(capsys):
     assert err[1].endswith(": error: argument --lr: must be a number, got 'abc'")
 
 
+@pytest.mark.slow
 def test_a_resumed_run_takes_its_device_setting_from_the_checkpoint(cora, isolated_outputs, monkeypatch):
     asked = []
     real_setup = distributed.setup
@@ -260,6 +269,7 @@ def test_a_resumed_run_takes_its_device_setting_from_the_checkpoint(cora, isolat
     assert asked == [True, True]
 
 
+@pytest.mark.slow
 def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monkeypatch):
     import os
     from utils import train_transductive, training_loop
@@ -280,6 +290,7 @@ def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monk
     assert not math.isnan(runs.list_runs()[0]["best_val"])
 
 
+@pytest.mark.slow
 def test_checkpoints_from_before_runs_had_names_still_resume(cora, isolated_outputs):
     # What the previous version wrote: models/checkpoints/gat_cora_last.pth, no run name in it.
     train_gat_cora(dict(QUIET, num_of_epochs=3, run_name="new"), log=no_log, data=cora)

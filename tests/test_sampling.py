@@ -54,6 +54,7 @@ def test_sampler_refuses_bad_input(cora):
 
 
 @pytest.mark.parametrize("attention_type", ["gat", "gatv2"])
+@pytest.mark.slow
 def test_layerwise_inference_equals_the_full_pass(cora, attention_type):
     torch.manual_seed(0)
     model = GAT(2, [8, 1], [cora.node_features.shape[1], 8, cora.num_classes], attention_type=attention_type)
@@ -66,6 +67,7 @@ def test_layerwise_inference_equals_the_full_pass(cora, attention_type):
     assert model.training  # left as it was
 
 
+@pytest.mark.slow
 def test_sampled_training_learns_cora_and_resumes_exactly(cora, isolated_outputs):
     settings = dict(fanouts=[10, 10], batch_size=64, console_log_freq=0, checkpoint_freq=0, save_binary=False,
                     last_checkpoint_seconds=0, seed=1)
@@ -85,6 +87,7 @@ def test_cora_script_checks_fanouts(cora_data_dir):
     assert "error: --fanouts needs one number per GAT layer (2 for cora)" in str(exit_info.value.code)
 
 
+@pytest.mark.slow
 def test_large_graphs_are_evaluated_in_chunks_by_default(cora, monkeypatch):
     from utils import sampling, train_transductive
     settings = dict(num_of_epochs=3, console_log_freq=0, checkpoint_freq=0, save_binary=False,

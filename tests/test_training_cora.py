@@ -22,6 +22,7 @@ def no_log(*args):
     pass
 
 
+@pytest.mark.slow
 def test_short_real_cora_training_clearly_learns(cora):
     result = train_gat_cora(dict(QUIET, num_of_epochs=120, seed=0), log=no_log, data=cora)
     assert result["test_acc"] > 0.75, result
@@ -39,6 +40,7 @@ def test_console_lines_carry_the_clock_that_the_speed_benchmark_reads(cora):
     assert epoch_ms is not None and 0 <= epoch_ms < 10_000, epoch_lines
 
 
+@pytest.mark.slow
 def test_gatv2_trains_on_real_cora_through_the_script(cora_data_dir, isolated_outputs, capsys):
     results_path = isolated_outputs / "gatv2.json"
     training_script_cora.main(["--attention_type", "gatv2", "--num_of_epochs", "60", "--console_log_freq", "0",
@@ -50,6 +52,7 @@ def test_gatv2_trains_on_real_cora_through_the_script(cora_data_dir, isolated_ou
     assert "Training GATv2 (IMP3) on cora" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_on_cpu(cora):
     runs = [train_gat_cora(dict(QUIET, num_of_epochs=15, seed=7), log=no_log, data=cora) for _ in range(2)]
     assert runs[0]["history"] == runs[1]["history"]
@@ -77,6 +80,7 @@ def test_early_stopping_follows_the_paper():
     assert (stopper.best_val_loss_epoch, stopper.best_val_metric_epoch) == (5, 5)
 
 
+@pytest.mark.slow
 def test_script_end_to_end_writes_results_checkpoint_and_binary(cora_data_dir, isolated_outputs, capsys):
     results_path = isolated_outputs / "results.json"
     training_script_cora.main(["--num_of_epochs", "6", "--checkpoint_freq", "2", "--keep_checkpoints", "2",
@@ -125,6 +129,7 @@ def test_binaries_are_never_overwritten(isolated_outputs):
     assert all(path.read_bytes() == data for path, data in written.items())
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_into_every_layer_type(cora, isolated_outputs):
     result = train_gat_cora(dict(QUIET, num_of_epochs=3, save_binary=True), log=no_log, data=cora)
     path = the_one(isolated_outputs / "binaries")
@@ -169,6 +174,7 @@ def test_dataset_name_is_case_insensitive():
     assert training_script_cora.get_parser().parse_args(["--dataset_name", "CiteSeer"]).dataset_name == "citeseer"
 
 
+@pytest.mark.slow
 def test_missing_dataset_exits_with_a_message_not_a_traceback(tmp_path):
     code = ("import urllib.request, urllib.error, sys\n"
             "def refuse(*a, **k): raise urllib.error.URLError('offline')\n"
@@ -182,6 +188,7 @@ def test_missing_dataset_exits_with_a_message_not_a_traceback(tmp_path):
     assert "error: Could not download ind.cora.x" in result.stderr and "place it at" in result.stderr
 
 
+@pytest.mark.slow
 def test_importing_the_project_creates_no_files(tmp_path):
     code = ("import models, utils.train_transductive, utils.train_inductive, utils.checkpoints, utils.flags, "
             "utils.planetoid, utils.ppi, utils.visualizations, training_script_cora, training_script_ppi, playground, "

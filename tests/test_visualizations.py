@@ -6,9 +6,11 @@ from matplotlib.image import imread
 
 import playground
 from models import LayerType
-from utils import visualizations
+from utils import checkpoints, visualizations
 from utils.ppi_synthetic import write_synthetic_ppi
 from utils.checkpoints import CheckpointError, make_checkpoint, model_from_checkpoint, save_binary
+from utils.files import display_path
+from utils.visualizations import figure_titles
 from utils.train_inductive import train_gat_ppi
 from utils.train_transductive import train_gat_cora
 
@@ -36,6 +38,7 @@ def test_degree_statistics_of_cora(cora, tmp_path):
     assert_png(path)
 
 
+@pytest.mark.slow
 def test_graph_drawing_of_cora(cora, tmp_path):
     path = visualizations.plot_graph(cora.edge_index, cora.labels.numpy(), cora.num_nodes, tmp_path / "cora.png",
                                      layout="fr", class_names=visualizations.CORA_CLASS_NAMES)
@@ -43,6 +46,7 @@ def test_graph_drawing_of_cora(cora, tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["tree", "kk"])
+@pytest.mark.slow
 def test_neighbourhood_attention_for_any_layer_type(cora_binary, cora, tmp_path, layout):
     for layer_type in LayerType:
         model, _ = model_from_checkpoint(cora_binary, layer_type=layer_type, log_attention_weights=True)
@@ -63,17 +67,89 @@ def test_entropy_of_uniform_attention_equals_log_degree(cora):
     assert visualizations.entropy_summary(cora.edge_index, [uniform], cora.num_nodes) == pytest.approx([1.0])
 
 
+@pytest.mark.slow
 def test_playground_visualize_gat_all_types(cora_binary, cora_data_dir, tmp_path, capsys):
     for kind in ("attention", "entropy", "embeddings"):
         playground.main(["visualize_gat", "--visualization_type", kind, "--model_name", str(cora_binary),
                          "--data_dir", str(cora_data_dir), "--output_dir", str(tmp_path)])
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert len(pngs) == 3 and any("attention_node1358_layer0_head0" in p for p in pngs), pngs
+    # Layers counted from 1: the default --layer 1 is the first layer; the t-SNE shows the output layer, 2 of 2.
+    assert len(pngs) == 3 and any("attention_node1358_layer1_head0" in p for p in pngs), pngs
+    assert any(p.endswith("_tsne_layer2.png") for p in pngs), pngs
     for png in tmp_path.glob("*.png"):
         assert_png(png)
+    attention_title, _ = figure_titles(next(tmp_path.glob("*_attention_node*.png")))
+    assert attention_title.startswith("cora: attention of node 1358")
+    assert "layer 1 of 2 (gat), head 0" in attention_title
+    tsne_title, _ = figure_titles(next(tmp_path.glob("*_tsne_*.png")))
+    assert "output layer" in tsne_title and "layer 2 of 2" in tsne_title
+    _, entropy_panels = figure_titles(next(tmp_path.glob("*_attention_entropy.png")))
+    assert entropy_panels and all(title.startswith(("layer 1,", "layer 2,")) for title in entropy_panels)
     assert "mean entropy, learned / uniform" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_layers_count_from_1_in_the_attention_figure(cora_binary, cora_data_dir, tmp_path, capsys):
+    """--layer 2 draws the second (output) layer's attention, not the first's."""
+    run = visualizations.run_on_its_graph(cora_binary, cora_data_dir)
+    assert not torch.equal(run["attention"][0][:, :1], run["attention"][1])
+    drawn = []
+    original = visualizations.plot_neighbourhood_attention
+
+    def spy(edge_index, attention, *args, **kwargs):
+        drawn.append(attention)
+        return original(edge_index, attention, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(visualizations, "plot_neighbourhood_attention", spy)
+        path = visualizations.visualize_gat(cora_binary, "attention", data_dir=cora_data_dir, output_dir=tmp_path,
+                                            layer=2, log=lambda *_: None)
+    assert torch.equal(drawn[0], run["attention"][1]) and path.name.endswith("_layer2_head0.png")
+    assert "layer 2 of 2" in figure_titles(path)[0]
+    assert playground.get_parser().parse_args(["visualize_gat"]).layer == 1
+    with pytest.raises(SystemExit) as exit_info:
+        playground.main(["visualize_gat", "--layer", "0", "--model_name", str(cora_binary)])
+    assert exit_info.value.code == 2
+    assert "layers are counted from 1 (1 = the first layer), got 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="1 = the first layer"):
+        visualizations.visualize_gat(cora_binary, "attention", data_dir=cora_data_dir, output_dir=tmp_path, layer=0,
+                                     log=lambda *_: None)
+
+
+def test_identical_entropy_panels_are_drawn_once(cora, tmp_path):
+    """Heads whose histograms are identical share one panel that names them; a repeated model panel says so."""
+    degree = torch.bincount(cora.edge_index[1], minlength=cora.num_nodes).double()
+    uniform = (1.0 / degree[cora.edge_index[1]]).unsqueeze(1)
+    on_self_loop = (cora.edge_index[0] == cora.edge_index[1]).double().unsqueeze(1)  # entropy 0 everywhere
+    layers = [torch.cat([uniform, uniform, on_self_loop], dim=1), torch.cat([on_self_loop, uniform], dim=1)]
+    bins, _, panels = visualizations.entropy_panels(cora.edge_index, layers, cora.num_nodes)
+    assert [panel["members"] for panel in panels] == [[(0, 0), (0, 1), (1, 1)], [(0, 2), (1, 0)]]
+    assert [panel["equals_uniform"] for panel in panels] == [True, False]
+    path = visualizations.plot_attention_entropy(cora.edge_index, layers, cora.num_nodes, tmp_path / "entropy.png")
+    assert_png(path, min_side=200)
+    title, panel_titles = figure_titles(path)
+    assert "share one panel" in title
+    assert panel_titles == ["layer 1, heads 0-1; layer 2, head 1\n(identical histograms; learned = uniform, "
+                            "bin for bin)",
+                            "layer 1, head 2; layer 2, head 0\n(identical histograms)"]
+
+    distinct = [torch.cat([uniform, on_self_loop], dim=1)]
+    path = visualizations.plot_attention_entropy(cora.edge_index, distinct, cora.num_nodes, tmp_path / "distinct.png")
+    title, panel_titles = figure_titles(path)
+    assert "share one panel" not in title
+    assert panel_titles == ["layer 1, head 0\n(learned = uniform, bin for bin)", "layer 1, head 1"]
+
+    path = visualizations.plot_attention_entropy_comparison(
+        cora.edge_index, {"A": [on_self_loop, uniform], "B": [on_self_loop, on_self_loop]}, cora.num_nodes,
+        tmp_path / "comparison.png")
+    _, panel_titles = figure_titles(path)
+    assert panel_titles[0].startswith("A, layer 1 (1 head pooled)\n") and "identical" not in panel_titles[0]
+    # (row by row: A and B's layer 1, then their layer 2)
+    assert all(panel_titles[i].endswith("; identical to A, layer 1") for i in (1, 3))
+    assert panel_titles[2].startswith("A, layer 2") and panel_titles[2].endswith("; learned = uniform, bin for bin")
+
+
+@pytest.mark.slow
 def test_playground_missing_or_mismatched_binary_is_a_clear_error(cora_binary, cora_data_dir, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         playground.main(["visualize_gat", "--model_name", "no_such_run", "--data_dir", str(cora_data_dir)])
@@ -86,6 +162,7 @@ def test_playground_missing_or_mismatched_binary_is_a_clear_error(cora_binary, c
         visualizations.visualize_gat(tmp_path / "nothing.pth")
 
 
+@pytest.mark.slow
 def test_playground_visualize_dataset_and_profiling(cora_data_dir, tmp_path, capsys):
     playground.main(["visualize_dataset", "--dataset_name", "cora", "--layout", "fr", "--data_dir",
                      str(cora_data_dir), "--output_dir", str(tmp_path)])
@@ -97,6 +174,7 @@ def test_playground_visualize_dataset_and_profiling(cora_data_dir, tmp_path, cap
     assert "168 (+ self loop)" in out
 
 
+@pytest.mark.slow
 def test_profile_gat_measures_time_and_real_memory(cora_data_dir, tmp_path, monkeypatch):
     from utils import profiling
     monkeypatch.setattr(profiling, "PROFILING_CACHE_DIR", tmp_path)
@@ -108,6 +186,7 @@ def test_profile_gat_measures_time_and_real_memory(cora_data_dir, tmp_path, monk
     assert cached == results
 
 
+@pytest.mark.slow
 def test_playground_profile_gat_command(cora_data_dir, capsys):
     assert playground.get_parser().parse_args(["profile_gat"]).layer_types == list(LayerType)
     playground.main(["profile_gat", "--num_of_epochs", "1", "--layer_types", "imp3", "--data_dir", str(cora_data_dir)])
@@ -121,26 +200,46 @@ def test_playground_help_and_default_function():
     assert exit_info.value.code == 0
 
 
-def test_ppi_figures(tmp_path):
+@pytest.mark.slow
+def test_ppi_figures(tmp_path, monkeypatch):
+    """Every PPI figure names the graph it draws; the t-SNE embeds the output layer (121 label logits)."""
     write_synthetic_ppi(tmp_path / "ppi", graphs_per_split=(4, 1, 1), nodes_per_graph=(40, 50))
     paths = visualizations.visualize_dataset("ppi", tmp_path, tmp_path / "figures", layout="fr", log=lambda *_: None)
     for path in paths:
         assert_png(path)
+        assert figure_titles(path)[0].startswith("PPI train graph 1: ")
     result = train_gat_ppi(dict(num_of_epochs=2, hidden_features=8, console_log_freq=0, checkpoint_freq=0,
                                 save_binary=True, data_dir=str(tmp_path), progress_bar=False), log=lambda *_: None)
     binary = next((tmp_path / "binaries").glob("ppi_*.pth"))  # conftest points BINARIES_DIR here
+    embedded = []
+    original_tsne = visualizations.plot_embeddings_tsne
+    monkeypatch.setattr(visualizations, "plot_embeddings_tsne",
+                        lambda embeddings, *args, **kwargs: embedded.append(embeddings) or original_tsne(
+                            embeddings, *args, **kwargs))
+    titles = {}
     for kind in ("attention", "entropy", "embeddings"):
         path = visualizations.visualize_gat(binary, kind, data_dir=tmp_path, output_dir=tmp_path / "figures",
-                                            layer=2, head=5, label=3, log=lambda *_: None)
+                                            layer=3, head=5, label=3, log=lambda *_: None)
         assert_png(path)
-    assert result["model"].layers[2].num_heads == 6
+        titles[kind] = figure_titles(path)[0]
+    assert all(title.startswith("PPI test graph 1") for title in titles.values()), titles
+    assert "layer 3 of 3 (gat), head 5" in titles["attention"]
+    assert "output layer" in titles["embeddings"] and "layer 3 of 3" in titles["embeddings"]
+    assert result["model"].layers[2].num_heads == 6 and embedded[0].shape[1] == 121, embedded[0].shape
 
 
+@pytest.mark.slow
 def test_visualize_gat_without_a_name_uses_the_newest_binary(cora_binary, cora_data_dir, isolated_outputs, capsys):
     from utils.checkpoints import load_checkpoint
-    with pytest.raises(SystemExit) as exit_info:
-        playground.main(["visualize_gat", "--data_dir", str(cora_data_dir)])
-    assert "no trained model in" in str(exit_info.value.code)
+    # Nothing trained yet: the committed Cora model, and the line says so.
+    playground.main(["visualize_gat", "--data_dir", str(cora_data_dir), "--output_dir", str(isolated_outputs)])
+    output = capsys.readouterr().out
+    assert f"using the committed one, {display_path(checkpoints.PRETRAINED_CORA)} (" in output
+    assert "test accuracy 0.834" in output
+    assert (isolated_outputs / "cora_gat_seed0_IMP3_attention_node1358_layer1_head0.png").is_file()
+    with pytest.raises(SystemExit) as exit_info:  # it is a Cora model: no stand-in for PPI
+        playground.main(["visualize_gat", "--dataset_name", "ppi", "--data_dir", str(cora_data_dir)])
+    assert "no trained ppi model in" in str(exit_info.value.code)
     older = save_binary(load_checkpoint(cora_binary), "cora")
     newer = save_binary(load_checkpoint(cora_binary), "cora")
     playground.main(["visualize_gat", "--dataset_name", "cora", "--visualization_type", "entropy",

@@ -17,6 +17,7 @@ neither a temp file nor a broken checkpoint):
     models/checkpoints/<run>/last.pth          refreshed every few seconds, at the end, on Ctrl-C
     models/checkpoints/<run>/epoch_<N>.pth     every --checkpoint_freq epochs, newest K kept
     models/binaries/<run>.pth                  the kept model at the end; never overwritten
+    models/pretrained/cora_gat_seed0.pth       committed with the code (utils/pretrained.py); no run writes here
 Checkpoints written before runs had names (models/checkpoints/gat_<dataset>_last.pth, ..._ckpt_epoch_<N>.pth,
 models/binaries/gat_<dataset>_<index>.pth) load and resume as before.
 """
@@ -36,6 +37,7 @@ from utils.files import atomic_write
 
 CHECKPOINTS_DIR = PROJECT_ROOT / "models" / "checkpoints"
 BINARIES_DIR = PROJECT_ROOT / "models" / "binaries"
+PRETRAINED_CORA = PROJECT_ROOT / "models" / "pretrained" / "cora_gat_seed0.pth"
 FORMAT_VERSION = 2
 
 

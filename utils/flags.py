@@ -38,6 +38,14 @@ def non_negative_int(text):
     return value
 
 
+def layer_number(text):
+    """A layer, counted from 1 as every figure and table counts them (1 = the first layer)."""
+    value = _parse(text, int, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"layers are counted from 1 (1 = the first layer), got {text}")
+    return value
+
+
 def positive_float(text):
     value = _parse(text, float, "a number")
     if not value > 0:

@@ -7,7 +7,7 @@ The classes are the blocks. Each node draws its class uniformly; each undirected
 random node and ends, with probability `homophily`, at a node of the same class, otherwise at any node.
 Features are the class's mean vector (scaled by `signal`) plus unit Gaussian noise: one node's own
 features say little about its class, the average over its neighbours (mostly of its class) says more,
-so a model that uses the graph must beat one that does not (the README has the measured gap).
+so a model that uses the graph must beat one that does not (docs/larger_graphs.md has the measured gap).
 
 On-disk format, one folder (all arrays in numpy's .npy format, read without pickle):
     meta.json      {"format": "sbm-graph-1", "num_nodes", "num_undirected_edges", "num_features",

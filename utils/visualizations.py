@@ -3,9 +3,12 @@ attention, attention entropy, t-SNE of embeddings).
 
 Each plot_* function takes plain tensors, draws one figure, writes it as a PNG and returns its path.
 Figures render headless (matplotlib's Agg backend) unless show=True. Graphs are drawn with igraph's
-matplotlib backend, so no cairo is needed.
+matplotlib backend, so no cairo is needed. Layers are counted from 1 in every title, file name and flag
+(layer 1 is the first layer); heads from 0, as the tensors index them. A PNG carries its titles as text
+(`figure_titles(path)` reads them back), so what a figure says can be checked without looking at it.
 """
 
+import json
 import math
 import os
 from pathlib import Path
@@ -40,12 +43,28 @@ def _new_figure(show, nrows=1, ncols=1, **kwargs):
 def _save(fig, output_path, show):
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output_path, dpi=120, bbox_inches="tight")
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    panels = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    metadata = {"Title": suptitle or (panels[0] if panels else ""), "Description": json.dumps(panels)}
+    fig.savefig(output_path, dpi=120, bbox_inches="tight", metadata=metadata)
     if show:
         import matplotlib.pyplot as plt
         plt.show()
         plt.close(fig)
     return output_path
+
+
+def figure_titles(path):
+    """(the figure's title, [each panel's title]) as written into the PNG by _save."""
+    from PIL import Image
+    with Image.open(path) as image:
+        text = dict(image.text)
+    return text.get("Title", ""), json.loads(text.get("Description", "[]"))
+
+
+def describe_layer(index, num_layers):
+    """The name of the layer at 0-based `index`, counted from 1 as every figure counts: 'layer 2 of 3'."""
+    return f"layer {index + 1} of {num_layers}"
 
 
 def _class_colours(num_classes):
@@ -127,15 +146,18 @@ def plot_degree_statistics(edge_index, num_nodes, output_path, dataset_name="gra
 
 # ----------------------------------------------------------------------------- trained-model figures
 
-def plot_neighbourhood_attention(edge_index, attention, labels, node, output_path, head=0, layer_name="layer 0",
-                                 layout="tree", class_names=None, show=False):
+def plot_neighbourhood_attention(edge_index, attention, labels, node, output_path, head=0, layer_name="layer 1",
+                                 layout="tree", class_names=None, show=False, graph_name=None, legend_title="class"):
     """One node's incoming neighbourhood and the attention it pays each neighbour.
 
     Each edge is coloured by log2(attention / uniform attention) on a diverging scale (white =
     uniform, red = more, blue = less; a colour bar gives the scale), so small departures from uniform
     are visible; widths grow only for edges with more than twice the uniform attention.
-    attention: [E, H] aligned with edge_index (a layer's attention_weights). labels: [N] class ids
+    attention: [E, H] aligned with edge_index (a layer's attention_weights); head: one of its heads, or None
+    for the mean over the heads. labels: [N] class ids
     (or 0/1 for one PPI label). layout: 'tree' (Reingold-Tilford circular, node at the root) or 'kk'.
+    layer_name: how the title names the layer ('layer 1 of 2 (gat)'); graph_name, if given, starts the title;
+    class_names and legend_title: what the node colours mean.
     """
     import igraph as ig
     from matplotlib.colors import Normalize
@@ -143,7 +165,7 @@ def plot_neighbourhood_attention(edge_index, attention, labels, node, output_pat
 
     incoming = (edge_index[1] == node).nonzero().flatten()
     neighbours = edge_index[0, incoming].tolist()
-    weights = attention[incoming, head].double()
+    weights = (attention[incoming, head] if head is not None else attention[incoming].mean(1)).double()
     local = {node: 0}
     for neighbour in neighbours:
         local.setdefault(neighbour, len(local))
@@ -175,11 +197,13 @@ def plot_neighbourhood_attention(edge_index, attention, labels, node, output_pat
     present = sorted({int(labels[n]) for n in nodes})
     handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[c], label=class_names[c])
                for c in present]
-    ax.legend(handles=handles, loc="upper left", fontsize=9, title="class")
+    ax.legend(handles=handles, loc="upper left", fontsize=9, title=legend_title)
     self_weight = next((float(w) for j, w in zip(neighbours, weights) if j == node), None)
     self_text = f", self loop {self_weight:.3f}" if self_weight is not None else ""
-    ax.set_title(f"Attention of node {node} ({len(neighbours)} incoming edges incl. self loop), {layer_name}, "
-                 f"head {head}\nmax {max_weight:.3f}, uniform {uniform:.3f}{self_text}; edges above 2x uniform "
+    what = f"{graph_name}: attention" if graph_name else "Attention"
+    which_heads = f"head {head}" if head is not None else f"mean of its {attention.shape[1]} heads"
+    ax.set_title(f"{what} of node {node} ({len(neighbours)} incoming edges incl. self loop), {layer_name}, "
+                 f"{which_heads}\nmax {max_weight:.3f}, uniform {uniform:.3f}{self_text}; edges above 2x uniform "
                  f"are drawn wider", fontsize=11)
     ax.set_axis_off()
     return _save(fig, output_path, show)
@@ -196,32 +220,86 @@ def attention_entropies(edge_index, attention, num_nodes):
     return entropy[has_edges], degree[has_edges].double().log()
 
 
+def _entropy_bins(uniform, num_bins=30):
+    """Shared bins for every panel of one graph: learned entropy never exceeds uniform's (log in-degree)."""
+    return np.linspace(0, float(uniform.max()) + 1e-9, num_bins + 1)
+
+
+def _counts(values, bins):
+    return np.histogram(np.clip(values.numpy(), bins[0], bins[-1]), bins)[0]
+
+
+def _heads_text(heads):
+    """[0, 1, 2, 5] -> 'heads 0-2, 5'; [3] -> 'head 3'."""
+    runs, start = [], heads[0]
+    for previous, head in zip(heads, heads[1:] + [None]):
+        if head != previous + 1:
+            runs.append(f"{start}" if start == previous else f"{start}-{previous}")
+            start = head
+    return f"head{'s' if len(heads) > 1 else ''} {', '.join(runs)}"
+
+
+def entropy_panels(edge_index, attention_per_layer, num_nodes):
+    """The panels of plot_attention_entropy: one per distinct histogram. Heads (of any layer) whose entropy
+    histograms are identical bin for bin share a panel. Returns (bins, uniform entropy [N], panels), each panel
+    a dict: members [(layer, head), ...] (both from 0), entropy [N] (of the first member), equals_uniform."""
+    per_layer = [attention_entropies(edge_index, a.double(), num_nodes)[0] for a in attention_per_layer]
+    uniform = attention_entropies(edge_index, attention_per_layer[0][:, :1].double(), num_nodes)[1]
+    bins = _entropy_bins(uniform)
+    uniform_counts = _counts(uniform, bins)
+    panels = {}
+    for layer, entropy in enumerate(per_layer):
+        for head in range(entropy.shape[1]):
+            counts = _counts(entropy[:, head], bins)
+            panel = panels.setdefault(counts.tobytes(), dict(members=[], entropy=entropy[:, head],
+                                                             equals_uniform=np.array_equal(counts, uniform_counts)))
+            panel["members"].append((layer, head))
+    return bins, uniform, list(panels.values())
+
+
+def _panel_title(members):
+    by_layer = {}
+    for layer, head in members:
+        by_layer.setdefault(layer, []).append(head)
+    return "; ".join(f"layer {layer + 1}, {_heads_text(heads)}" for layer, heads in by_layer.items())
+
+
 def plot_attention_entropy(edge_index, attention_per_layer, num_nodes, output_path, title="", show=False,
                            heads_per_row=4):
-    """One panel per layer and head: the histogram of the entropy of every node's incoming attention
-    (blue outline) over the histogram for uniform attention on the same neighbourhoods (orange, same bins)."""
-    rows_per_layer = [math.ceil(a.shape[1] / heads_per_row) for a in attention_per_layer]
-    num_columns = min(heads_per_row, max(a.shape[1] for a in attention_per_layer))
-    fig, axes = _new_figure(show, sum(rows_per_layer), num_columns, figsize=(3.6 * num_columns, 2.9 * sum(rows_per_layer)),
+    """Per layer and head, the histogram of the entropy of every node's incoming attention (blue outline) over
+    the histogram for uniform attention on the same neighbourhoods (orange, same bins). Heads whose histograms
+    are identical bin for bin share one panel that names them all (entropy_panels), and a panel whose learned
+    histogram equals the uniform one says so; each layer starts a new row."""
+    bins, uniform, panels = entropy_panels(edge_index, attention_per_layer, num_nodes)
+    num_layers = len(attention_per_layer)
+    by_layer = [[panel for panel in panels if panel["members"][0][0] == layer] for layer in range(num_layers)]
+    rows_per_layer = [math.ceil(len(layer_panels) / heads_per_row) for layer_panels in by_layer]
+    num_columns = min(heads_per_row, max(len(layer_panels) for layer_panels in by_layer))
+    num_rows = sum(rows_per_layer)
+    fig, axes = _new_figure(show, num_rows, num_columns, figsize=(max(3.9 * num_columns, 6.5), 3.1 * num_rows + 0.5),
                             squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     first_row = np.cumsum([0] + rows_per_layer)
-    for layer, attention in enumerate(attention_per_layer):
-        entropy, uniform = attention_entropies(edge_index, attention.double(), num_nodes)
-        bins = np.linspace(0, float(max(uniform.max(), entropy.max())) + 1e-9, 31)
-        for head in range(attention.shape[1]):
-            ax = axes[first_row[layer] + head // heads_per_row, head % heads_per_row]
+    for layer, layer_panels in enumerate(by_layer):
+        for index, panel in enumerate(layer_panels):
+            ax = axes[first_row[layer] + index // heads_per_row, index % heads_per_row]
             ax.set_axis_on()
             ax.hist(uniform.numpy(), bins=bins, color="tab:orange", alpha=0.6, label="uniform attention")
-            ax.hist(entropy[:, head].numpy(), bins=bins, histtype="step", linewidth=1.6, color="tab:blue",
-                    label="learned attention")
-            ax.set_title(f"layer {layer}, head {head}", fontsize=10)
+            ax.hist(np.clip(panel["entropy"].numpy(), bins[0], bins[-1]), bins=bins, histtype="step", linewidth=1.6,
+                    color="tab:blue", label="learned attention")
+            notes = (["identical histograms"] if len(panel["members"]) > 1 else []) + \
+                (["learned = uniform, bin for bin"] if panel["equals_uniform"] else [])
+            ax.set_title(_panel_title(panel["members"]) + (f"\n({'; '.join(notes)})" if notes else ""),
+                         fontsize=9)
             ax.set_xlabel("entropy (nats)", fontsize=9)
-            if head % heads_per_row == 0:
+            if index % heads_per_row == 0:
                 ax.set_ylabel("number of nodes", fontsize=9)
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(title or "Entropy of each node's incoming attention: learned vs uniform", fontsize=12)
+    merged = len(panels) < sum(a.shape[1] for a in attention_per_layer)
+    fig.suptitle((title or "Entropy of each node's incoming attention: learned vs uniform")
+                 + ("\nheads whose histograms are identical bin for bin share one panel" if merged else ""),
+                 fontsize=12)
     fig.tight_layout()
     return _save(fig, output_path, show)
 
@@ -229,26 +307,43 @@ def plot_attention_entropy(edge_index, attention_per_layer, num_nodes, output_pa
 def plot_attention_entropy_comparison(edge_index, attention_by_model, num_nodes, output_path, title="", show=False):
     """Two (or more) models side by side: one column per model, one row per layer; each panel pools
     the entropy of every head's incoming attention (blue outline) over uniform attention on the same
-    neighbourhoods (orange), and its title gives mean learned / mean uniform entropy (1 = uniform).
+    neighbourhoods (orange), and its title gives mean learned / mean uniform entropy (1 = uniform). A panel
+    whose learned histogram equals the uniform one bin for bin says so; otherwise, one that repeats an earlier
+    panel bin for bin names it.
 
-    attention_by_model: {name: [attention of layer 0 [E, H], attention of layer 1, ...]}, all on edge_index.
+    attention_by_model: {name: [attention of layer 1 [E, H], attention of layer 2, ...]}, all on edge_index.
     """
     names = list(attention_by_model)
     num_rows = max(len(layers) for layers in attention_by_model.values())
-    fig, axes = _new_figure(show, num_rows, len(names), figsize=(4.6 * len(names), 3.0 * num_rows), squeeze=False)
+    fig, axes = _new_figure(show, num_rows, len(names), figsize=(5.2 * len(names), 3.3 * num_rows), squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
+    uniform = attention_entropies(edge_index, next(iter(attention_by_model.values()))[0][:, :1].double(),
+                                  num_nodes)[1]
+    bins = _entropy_bins(uniform)
+    uniform_counts = _counts(uniform, bins)
+    seen = {}
     for column, name in enumerate(names):
         for row, attention in enumerate(attention_by_model[name]):
-            entropy, uniform = attention_entropies(edge_index, attention.double(), num_nodes)
-            bins = np.linspace(0, float(uniform.max()) + 1e-9, 31)
+            entropy, _ = attention_entropies(edge_index, attention.double(), num_nodes)
+            num_heads = attention.shape[1]
             ax = axes[row, column]
             ax.set_axis_on()
             ax.hist(uniform.numpy(), bins=bins, color="tab:orange", alpha=0.6, density=True, label="uniform attention")
-            ax.hist(entropy.flatten().numpy(), bins=bins, histtype="step", linewidth=1.6, color="tab:blue",
-                    density=True, label=f"learned ({attention.shape[1]} heads pooled)")
+            ax.hist(np.clip(entropy.flatten().numpy(), bins[0], bins[-1]), bins=bins, histtype="step", linewidth=1.6,
+                    color="tab:blue", density=True, label="learned (heads pooled)")
             ratio = float(entropy.mean() / uniform.mean()) if float(uniform.mean()) > 0 else math.nan
-            ax.set_title(f"{name}, layer {row}: learned / uniform {ratio:.3f}", fontsize=10)
+            panel = f"{name}, layer {row + 1}"
+            counts = _counts(entropy.flatten(), bins)
+            # The same density as an earlier panel: counts proportional to its counts (heads pooled, same nodes).
+            key = tuple(counts / counts.sum())
+            if np.array_equal(counts, num_heads * uniform_counts):
+                note = "; learned = uniform, bin for bin"
+            else:
+                note = f"; identical to {seen[key]}" if key in seen else ""
+            seen.setdefault(key, panel)
+            ax.set_title(f"{panel} ({num_heads} head{'s' if num_heads > 1 else ''} pooled)\n"
+                         f"learned / uniform {ratio:.3f}{note}", fontsize=9)
             ax.set_xlabel("entropy (nats)", fontsize=9)
             if column == 0:
                 ax.set_ylabel("density of nodes", fontsize=9)
@@ -286,19 +381,19 @@ def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk",
     dataset_name = dataset_name.lower()
     if dataset_name == "ppi":
         from utils.ppi import load_ppi
-        data = load_ppi(data_dir)["train"][0]
+        data, graph_name = load_ppi(data_dir)["train"][0], "PPI train graph 1"
         labels, class_names = data.labels[:, 0].long().numpy(), ["label 0 = 0", "label 0 = 1"]
     else:
         from utils.planetoid import load_planetoid
-        data = load_planetoid(dataset_name, data_dir)
+        data, graph_name = load_planetoid(dataset_name, data_dir), dataset_name
         labels, class_names = data.labels.numpy(), class_names_for(dataset_name, data.num_classes)
     graph_path = plot_graph(data.edge_index, labels, data.num_nodes, output_dir / f"{dataset_name}_graph_{layout}.png",
                             layout=layout, class_names=class_names, show=show,
-                            title=f"{dataset_name}: {data.num_nodes} nodes ({layout} layout). Node size: degree, "
+                            title=f"{graph_name}: {data.num_nodes} nodes ({layout} layout). Node size: degree, "
                                   f"edge width: edge betweenness")
     degrees_path, stats = plot_degree_statistics(data.edge_index, data.num_nodes,
-                                                 output_dir / f"{dataset_name}_degrees.png", dataset_name, show=show)
-    log(f"{dataset_name}: node {stats['max_degree_node']} has the most neighbours: {stats['max_neighbours']} "
+                                                 output_dir / f"{dataset_name}_degrees.png", graph_name, show=show)
+    log(f"{graph_name}: node {stats['max_degree_node']} has the most neighbours: {stats['max_neighbours']} "
         f"(+ self loop). Figures: {graph_path}, {degrees_path}")
     return [graph_path, degrees_path]
 
@@ -313,10 +408,22 @@ def entropy_summary(edge_index, attention_per_layer, num_nodes):
 
 
 def _model_path(model_name, dataset_name, log):
-    """--model_name as a path, a file in models/binaries/ or a run's name; without it, the newest binary."""
+    """--model_name as a path, a file in models/binaries/ or a run's name; without it, the newest binary,
+    and where models/binaries/ has none (of Cora, or of any dataset), the committed Cora model."""
     from utils import checkpoints
+    from utils.files import display_path
     if model_name is None:
-        path = checkpoints.newest_binary(dataset_name)
+        try:
+            path = checkpoints.newest_binary(dataset_name)
+        except checkpoints.CheckpointError:
+            if dataset_name not in (None, "cora") or not checkpoints.PRETRAINED_CORA.is_file():
+                raise
+            from utils.pretrained import describe
+            path = checkpoints.PRETRAINED_CORA
+            log(f"No trained {dataset_name + ' ' if dataset_name else ''}model in "
+                f"{display_path(checkpoints.BINARIES_DIR)} yet: using the committed one, "
+                f"{display_path(path)} ({describe(path)}). Train your own with python training_script_cora.py")
+            return path
         log(f"Using the newest {dataset_name + ' ' if dataset_name else ''}model: {path} (pick another with "
             f"--model_name RUN; python -m utils.runs lists the runs)")
         return path
@@ -330,8 +437,9 @@ def run_on_its_graph(path, data_dir=None, label=0):
     """Load a trained binary and run it once on the graph it is shown on, keeping its attention.
 
     Cora-like models: their whole graph; PPI models: the first test graph, nodes coloured by PPI
-    label `label`. Returns a dict: model, dataset_name, graph, labels, class_names, attention (one
-    [E, H] tensor per layer, aligned with graph.edge_index) and hidden (every layer's output).
+    label `label`. Returns a dict: model, dataset_name, graph, graph_name (what figures call the graph:
+    'cora', 'PPI test graph 1'), labels, class_names, attention (one [E, H] tensor per layer, aligned
+    with graph.edge_index) and hidden (every layer's output).
     """
     from utils import checkpoints
     from utils.graph import sparsify_if_mostly_zero
@@ -340,14 +448,14 @@ def run_on_its_graph(path, data_dir=None, label=0):
     dataset_name = checkpoint.get("training_state", {}).get("dataset", "cora")
     if dataset_name == "ppi":
         from utils.ppi import load_ppi
-        graph = load_ppi(data_dir)["test"][0]
+        graph, graph_name = load_ppi(data_dir)["test"][0], "PPI test graph 1"
         if not 0 <= label < graph.labels.shape[1]:
             raise ValueError(f"--label must be in [0, {graph.labels.shape[1] - 1}], got {label}")
         labels = graph.labels[:, label].long().numpy()
         class_names = [f"label {label} = 0", f"label {label} = 1"]
     else:
         from utils.planetoid import load_planetoid
-        graph = load_planetoid(dataset_name, data_dir)
+        graph, graph_name = load_planetoid(dataset_name, data_dir), dataset_name
         labels, class_names = graph.labels.numpy(), class_names_for(dataset_name, graph.num_classes)
     if graph.node_features.shape[1] != model.config.num_features_per_layer[0]:
         raise ValueError(f"{Path(path).name} expects {model.config.num_features_per_layer[0]} input features, but "
@@ -355,42 +463,45 @@ def run_on_its_graph(path, data_dir=None, label=0):
     model.eval()
     with torch.no_grad():
         _, hidden = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features), graph.edge_index)
-    return {"model": model, "dataset_name": dataset_name, "graph": graph, "labels": labels,
+    return {"model": model, "dataset_name": dataset_name, "graph": graph, "graph_name": graph_name, "labels": labels,
             "class_names": class_names, "attention": [layer.attention_weights for layer in model.layers],
             "hidden": hidden}
 
 
-def visualize_gat(model_name=None, visualization_type="attention", data_dir=None, output_dir=None, layer=0, head=0,
+def visualize_gat(model_name=None, visualization_type="attention", data_dir=None, output_dir=None, layer=1, head=0,
                   node=None, layout="tree", label=0, show=False, dataset_name=None, compare_with=None, log=print):
     """Load a trained binary (any layer type) and draw its attention, attention entropy or embeddings.
 
     model_name: a file in models/binaries/ (or a path); None: the newest binary (of `dataset_name`, if
-    given). Cora-like models are shown on their whole graph; PPI models on the first test graph, nodes
-    coloured by PPI label `label`. compare_with (entropy only): a second binary of the same dataset,
-    drawn side by side with the first (for example GAT next to GATv2).
+    given), or the committed Cora model when there is none. Cora-like models are shown on their whole
+    graph; PPI models on the first test graph, nodes coloured by PPI label `label`. layer (attention only)
+    counts from 1 (1 = the first layer), head from 0. compare_with (entropy only): a second binary of the
+    same dataset, drawn side by side with the first (for example GAT next to GATv2).
     """
     path = _model_path(model_name, dataset_name, log)
     run = run_on_its_graph(path, data_dir, label)
-    model, dataset_name, graph = run["model"], run["dataset_name"], run["graph"]
-    labels, class_names, attention_per_layer, hidden = run["labels"], run["class_names"], run["attention"], run["hidden"]
+    model, dataset_name, graph, graph_name = run["model"], run["dataset_name"], run["graph"], run["graph_name"]
+    labels, class_names, attention_per_layer = run["labels"], run["class_names"], run["attention"]
+    hidden, num_layers = run["hidden"], len(model.layers)
     output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR)
     stem = f"{path.stem}_{model.layer_type.name}"
     if compare_with is not None and visualization_type != "entropy":
         raise ValueError("--compare_with works with --visualization_type entropy only")
 
     if visualization_type == "attention":
-        if not 0 <= layer < len(model.layers) or not 0 <= head < model.layers[layer].num_heads:
-            raise ValueError(f"the model has {len(model.layers)} layers with "
-                             f"{[gat_layer.num_heads for gat_layer in model.layers]} heads; got layer {layer}, "
-                             f"head {head}")
+        heads = [gat_layer.num_heads for gat_layer in model.layers]
+        if not 1 <= layer <= num_layers or not 0 <= head < heads[layer - 1]:
+            raise ValueError(f"the model has {num_layers} layers (--layer 1 to {num_layers}, 1 = the first layer) "
+                             f"with {heads} heads (--head from 0); got layer {layer}, head {head}")
         if node is None:
             node = degree_statistics(graph.edge_index, graph.num_nodes)["max_degree_node"]
         if not 0 <= node < graph.num_nodes:
             raise ValueError(f"--node must be in [0, {graph.num_nodes - 1}], got {node}")
-        output = plot_neighbourhood_attention(graph.edge_index, attention_per_layer[layer], labels, node,
-                                              output_dir / f"{stem}_attention_node{node}_layer{layer}_head{head}.png",
-                                              head=head, layer_name=f"layer {layer} ({model.config.attention_type})",
-                                              layout=layout, class_names=class_names, show=show)
+        output = plot_neighbourhood_attention(
+            graph.edge_index, attention_per_layer[layer - 1], labels, node,
+            output_dir / f"{stem}_attention_node{node}_layer{layer}_head{head}.png", head=head,
+            layer_name=f"{describe_layer(layer - 1, num_layers)} ({model.config.attention_type})", layout=layout,
+            class_names=class_names, show=show, graph_name=graph_name)
     elif visualization_type == "entropy" and compare_with is not None:
         other_path = _model_path(compare_with, None, log)
         other = run_on_its_graph(other_path, data_dir, label)
@@ -402,23 +513,24 @@ def visualize_gat(model_name=None, visualization_type="attention", data_dir=None
         output = plot_attention_entropy_comparison(
             graph.edge_index, attention_by_model, graph.num_nodes,
             output_dir / f"{path.stem}_vs_{other_path.stem}_attention_entropy.png", show=show,
-            title=f"{dataset_name}: entropy of each node's incoming attention, learned vs uniform")
+            title=f"{graph_name}: entropy of each node's incoming attention, learned vs uniform")
         for name, attention in attention_by_model.items():
             ratios = entropy_summary(graph.edge_index, attention, graph.num_nodes)
-            log(f"{name}: mean entropy, learned / uniform, per layer: " + ", ".join(f"{r:.3f}" for r in ratios))
+            log(f"{name}: mean entropy, learned / uniform, per layer (from 1): "
+                + ", ".join(f"{r:.3f}" for r in ratios))
     elif visualization_type == "entropy":
         output = plot_attention_entropy(graph.edge_index, attention_per_layer, graph.num_nodes,
                                         output_dir / f"{stem}_attention_entropy.png", show=show,
-                                        title=f"{dataset_name} ({path.name}, {model.config.attention_type}): "
+                                        title=f"{graph_name} ({path.name}, {model.config.attention_type}): "
                                               f"entropy of each node's incoming attention, learned vs uniform")
         ratios = entropy_summary(graph.edge_index, attention_per_layer, graph.num_nodes)
-        log("mean entropy, learned / uniform, per layer: " + ", ".join(f"{r:.3f}" for r in ratios))
+        log("mean entropy, learned / uniform, per layer (from 1): " + ", ".join(f"{r:.3f}" for r in ratios))
     elif visualization_type == "embeddings":
-        # Cora: the output layer (what the classes are read from); PPI: the last hidden layer.
-        index = len(hidden) - 1 if dataset_name != "ppi" else len(hidden) - 2
-        output = plot_embeddings_tsne(hidden[index], labels, output_dir / f"{stem}_tsne_layer{index}.png",
+        # The output layer: what the classes (Cora) or the 121 labels (PPI) are read from.
+        output = plot_embeddings_tsne(hidden[-1], labels, output_dir / f"{stem}_tsne_layer{num_layers}.png",
                                       class_names=class_names, show=show,
-                                      title=f"{dataset_name}: t-SNE of layer {index}'s output ({path.name})")
+                                      title=f"{graph_name}: t-SNE of the output layer's output "
+                                            f"({describe_layer(num_layers - 1, num_layers)}, {path.name})")
     else:
         raise ValueError(f"unknown visualization type {visualization_type!r}; use attention, entropy or embeddings")
     log(f"Wrote {output}")
