@@ -67,6 +67,9 @@ def test_notebook_runs_top_to_bottom(cora_data_dir):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     env_before = os.environ.get("GAT_DATA_DIR")
     os.environ["GAT_DATA_DIR"] = str(cora_data_dir)  # the kernel inherits the environment
+    # CI sets MPLBACKEND=Agg for headless scripts; a kernel that inherits it draws plt figures nowhere, where a
+    # notebook's own inline backend shows them as outputs.
+    backend_before = os.environ.pop("MPLBACKEND", None)
     try:
         client = nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
                                          resources={"metadata": {"path": str(PROJECT_ROOT)}})
@@ -76,6 +79,8 @@ def test_notebook_runs_top_to_bottom(cora_data_dir):
             os.environ.pop("GAT_DATA_DIR", None)
         else:
             os.environ["GAT_DATA_DIR"] = env_before
+        if backend_before is not None:
+            os.environ["MPLBACKEND"] = backend_before
     assert len(figures(notebook)) == NUM_FIGURES
     text = printed_text(notebook)
     for phrase in PRINTED:
