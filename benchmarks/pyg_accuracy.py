@@ -1,7 +1,7 @@
 """PyTorch Geometric's GATConv trained under this repository's protocol: a fair peer for our test accuracies.
 
-    python -m benchmarks.pyg_accuracy --datasets cora citeseer --split public --inits 10 --json /tmp/pyg_public.json
-    python -m benchmarks.pyg_accuracy --datasets cora citeseer --split random --splits 10 --inits 2 --json /tmp/pyg_random.json
+    python -m benchmarks.pyg_accuracy --datasets cora citeseer --inits 10 --num_threads 1 --output pyg_public.json
+    python -m benchmarks.pyg_accuracy --datasets cora citeseer --split random --splits 10 --inits 2 --num_threads 1
 
 The same as utils/train_transductive.py: our loaders' data (row-normalised features, the symmetric edge_index
 with one self loop per node), the public split or utils.splits.random_split (20/30 per class on the largest
@@ -132,12 +132,12 @@ def train_pyg_gat(data, train_idx, val_idx, test_idx, seed, *, patience=PATIENCE
                 epochs=epoch)
 
 
-def splits_to_run(data, split, num_splits, split_seed0):
+def splits_to_run(data, split, num_splits, first_split_seed):
     """[(split_seed or None, {train, val, test} indices)]: the public split once, or num_splits random ones."""
     if split == "public":
         return [(None, {"train": data.train_indices, "val": data.val_indices, "test": data.test_indices})]
     return [(seed, random_split(data.labels, data.edge_index, data.num_nodes, TRAIN_PER_CLASS, VAL_PER_CLASS, seed))
-            for seed in range(split_seed0, split_seed0 + num_splits)]
+            for seed in range(first_split_seed, first_split_seed + num_splits)]
 
 
 def main(argv=None):
@@ -147,27 +147,31 @@ def main(argv=None):
     parser.add_argument("--split", choices=("public", "random"), default="public",
                         help="public: the Planetoid split; random: 20/30 per class on the largest component")
     parser.add_argument("--splits", type=positive_int, default=10, help="with --split random: how many splits")
-    parser.add_argument("--inits", type=positive_int, default=10, help="init seeds 0..inits-1 per split")
-    parser.add_argument("--split_seed0", type=non_negative_int, default=0,
+    parser.add_argument("--inits", type=positive_int, default=10, help="initialisation seeds per split")
+    parser.add_argument("--first_seed", type=non_negative_int, default=0, help="the first initialisation seed")
+    parser.add_argument("--first_split_seed", type=non_negative_int, default=0,
                         help="with --split random: the first split seed")
     parser.add_argument("--patience", type=positive_int, default=PATIENCE)
     parser.add_argument("--max_epochs", type=positive_int, default=MAX_EPOCHS)
+    parser.add_argument("--num_threads", type=positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--data_dir", default=None)
-    parser.add_argument("--json", default=None, help="write every run and the summaries here")
+    parser.add_argument("--output", default=None, help="write every run and the summaries as JSON here")
     args = parser.parse_args(argv)
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        parser.error(f"--json: the folder {Path(args.json).resolve().parent} does not exist")
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        parser.error(f"--output: the folder {Path(args.output).resolve().parent} does not exist")
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
     _gat_conv()  # fail now, not after loading the data
 
     graphs = {name: load_planetoid(name, args.data_dir) for name in args.datasets}
     runs, summaries, split_descriptions = [], {}, {}
     for name, data in graphs.items():
         test_accuracies = []
-        for split_seed, split in splits_to_run(data, args.split, args.splits, args.split_seed0):
+        for split_seed, split in splits_to_run(data, args.split, args.splits, args.first_split_seed):
             if split_seed is not None:
                 split_descriptions.setdefault(name, []).append(
                     split_description(split, split_seed, TRAIN_PER_CLASS, VAL_PER_CLASS))
-            for init_seed in range(args.inits):
+            for init_seed in range(args.first_seed, args.first_seed + args.inits):
                 result = train_pyg_gat(data, split["train"], split["val"], split["test"], init_seed,
                                        patience=args.patience, max_epochs=args.max_epochs)
                 runs.append(dict(dataset=name, split=args.split, split_seed=split_seed, init_seed=init_seed, **result))
@@ -181,15 +185,15 @@ def main(argv=None):
     for name, summary in summaries.items():
         print(f"{name} ({args.split} split): PyG GATConv test accuracy {format_summary(summary)}")
 
-    if args.json:
+    if args.output:
         import torch_geometric
-        write_json(args.json, {
+        write_json(args.output, {
             "date": datetime.date.today().isoformat(), "machine": platform.platform(), "torch": torch.__version__,
             "torch_geometric": torch_geometric.__version__, "num_threads": torch.get_num_threads(),
             "settings": dict(vars(args), hidden_features=HIDDEN_FEATURES, num_heads=NUM_HEADS, dropout=DROPOUT,
                              lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY),
             "split_descriptions": split_descriptions, "summaries": summaries, "runs": runs})
-        print(f"Wrote {args.json}")
+        print(f"Wrote {args.output}")
 
 
 if __name__ == "__main__":
