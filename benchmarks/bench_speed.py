@@ -7,8 +7,8 @@
     python -m benchmarks.bench_speed --workloads cli           # the user's epoch, through the training script
 
 cli: the epoch as the user experiences it. training_script_cora.py (default settings: console line every 100
-epochs, _last.pth refreshed every 5 s, binary and test at the end; outputs moved to a temporary folder) and
-benchmarks/pyg_cora_script.py (PyG's GATConv in an example-style loop with the same bookkeeping) each run
+epochs, the run's last.pth refreshed every 5 s, binary and test at the end; outputs moved to a temporary folder)
+and benchmarks/pyg_cora_script.py (PyG's GATConv in an example-style loop with the same bookkeeping) each run
 --cli_epochs SHORT and LONG epochs as subprocesses, interleaved, --cli_repeats times. Two estimates of the epoch:
 (median LONG run - median SHORT run) / (LONG - SHORT), so start-up, data loading and the final test cancel; and,
 steadier because start-up noise never enters it, the script's own clock: both scripts print the seconds since

@@ -1,4 +1,5 @@
-"""How long writing a resumable checkpoint (gat_<dataset>_last.pth) takes, for Cora's and PPI's paper models.
+"""How long writing a run's resumable checkpoint (checkpoints/<run>/last.pth) takes, for Cora's and PPI's
+paper models.
 
     python -m benchmarks.checkpoint_write
 
@@ -45,7 +46,7 @@ def main():
                              random_states=checkpoints.capture_random_states(), tensorboard_dir=None, stop_reason=None,
                              train_seconds=1.0)
                 path = checkpoints.save(checkpoints.make_checkpoint(model, optimizer, state),
-                                        Path(folder) / f"gat_{name}_last.pth")
+                                        Path(folder) / name / "last.pth")
                 seconds.append(time.perf_counter() - start)
             size = path.stat().st_size
         copies = []
