@@ -8,6 +8,7 @@ weights, 1000 epochs of history, random states), atomically, 15 times; prints th
 Also times the in-memory copy PPI keeps of the last completed epoch (to go back to on Ctrl-C mid-epoch).
 """
 
+import argparse
 import copy
 import statistics
 import tempfile
@@ -31,7 +32,8 @@ def trained_one_step(architecture, num_in, num_out):
     return model, optimizer
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # only --help
     models = (("cora", CORA_ARCHITECTURE, 1433, 7), ("ppi", PPI_ARCHITECTURE, 50, 121))
     for name, architecture, num_in, num_out in models:
         model, optimizer = trained_one_step(architecture, num_in, num_out)

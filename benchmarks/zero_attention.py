@@ -1,8 +1,8 @@
-"""The seed's open question, measured: why attention in deeper PPI layers looked "almost all 0", and
-why the model still reached its micro-F1.
+"""The original pytorch-GAT's open question, measured: why attention in deeper PPI layers looked "almost all 0",
+and why the model still reached its micro-F1.
 
     python -m benchmarks.zero_attention                       # trains on generated PPI-format data
-    python -m benchmarks.zero_attention --data_dir DIR --model models/binaries/gat_ppi_000000.pth
+    python -m benchmarks.zero_attention --data_dir DIR --model models/binaries/<run>.pth
 
 Trains the paper's PPI architecture (3 layers, 4/4/6 heads, 256 features, skip connections) on
 generated PPI-format data, or takes a trained binary with --model (for example one trained on the
