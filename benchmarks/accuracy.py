@@ -26,7 +26,7 @@ import torch
 from benchmarks.stats import format_summary, summarize
 from models.gat_layers import ATTENTION_TYPES
 from utils.files import write_json
-from utils.flags import layer_type_arg, non_negative_int, positive_int
+from utils.flags import layer_type_arg, non_negative_int, positive_int, writable_file
 from utils.train_transductive import train_gat_cora
 
 
@@ -48,7 +48,8 @@ def get_parser():
     parser.add_argument("--batch_size", type=positive_int, default=256, help="with --fanouts: training nodes per step")
     parser.add_argument("--num_threads", type=positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--data_dir", default=None)
-    parser.add_argument("--output", default=None, help="write every run and the summaries as JSON here")
+    parser.add_argument("--output", type=writable_file, default=None,
+                        help="write every run and the summaries as JSON here")
     return parser
 
 

@@ -44,7 +44,7 @@ from models import GAT, LayerType
 from utils.graph import sparsify_if_mostly_zero
 from utils.profiling import run_isolated
 from utils.files import write_json
-from utils.flags import positive_int
+from utils.flags import positive_int, writable_file
 
 IMPLEMENTATIONS = ("IMP1", "IMP2", "IMP3", "PyG")
 
@@ -365,7 +365,7 @@ def main(argv=None):
     parser.add_argument("--num_threads", type=positive_int, default=None)
     parser.add_argument("--force_cpu", action="store_true")
     parser.add_argument("--data_dir", default=None)
-    parser.add_argument("--output", default=None, help="write all measurements as JSON here")
+    parser.add_argument("--output", type=writable_file, default=None, help="write all measurements as JSON here")
     args = parser.parse_args(argv)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, LayerType
 from utils.files import write_json
-from utils.flags import positive_int
+from utils.flags import positive_int, writable_file
 
 
 def make_graphs(k, num_graphs, generator):
@@ -126,7 +126,7 @@ def main(argv=None):
     parser.add_argument("--hidden", type=positive_int, default=64, help="features per head")
     parser.add_argument("--num_heads", type=positive_int, default=1)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--output", default=None, help="write every run as JSON here")
+    parser.add_argument("--output", type=writable_file, default=None, help="write every run as JSON here")
     args = parser.parse_args(argv)
 
     runs, rows = [], []

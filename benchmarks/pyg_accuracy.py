@@ -30,7 +30,6 @@ The interval over S splits x I inits treats the S*I runs as independent draws.
 import argparse
 import datetime
 import platform
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -38,7 +37,7 @@ import torch.nn.functional as F
 
 from benchmarks.stats import format_summary, summarize
 from utils.files import write_json
-from utils.flags import non_negative_int, positive_int
+from utils.flags import non_negative_int, positive_int, writable_file
 from utils.metrics import accuracy
 from utils.planetoid import PLANETOID_DATASETS, load_planetoid
 from utils.splits import random_split, split_description
@@ -155,10 +154,9 @@ def main(argv=None):
     parser.add_argument("--max_epochs", type=positive_int, default=MAX_EPOCHS)
     parser.add_argument("--num_threads", type=positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--data_dir", default=None)
-    parser.add_argument("--output", default=None, help="write every run and the summaries as JSON here")
+    parser.add_argument("--output", type=writable_file, default=None,
+                        help="write every run and the summaries as JSON here")
     args = parser.parse_args(argv)
-    if args.output and not Path(args.output).resolve().parent.is_dir():
-        parser.error(f"--output: the folder {Path(args.output).resolve().parent} does not exist")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     _gat_conv()  # fail now, not after loading the data

@@ -78,3 +78,17 @@ def test_train_pyg_gat_smoke(cora):
     assert set(result) == {"test_acc", "best_val_acc", "best_epoch", "epochs"}
     assert 0 < result["test_acc"] <= 1
     assert 1 <= result["best_epoch"] <= result["epochs"] <= 30
+
+
+@pytest.mark.parametrize("module", ["accuracy", "pyg_accuracy", "bench_speed", "dictionary_lookup"])
+def test_benchmarks_refuse_an_unwritable_output_before_running(module, tmp_path, capsys):
+    """A JSON that cannot be written is said at once, not after the runs it was to hold."""
+    import importlib
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"benchmarks.{module}").main(["--output", str(blocker / "results.json")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "--output" in error and "is a file, not a folder" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

@@ -60,6 +60,17 @@ def non_negative_float(text):
     return value
 
 
+def writable_file(text):
+    """A file the command will write at its end (a results JSON): checked now, so that a long run does not end
+    in an error about its folder. Nothing is created by the check."""
+    from utils.files import OutputError, check_writable
+    try:
+        check_writable(text, is_file=True)
+    except OutputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a file name on every system, no path
 
 
