@@ -35,18 +35,18 @@ def profile_gat(args):
 
 
 def profile_sparse(args):
-    from utils.planetoid import load_planetoid
+    from utils.datasets.planetoid import load_planetoid
     from utils.profiling import profile_sparse as run
     run((load_planetoid("cora", args.data_dir).node_features > 0).numpy().astype(np.float32))
 
 
 def visualize_dataset(args):
-    from utils.visualizations import visualize_dataset as run
+    from utils.figures.commands import visualize_dataset as run
     run(args.dataset_name, args.data_dir, args.output_dir, layout=args.layout, show=args.show)
 
 
 def visualize_gat(args):
-    from utils.visualizations import visualize_gat as run
+    from utils.figures.commands import visualize_gat as run
     run(args.model_name, args.visualization_type, data_dir=args.data_dir, output_dir=args.output_dir,
         layer=args.layer, head=args.head, node=args.node, layout=args.layout, label=args.label, show=args.show,
         dataset_name=args.dataset_name, compare_with=args.compare_with)
@@ -54,9 +54,9 @@ def visualize_gat(args):
 
 def get_parser():
     from models import LayerType
-    from utils.flags import (HelpFormatter, OnOffFlag, layer_number, layer_type_arg, new_parser, non_negative_int,
+    from utils.runs.flags import (HelpFormatter, OnOffFlag, layer_number, layer_type_arg, new_parser, non_negative_int,
                              positive_int)
-    from utils.visualizations import LAYOUTS
+    from utils.figures.plots import LAYOUTS
 
     parser = new_parser(__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(f.value for f in PlaygroundFn) + "}")
@@ -116,8 +116,8 @@ def get_parser():
 
 
 def main(argv=None):
-    from utils.data_loading import DatasetError
-    from utils.checkpoints import CheckpointError
+    from utils.datasets.download import DatasetError
+    from utils.runs.checkpoints import CheckpointError
 
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv

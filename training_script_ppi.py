@@ -5,9 +5,9 @@
     python training_script_ppi.py --resume last         # continue the newest PPI run (after Ctrl-C, say)
 """
 
-from utils.flags import OnOffFlag, add_common_training_args, new_parser, positive_int
-from utils.interruption import run_training_script
-from utils.train_inductive import PPI_DEFAULTS, train_gat_ppi
+from utils.runs.flags import OnOffFlag, add_common_training_args, new_parser, positive_int
+from utils.runs.command_line import run_training_script
+from utils.training.many_graphs import PPI_DEFAULTS, train_gat_ppi
 
 
 def get_parser():

@@ -10,7 +10,7 @@ weight decay 5e-4, dropout 0.6, 8 heads x 8 features) and its early stopping on 
 (patience 100); the test split is only read once, by the kept model. Nothing here is tuned.
 
 `public`: the Planetoid split, one run per initialisation seed (first_seed, first_seed + 1, ...). `random`: S splits
-drawn by utils.splits.random_split (20 train + 30 validation nodes per class, the rest test, on the largest
+drawn by utils.datasets.splits.random_split (20 train + 30 validation nodes per class, the rest test, on the largest
 connected component; split seeds first_split_seed, ...), each trained from I initialisation seeds: S x I runs.
 Prints every run and, per dataset, mean ± sample std with the 95 % t-interval of the mean; --output writes all
 of it as JSON. The same arguments give the same numbers on a CPU with the same thread count.
@@ -25,9 +25,9 @@ import torch
 
 from benchmarks.stats import format_summary, summarize
 from models.gat_layers import ATTENTION_TYPES
-from utils.files import write_json
-from utils.flags import layer_type_arg, non_negative_int, positive_int, writable_file
-from utils.train_transductive import train_gat_cora
+from utils.runs.files import write_json
+from utils.runs.flags import layer_type_arg, non_negative_int, positive_int, writable_file
+from utils.training.one_graph import train_gat_cora
 
 
 def get_parser():

@@ -41,10 +41,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models import GAT, LayerType
-from utils.graph import sparsify_if_mostly_zero
+from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.profiling import run_isolated
-from utils.files import write_json
-from utils.flags import positive_int, writable_file
+from utils.runs.files import write_json
+from utils.runs.flags import positive_int, writable_file
 
 IMPLEMENTATIONS = ("IMP1", "IMP2", "IMP3", "PyG")
 
@@ -52,7 +52,7 @@ IMPLEMENTATIONS = ("IMP1", "IMP2", "IMP3", "PyG")
 # ----------------------------------------------------------------------------- workloads
 
 def cora_workload(data_dir=None):
-    from utils.planetoid import load_planetoid
+    from utils.datasets.planetoid import load_planetoid
     data = load_planetoid("cora", data_dir)
     return dict(name="cora", features=data.node_features, edge_index=data.edge_index, labels=data.labels,
                 loss="ce", train_mask=data.train_indices, eval_nodes=data.val_indices, heads=[8, 1], hidden=[8],
@@ -61,9 +61,9 @@ def cora_workload(data_dir=None):
 
 def ppi_workload(nodes_per_graph=2300, avg_degree=30):
     """Two graphs of ~2,300 nodes and ~30 directed edges per node, written and read in the PPI format."""
-    from utils.graph import merge_graphs
-    from utils.ppi import load_ppi
-    from utils.ppi_synthetic import write_synthetic_ppi
+    from utils.datasets.graph import merge_graphs
+    from utils.datasets.ppi import load_ppi
+    from utils.datasets.ppi_synthetic import write_synthetic_ppi
     with tempfile.TemporaryDirectory() as folder:
         write_synthetic_ppi(f"{folder}/ppi", graphs_per_split=(2, 1, 1),
                             nodes_per_graph=(nodes_per_graph, nodes_per_graph + 100), avg_degree=avg_degree)
@@ -266,7 +266,8 @@ def run_workload(spec, implementations, device, args):
 
 def run_cli(args):
     """The user's Cora epoch through the scripts, ours against PyG's; returns table rows."""
-    from utils.data_loading import PROJECT_ROOT, resolve_data_dir
+    from utils.datasets.download import resolve_data_dir
+    from utils.paths import PROJECT_ROOT
     short, long = args.cli_epochs
     data_dir = str(resolve_data_dir(args.data_dir))
     print(f"\n== cli: training_script_cora.py vs benchmarks/pyg_cora_script.py, {short} and {long} epochs, "

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from utils import checkpoints
-from utils.train_inductive import PPI_ARCHITECTURE
-from utils.train_transductive import CORA_ARCHITECTURE
-from utils.training_loop import EarlyStopping
-from utils.training_setup import build_model
+from utils.runs import checkpoints
+from utils.training.many_graphs import PPI_ARCHITECTURE
+from utils.training.one_graph import CORA_ARCHITECTURE
+from utils.training.loop import EarlyStopping
+from utils.training.setup import build_model
 
 
 def trained_one_step(architecture, num_in, num_out):

@@ -3,7 +3,7 @@
     python -m benchmarks.matching_neighbour                     # generate data, train both, report, draw
     python -m benchmarks.matching_neighbour --data_dir DIR --models gat.pth gatv2.pth   # report on trained binaries
 
-The data (`python -m utils.ppi_synthetic --labels matching_neighbour`) give every node an identity code
+The data (`python -m utils.datasets.ppi_synthetic --labels matching_neighbour`) give every node an identity code
 and a query code; its labels are copied from the neighbour whose identity equals its query. Which
 neighbour matters depends on the node asking: static attention (GAT) cannot rank neighbours that way,
 dynamic attention (GATv2) can. Both are trained with the paper's PPI architecture and the same budget.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from utils.flags import positive_int
-from utils.ppi_synthetic import NUM_CODES, write_synthetic_ppi
+from utils.runs.flags import positive_int
+from utils.datasets.ppi_synthetic import NUM_CODES, write_synthetic_ppi
 
 
 def attention_on_matching(edge_index, attention, identity, query):
@@ -47,11 +47,12 @@ def attention_on_matching(edge_index, attention, identity, query):
 
 
 def main(argv=None):
-    from utils.checkpoints import make_checkpoint, save_binary
-    from utils.ppi import load_ppi
-    from utils.visualizations import (DEFAULT_OUTPUT_DIR, degree_statistics, describe_layer, entropy_summary,
-                                      plot_attention_entropy_comparison, plot_neighbourhood_attention,
-                                      run_on_its_graph)
+    from utils.runs.checkpoints import make_checkpoint, save_binary
+    from utils.datasets.ppi import load_ppi
+    from utils.figures.plots import (degree_statistics, describe_layer, entropy_summary,
+                                     plot_attention_entropy_comparison, plot_neighbourhood_attention)
+    from utils.figures.trained_model import run_on_its_graph
+    from utils.paths import FIGURES_DIR
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -62,7 +63,7 @@ def main(argv=None):
                         help="nodes per generated graph")
     parser.add_argument("--epochs", type=positive_int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output_dir", default=str(DEFAULT_OUTPUT_DIR), help="where the figures go")
+    parser.add_argument("--output_dir", default=str(FIGURES_DIR), help="where the figures go")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -73,7 +74,7 @@ def main(argv=None):
                                 label_rule="matching_neighbour")
         paths, test_f1 = args.models, {}
         if paths is None:
-            from utils.train_inductive import train_gat_ppi
+            from utils.training.many_graphs import train_gat_ppi
             paths = []
             for attention_type in ("gat", "gatv2"):
                 result = train_gat_ppi(dict(num_of_epochs=args.epochs, patience_period=args.epochs, seed=args.seed,

@@ -39,8 +39,8 @@ import torch.nn as nn
 
 from models import fast_ops, gat_layers
 from models.gat import receptive_field
-from utils.flags import positive_int
-from utils.graph import sparsify_if_mostly_zero
+from utils.runs.flags import positive_int
+from utils.datasets.graph import sparsify_if_mostly_zero
 
 
 def matmul_gflops(size=1024, repeats=10):
@@ -91,9 +91,9 @@ class PhaseClock:
 
 
 def main(argv=None):
-    from utils.planetoid import load_planetoid
-    from utils.train_transductive import CORA_ARCHITECTURE
-    from utils.training_setup import build_model, make_optimizer
+    from utils.datasets.planetoid import load_planetoid
+    from utils.training.one_graph import CORA_ARCHITECTURE
+    from utils.training.setup import build_model, make_optimizer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)

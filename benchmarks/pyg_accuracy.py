@@ -3,8 +3,8 @@
     python -m benchmarks.pyg_accuracy --datasets cora citeseer --inits 10 --num_threads 1 --output pyg_public.json
     python -m benchmarks.pyg_accuracy --datasets cora citeseer --split random --splits 10 --inits 2 --num_threads 1
 
-The same as utils/train_transductive.py: our loaders' data (row-normalised features, the symmetric edge_index
-with one self loop per node), the public split or utils.splits.random_split (20/30 per class on the largest
+The same as utils/training/one_graph.py: our loaders' data (row-normalised features, the symmetric edge_index
+with one self loop per node), the public split or utils.datasets.splits.random_split (20/30 per class on the largest
 connected component, every node kept for message passing), the paper's architecture (2 layers, 8 heads x 8
 features with ELU, 1 averaged output head, LeakyReLU 0.2, dropout 0.6 on each layer's input and on the
 attention), Adam lr 5e-3 with weight decay 5e-4 on every parameter, full-batch steps, and our EarlyStopping
@@ -36,14 +36,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmarks.stats import format_summary, summarize
-from utils.files import write_json
-from utils.flags import non_negative_int, positive_int, writable_file
-from utils.metrics import accuracy
-from utils.planetoid import PLANETOID_DATASETS, load_planetoid
-from utils.splits import random_split, split_description
-from utils.training_loop import EarlyStopping
+from utils.runs.files import write_json
+from utils.runs.flags import non_negative_int, positive_int, writable_file
+from utils.training.metrics import accuracy
+from utils.datasets.planetoid import PLANETOID_DATASETS, load_planetoid
+from utils.datasets.splits import random_split, split_description
+from utils.training.loop import EarlyStopping
 
-# The paper's transductive setup (utils/train_transductive.py: CORA_ARCHITECTURE, CORA_DEFAULTS).
+# The paper's transductive setup (utils/training/one_graph.py: CORA_ARCHITECTURE, CORA_DEFAULTS).
 HIDDEN_FEATURES, NUM_HEADS, DROPOUT = 8, 8, 0.6
 LEARNING_RATE, WEIGHT_DECAY = 5e-3, 5e-4
 PATIENCE, MAX_EPOCHS = 100, 10000

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 def main(argv=None):
     from torch_geometric.nn import GATConv
 
-    from utils.planetoid import load_planetoid
+    from utils.datasets.planetoid import load_planetoid
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num_of_epochs", type=int, default=10000)

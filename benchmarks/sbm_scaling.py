@@ -1,4 +1,4 @@
-"""Generated graphs (utils/sbm_graph.py): does the signal need the graph, and does sampled training stay flat in memory?
+"""Generated graphs (utils/datasets/sbm_graph.py): does the signal need the graph, and does sampled training stay flat in memory?
 
     python -m benchmarks.sbm_scaling needs_graph --data_dir data/sbm_1e5
     python -m benchmarks.sbm_scaling step_memory --data_dir data/sbm_1e5 --fanouts 10 10 --batch_size 1024
@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from utils.flags import positive_int
+from utils.runs.flags import positive_int
 from utils.profiling import memory_status
 
 
@@ -28,8 +28,8 @@ def _rss_mib():
 
 
 def needs_graph(args):
-    from utils.sbm_graph import load_sbm_graph
-    from utils.train_transductive import train_gat_cora
+    from utils.datasets.sbm_graph import load_sbm_graph
+    from utils.training.one_graph import train_gat_cora
 
     graph = load_sbm_graph(args.data_dir)
     no_edges = torch.arange(graph.num_nodes).repeat(2, 1)
@@ -47,10 +47,10 @@ def needs_graph(args):
 
 
 def step_memory(args):
-    from utils.sampling import NeighbourSampler
-    from utils.sbm_graph import load_sbm_graph
-    from utils.train_transductive import CORA_ARCHITECTURE
-    from utils.training_setup import build_model
+    from utils.training.sampling import NeighbourSampler
+    from utils.datasets.sbm_graph import load_sbm_graph
+    from utils.training.one_graph import CORA_ARCHITECTURE
+    from utils.training.setup import build_model
 
     start = time.perf_counter()
     graph = load_sbm_graph(args.data_dir)
@@ -106,7 +106,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("what", choices=["needs_graph", "step_memory"])
-    parser.add_argument("--data_dir", required=True, help="a folder written by python -m utils.sbm_graph")
+    parser.add_argument("--data_dir", required=True, help="a folder written by python -m utils.datasets.sbm_graph")
     parser.add_argument("--fanouts", type=positive_int, nargs="+", default=[10, 10])
     parser.add_argument("--batch_size", type=positive_int, default=1024, help="target nodes per step")
     parser.add_argument("--epochs", type=positive_int, default=20, help="needs_graph: training epochs per model")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from utils.flags import positive_int
+from utils.runs.flags import positive_int
 
 ORIGINAL_EPSILON = 1e-16  # what the original implementation added to the softmax denominator
 
@@ -98,7 +98,7 @@ def analyse_layer(layer, x, edge_index):
 
 def test_micro_f1(model, graphs, replace=None):
     """Micro-F1 over graphs, with replace = {layer index: function standing in for that layer's _attend}."""
-    from utils.metrics import micro_f1
+    from utils.training.metrics import micro_f1
     replace = replace or {}
     try:
         for index, attend in replace.items():
@@ -133,8 +133,8 @@ def original_normalisation(layer):
 
 
 def main(argv=None):
-    from utils.ppi import load_ppi
-    from utils.ppi_synthetic import write_synthetic_ppi
+    from utils.datasets.ppi import load_ppi
+    from utils.datasets.ppi_synthetic import write_synthetic_ppi
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -156,10 +156,10 @@ def main(argv=None):
             print(f"Generated PPI-format data (neighbour_mean labels, {args.nodes[0]}-{args.nodes[1]} nodes per graph)")
         splits = load_ppi(data_dir, download=False)
         if args.model:
-            from utils.checkpoints import model_from_checkpoint
+            from utils.runs.checkpoints import model_from_checkpoint
             model, _ = model_from_checkpoint(args.model, log_attention_weights=True)
         else:
-            from utils.train_inductive import train_gat_ppi
+            from utils.training.many_graphs import train_gat_ppi
             config = dict(num_of_epochs=args.epochs, patience_period=args.epochs, data_dir=data_dir, seed=args.seed,
                           attention_type=args.attention_type, console_log_freq=10, checkpoint_freq=0,
                           save_binary=False, last_checkpoint_seconds=None, enable_tensorboard=False)

@@ -9,9 +9,10 @@ import os
 import pytest
 import torch
 
-from utils import checkpoints, training_loop, visualizations
-from utils.data_loading import PROJECT_ROOT, DatasetError, resolve_data_dir
-from utils.planetoid import load_planetoid
+from utils import paths
+from utils.datasets.download import DatasetError, resolve_data_dir
+from utils.paths import PROJECT_ROOT
+from utils.datasets.planetoid import load_planetoid
 
 IGNORED_PARTS = {".git", "__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
@@ -21,10 +22,11 @@ def _files_in_checkout():
 
 
 def _redirect_outputs(monkeypatch, folder):
-    monkeypatch.setattr(checkpoints, "CHECKPOINTS_DIR", folder / "checkpoints")
-    monkeypatch.setattr(checkpoints, "BINARIES_DIR", folder / "binaries")
-    monkeypatch.setattr(training_loop, "RUNS_DIR", folder / "runs")
-    monkeypatch.setattr(visualizations, "DEFAULT_OUTPUT_DIR", folder / "figures")
+    monkeypatch.setattr(paths, "CHECKPOINTS_DIR", folder / "checkpoints")
+    monkeypatch.setattr(paths, "BINARIES_DIR", folder / "binaries")
+    monkeypatch.setattr(paths, "RUNS_DIR", folder / "runs")
+    monkeypatch.setattr(paths, "FIGURES_DIR", folder / "figures")
+    monkeypatch.setattr(paths, "PROFILING_CACHE_DIR", folder / "profiling")
     monkeypatch.setenv("GAT_FIGURES_DIR", str(folder / "figures"))
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from utils import checkpoints, training_loop  # noqa: E402
+from utils import paths  # noqa: E402
 
 output_dir, script = Path(sys.argv[1]), sys.argv[2]
-checkpoints.CHECKPOINTS_DIR = output_dir / "checkpoints"
-checkpoints.BINARIES_DIR = output_dir / "binaries"
-training_loop.RUNS_DIR = output_dir / "runs"
+paths.CHECKPOINTS_DIR = output_dir / "checkpoints"
+paths.BINARIES_DIR = output_dir / "binaries"
+paths.RUNS_DIR = output_dir / "runs"
 sys.argv = [script, *sys.argv[3:]]
 runpy.run_path(str(PROJECT_ROOT / script), run_name="__main__")

@@ -43,8 +43,8 @@ def test_pyg_model_with_our_weights_computes_our_logits(cora):
     our eval-mode logits on Cora."""
     pytest.importorskip("torch_geometric")
     from benchmarks.pyg_accuracy import PygGAT, check_edge_index
-    from utils.train_transductive import CORA_ARCHITECTURE
-    from utils.training_setup import build_model
+    from utils.training.one_graph import CORA_ARCHITECTURE
+    from utils.training.setup import build_model
 
     check_edge_index(cora.edge_index, cora.num_nodes)
     ours = build_model(CORA_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3").eval()

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from conftest import the_one
-from utils.checkpoints import load_checkpoint
-from utils.data_loading import PROJECT_ROOT
-from utils.ppi_synthetic import write_synthetic_ppi
-from utils.train_inductive import train_gat_ppi
+from utils.runs.checkpoints import load_checkpoint
+from utils.paths import PROJECT_ROOT
+from utils.datasets.ppi_synthetic import write_synthetic_ppi
+from utils.training.many_graphs import train_gat_ppi
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
@@ -125,7 +125,7 @@ def test_resume_under_torchrun_continues_exactly(ppi_dir, tmp_path):
 def test_a_signal_during_the_agreement_counts_at_the_next_point_on_every_rank():
     """Ctrl-C reaches all ranks at once, often while they sit in the stop-agreement all-reduce. A rank
     must not stop on a signal the others did not agree on, or they wait for it in a collective forever."""
-    from utils.interruption import DeferredSignals
+    from utils.runs.signals import DeferredSignals
     offered = []
 
     def agree_while_the_signal_lands(signum):  # stands in for the all-reduce of the other ranks' signals

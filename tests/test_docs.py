@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from docs.flag_tables import every_parser, flags_page
-from utils.data_loading import PROJECT_ROOT
+from utils.paths import PROJECT_ROOT
 
 README_PATH = PROJECT_ROOT / "README.md"
 DOC_PATHS = [README_PATH, *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
@@ -195,6 +195,8 @@ def parse_as_the_command_would(kind, name, argv, monkeypatch):
     """Parse argv with the parser the command uses, and run nothing: a module's get_parser() where it has one,
     else its main() up to the moment it parses its arguments."""
     module = importlib.import_module(name.removesuffix(".py")) if kind == "script" else importlib.import_module(name)
+    if hasattr(module, "__path__"):  # a package: `python -m` runs its __main__
+        module = importlib.import_module(f"{name}.__main__")
     if hasattr(module, "get_parser"):
         return module.get_parser().parse_args(argv)
     original = argparse.ArgumentParser.parse_args
@@ -232,7 +234,7 @@ def test_the_command_check_catches_a_wrong_flag(monkeypatch, capsys):
 # ----------------------------------------------------------------------------- --help
 
 def test_help_says_the_true_defaults_and_every_flag_has_help():
-    from utils.train_transductive import CORA_DEFAULTS
+    from utils.training.one_graph import CORA_DEFAULTS
     for name, parser in every_parser().items():
         text = parser.format_help()
         for lie in ("(default: None)", "LayerType.", "(default: True)", "(default: False)", "--no-"):

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import training_script_cora
-from utils.data_loading import DatasetError
-from utils.ogbn_arxiv import NUM_CLASSES, ensure_arxiv, load_arxiv, write_arxiv_format_zip
-from utils.sbm_graph import load_sbm_graph, write_sbm_graph
+from utils.datasets.download import DatasetError
+from utils.datasets.ogbn_arxiv import NUM_CLASSES, ensure_arxiv, load_arxiv, write_arxiv_format_zip
+from utils.datasets.sbm_graph import load_sbm_graph, write_sbm_graph
 
 
 def _is_symmetric_with_self_loops(edge_index, num_nodes):
@@ -40,7 +40,7 @@ def test_sbm_graph_has_its_planted_structure(tmp_path):
 
 
 def test_sbm_loader_explains_what_is_missing(tmp_path):
-    with pytest.raises(DatasetError, match="python -m utils.sbm_graph --output"):
+    with pytest.raises(DatasetError, match="python -m utils.datasets.sbm_graph --output"):
         load_sbm_graph(tmp_path)
     write_sbm_graph(tmp_path / "g", num_nodes=100, seed=0)
     np.save(tmp_path / "g" / "labels.npy", np.zeros(7, dtype=np.int64))

@@ -5,7 +5,7 @@ import torch
 
 from models import GAT, GATConfig, LayerType, edge_softmax
 from models.gat_layers import GATLayerImp1, GATLayerImp3
-from utils.graph import build_edge_index, sparsify_if_mostly_zero
+from utils.datasets.graph import build_edge_index, sparsify_if_mostly_zero
 
 
 def random_graph(num_nodes=40, num_edges=160, num_features=12, seed=0):

@@ -12,7 +12,7 @@ import os
 import nbformat
 import pytest
 
-from utils.data_loading import PROJECT_ROOT
+from utils.paths import PROJECT_ROOT
 
 NOTEBOOK = PROJECT_ROOT / "The Annotated GAT.ipynb"
 NUM_FIGURES = 8  # Cora's graph and degrees, training curves, attention, entropy, t-SNE; PPI entropy, attention

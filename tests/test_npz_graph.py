@@ -11,10 +11,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from utils import data_loading, npz_graph
-from utils.data_loading import DatasetError, resolve_data_dir, sha256_of
-from utils.npz_graph import load_npz_graph, save_npz_graph
-from utils.splits import largest_connected_component
+from utils.datasets import download as data_loading
+from utils.datasets import npz_graph
+from utils.datasets.download import DatasetError, resolve_data_dir, sha256_of
+from utils.datasets.npz_graph import load_npz_graph, save_npz_graph
+from utils.datasets.splits import largest_connected_component
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from utils import data_loading, planetoid
-from utils.data_loading import DatasetError, resolve_data_dir
-from utils.planetoid import load_planetoid
+from utils import paths
+from utils.datasets import download as data_loading
+from utils.datasets import planetoid
+from utils.datasets.download import DatasetError, resolve_data_dir
+from utils.datasets.planetoid import load_planetoid
 
 
 def test_cora_known_facts(cora):
@@ -41,7 +43,7 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
     assert resolve_data_dir() == tmp_path / "env"
     assert resolve_data_dir(str(tmp_path / "flag")) == tmp_path / "flag"
     monkeypatch.delenv("GAT_DATA_DIR")
-    assert resolve_data_dir() == data_loading.DEFAULT_DATA_DIR
+    assert resolve_data_dir() == paths.DATA_DIR
 
 
 def copy_cora(cora_data_dir, tmp_path):

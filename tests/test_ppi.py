@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import training_script_ppi
-from utils import data_loading
-from utils.data_loading import DatasetError
-from utils.graph import merge_graphs
-from utils.ppi import GraphDataLoader, ensure_ppi, load_ppi
-from utils.ppi_synthetic import write_synthetic_ppi
-from utils.train_inductive import train_gat_ppi
+from utils.datasets import download as data_loading
+from utils.datasets.download import DatasetError
+from utils.datasets.graph import merge_graphs
+from utils.datasets.ppi import GraphDataLoader, ensure_ppi, load_ppi
+from utils.datasets.ppi_synthetic import write_synthetic_ppi
+from utils.training.many_graphs import train_gat_ppi
 
 GRAPHS = (10, 2, 3)
 
@@ -216,5 +216,5 @@ def test_missing_ppi_says_how_to_generate_it_offline(tmp_path, monkeypatch):
         with pytest.raises(DatasetError) as error:
             ensure_ppi(tmp_path / "empty", download=download)
         message = str(error.value)
-        assert f"python -m utils.ppi_synthetic --output {tmp_path / 'empty' / 'ppi'}" in message
+        assert f"python -m utils.datasets.ppi_synthetic --output {tmp_path / 'empty' / 'ppi'}" in message
         assert f"--data_dir {tmp_path / 'empty'}" in message

@@ -3,22 +3,23 @@
 import torch
 
 from models import GATConfig
-from utils import checkpoints
-from utils.graph import sparsify_if_mostly_zero
-from utils.metrics import accuracy
-from utils.pretrained import KEPT_STATE, slim_checkpoint
-from utils.train_transductive import CORA_ARCHITECTURE
-from utils.training_setup import build_model
+from utils import paths
+from utils.runs import checkpoints
+from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.training.metrics import accuracy
+from utils.runs.pretrained import KEPT_STATE, slim_checkpoint
+from utils.training.one_graph import CORA_ARCHITECTURE
+from utils.training.setup import build_model
 
 
 def test_the_committed_model_is_the_papers_gat_and_scores_its_recorded_accuracy(cora):
-    checkpoint = checkpoints.load_checkpoint(checkpoints.PRETRAINED_CORA)
+    checkpoint = checkpoints.load_checkpoint(paths.PRETRAINED_CORA)
     paper = build_model(CORA_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3", attention_type="gat")
     assert GATConfig(**checkpoint["config"]) == paper.config
     assert checkpoint["optimizer_state"] is None
     state = checkpoint["training_state"]
     assert set(state) == {*KEPT_STATE, "commit"} and state["dataset"] == "cora"
-    assert checkpoints.PRETRAINED_CORA.stat().st_size < 1_000_000
+    assert paths.PRETRAINED_CORA.stat().st_size < 1_000_000
 
     model, _ = checkpoints.model_from_checkpoint(checkpoint)
     with torch.no_grad():  # eval mode: no dropout, the same logits every time

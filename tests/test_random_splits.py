@@ -8,9 +8,9 @@ import scipy.sparse as sp
 import torch
 
 import training_script_cora
-from utils.npz_graph import save_npz_graph
-from utils.splits import random_split
-from utils.train_transductive import train_gat_cora
+from utils.datasets.npz_graph import save_npz_graph
+from utils.datasets.splits import random_split
+from utils.training.one_graph import train_gat_cora
 
 QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False)
 

@@ -13,14 +13,14 @@ import torch
 import training_script_cora
 import training_script_ppi
 from conftest import the_one
-from utils import checkpoints
-from utils.checkpoints import CheckpointError, load_checkpoint
-from utils.data_loading import PROJECT_ROOT
-from utils.ppi import GraphDataLoader, load_ppi
-from utils.ppi_synthetic import write_synthetic_ppi
-from utils.interruption import TrainingInterrupted
-from utils.train_inductive import train_gat_ppi
-from utils.train_transductive import train_gat_cora
+from utils.runs import checkpoints
+from utils.runs.checkpoints import CheckpointError, load_checkpoint
+from utils.paths import PROJECT_ROOT
+from utils.datasets.ppi import GraphDataLoader, load_ppi
+from utils.datasets.ppi_synthetic import write_synthetic_ppi
+from utils.runs.signals import TrainingInterrupted
+from utils.training.many_graphs import train_gat_ppi
+from utils.training.one_graph import train_gat_cora
 
 QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False)
 

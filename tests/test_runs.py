@@ -16,11 +16,13 @@ import playground
 import training_script_cora
 from conftest import the_one
 from test_resume import assert_same_run, interrupt_after, run_script
-from utils import checkpoints, distributed, runs
-from utils.checkpoints import load_checkpoint
-from utils.flags import SettingsError
-from utils.interruption import TrainingDiverged
-from utils.train_transductive import train_gat_cora
+from utils.runs import checkpoints
+from utils.training import distributed
+from utils.runs import listing, run as runs
+from utils.runs.checkpoints import load_checkpoint
+from utils.runs.flags import SettingsError
+from utils.runs.run import TrainingDiverged
+from utils.training.one_graph import train_gat_cora
 
 QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False)
 
@@ -132,7 +134,7 @@ def test_divergence_stops_the_run_and_keeps_the_last_finite_checkpoint(cora, iso
     assert kept["training_state"]["epoch"] == epoch - 1  # the last finite state, not the diverged one
     assert all(torch.isfinite(value).all() for value in kept["model_state"].values())
     assert kept["training_state"]["stop_reason"] == "diverged"
-    assert [row["status"] for row in runs.list_runs()] == ["diverged"]
+    assert [row["status"] for row in listing.list_runs()] == ["diverged"]
     with pytest.raises(TrainingDiverged, match="resuming it would repeat that"):
         train_gat_cora(dict(QUIET, resume="boom", num_of_epochs=300), log=no_log, data=cora)
 
@@ -148,7 +150,7 @@ def test_divergence_through_the_script_is_one_line_and_a_non_zero_exit(cora_data
 @pytest.mark.parametrize("blocker", ["binaries", "results"])
 def test_outputs_that_cannot_be_written_stop_the_run_before_any_epoch(cora_data_dir, isolated_outputs, monkeypatch,
                                                                       blocker):
-    from utils import train_transductive
+    from utils.training import one_graph as train_transductive
     monkeypatch.setattr(train_transductive, "fit", lambda *a, **k: pytest.fail("training started"))
     flags = ["--data_dir", str(cora_data_dir)]
     if blocker == "binaries":
@@ -228,12 +230,12 @@ def test_a_full_disk_on_the_final_save_keeps_the_last_good_checkpoint(cora_data_
 def test_the_run_list_says_what_each_run_did(cora, isolated_outputs, capsys):
     train_gat_cora(dict(QUIET, num_of_epochs=3, save_binary=True, run_name="done"), log=no_log, data=cora)
     train_gat_cora(dict(QUIET, num_of_epochs=2, attention_type="gatv2", seed=3, run_name="v2"), log=no_log, data=cora)
-    rows = runs.list_runs()
+    rows = listing.list_runs()
     assert [(r["name"], r["dataset"], r["attention"], r["seed"], r["epochs"], r["status"]) for r in rows] == [
         ("done", "cora", "gat", 0, 3, "finished"), ("v2", "cora", "gatv2", 3, 2, "finished")]
     assert 0 < rows[0]["test"] <= 1 and rows[1]["test"] is None and 0 < rows[1]["best_val"] <= 1
-    assert runs.list_runs("ppi") == []
-    runs.main([])
+    assert listing.list_runs("ppi") == []
+    listing.main([])
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["name", "dataset", "attention", "seed", "epochs", "status", "best_val", "test"]
     assert table[1].split()[:6] == ["done", "cora", "gat", "0", "3", "finished"]
@@ -272,8 +274,9 @@ def test_a_resumed_run_takes_its_device_setting_from_the_checkpoint(cora, isolat
 @pytest.mark.slow
 def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monkeypatch):
     import os
-    from utils import train_transductive, training_loop
-    from utils.interruption import TrainingInterrupted
+    from utils.training import one_graph as train_transductive
+    from utils.training import loop as training_loop
+    from utils.runs.signals import TrainingInterrupted
     real_fit = training_loop.fit
 
     def fit_with_ctrl_c(model, optimizer, train_one_epoch, *args, **kwargs):
@@ -286,8 +289,8 @@ def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monk
     monkeypatch.setattr(train_transductive, "fit", fit_with_ctrl_c)
     with pytest.raises(TrainingInterrupted):
         train_gat_cora(dict(QUIET, num_of_epochs=50, run_name="stopped"), log=no_log, data=cora)
-    assert [(r["name"], r["status"], r["epochs"]) for r in runs.list_runs()] == [("stopped", "interrupted", 4)]
-    assert not math.isnan(runs.list_runs()[0]["best_val"])
+    assert [(r["name"], r["status"], r["epochs"]) for r in listing.list_runs()] == [("stopped", "interrupted", 4)]
+    assert not math.isnan(listing.list_runs()[0]["best_val"])
 
 
 @pytest.mark.slow

@@ -5,9 +5,9 @@ import torch
 
 import training_script_cora
 from models import GAT
-from utils.graph import sparsify_if_mostly_zero
-from utils.sampling import InNeighbours, NeighbourSampler, layerwise_inference
-from utils.train_transductive import train_gat_cora
+from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.training.sampling import InNeighbours, NeighbourSampler, layerwise_inference
+from utils.training.one_graph import train_gat_cora
 
 
 def _edge_set(edge_index):
@@ -89,7 +89,8 @@ def test_cora_script_checks_fanouts(cora_data_dir):
 
 @pytest.mark.slow
 def test_large_graphs_are_evaluated_in_chunks_by_default(cora, monkeypatch):
-    from utils import sampling, train_transductive
+    from utils.training import sampling
+    from utils.training import one_graph as train_transductive
     settings = dict(num_of_epochs=3, console_log_freq=0, checkpoint_freq=0, save_binary=False,
                     last_checkpoint_seconds=None)
     one_pass = train_gat_cora(dict(settings), log=lambda *_: None, data=cora)

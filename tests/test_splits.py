@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from utils.data_loading import resolve_data_dir
-from utils.graph import build_edge_index
-from utils.npz_graph import load_npz_graph
-from utils.splits import SplitError, largest_connected_component, random_split, split_description
+from utils.datasets.download import resolve_data_dir
+from utils.datasets.graph import build_edge_index
+from utils.datasets.npz_graph import load_npz_graph
+from utils.datasets.splits import SplitError, largest_connected_component, random_split, split_description
 
 BIG = np.arange(0, 400)          # one connected component: a ring plus random chords
 SMALL = np.arange(400, 460)      # a second, smaller ring

@@ -10,10 +10,10 @@ import torch
 import training_script_cora
 from conftest import the_one
 from models import GAT, LayerType
-from utils.checkpoints import CheckpointError, load_checkpoint, make_checkpoint, model_from_checkpoint, save_binary
-from utils.data_loading import PROJECT_ROOT
-from utils.train_transductive import train_gat_cora
-from utils.training_loop import EarlyStopping
+from utils.runs.checkpoints import CheckpointError, load_checkpoint, make_checkpoint, model_from_checkpoint, save_binary
+from utils.paths import PROJECT_ROOT
+from utils.training.one_graph import train_gat_cora
+from utils.training.loop import EarlyStopping
 
 QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False, last_checkpoint_seconds=None)
 
@@ -190,8 +190,8 @@ def test_missing_dataset_exits_with_a_message_not_a_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_importing_the_project_creates_no_files(tmp_path):
-    code = ("import models, utils.train_transductive, utils.train_inductive, utils.checkpoints, utils.flags, "
-            "utils.planetoid, utils.ppi, utils.visualizations, training_script_cora, training_script_ppi, playground, "
+    code = ("import models, utils.training.one_graph, utils.training.many_graphs, utils.runs.checkpoints, utils.runs.flags, "
+            "utils.datasets.planetoid, utils.datasets.ppi, utils.figures.plots, training_script_cora, training_script_ppi, playground, "
             "docs.flag_tables")
     before = {p for p in PROJECT_ROOT.rglob("*") if "__pycache__" not in p.parts}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT, timeout=120)

@@ -6,13 +6,14 @@ from matplotlib.image import imread
 
 import playground
 from models import LayerType
-from utils import checkpoints, visualizations
-from utils.ppi_synthetic import write_synthetic_ppi
-from utils.checkpoints import CheckpointError, make_checkpoint, model_from_checkpoint, save_binary
-from utils.files import display_path
-from utils.visualizations import figure_titles
-from utils.train_inductive import train_gat_ppi
-from utils.train_transductive import train_gat_cora
+from utils import paths
+from utils.figures import commands, plots, trained_model
+from utils.datasets.ppi_synthetic import write_synthetic_ppi
+from utils.runs.checkpoints import CheckpointError, make_checkpoint, model_from_checkpoint, save_binary
+from utils.runs.files import display_path
+from utils.figures.plots import figure_titles
+from utils.training.many_graphs import train_gat_ppi
+from utils.training.one_graph import train_gat_cora
 
 
 def assert_png(path, min_side=300):
@@ -32,7 +33,7 @@ def cora_binary(cora, tmp_path_factory):
 
 
 def test_degree_statistics_of_cora(cora, tmp_path):
-    path, stats = visualizations.plot_degree_statistics(cora.edge_index, cora.num_nodes, tmp_path / "deg.png", "cora")
+    path, stats = plots.plot_degree_statistics(cora.edge_index, cora.num_nodes, tmp_path / "deg.png", "cora")
     assert stats["max_degree_node"] == 1358 and stats["max_neighbours"] == 168 and stats["max_in_degree"] == 169
     assert torch.equal(stats["in_degree"], stats["out_degree"])  # Cora is undirected
     assert_png(path)
@@ -40,8 +41,8 @@ def test_degree_statistics_of_cora(cora, tmp_path):
 
 @pytest.mark.slow
 def test_graph_drawing_of_cora(cora, tmp_path):
-    path = visualizations.plot_graph(cora.edge_index, cora.labels.numpy(), cora.num_nodes, tmp_path / "cora.png",
-                                     layout="fr", class_names=visualizations.CORA_CLASS_NAMES)
+    path = plots.plot_graph(cora.edge_index, cora.labels.numpy(), cora.num_nodes, tmp_path / "cora.png",
+                                     layout="fr", class_names=plots.CORA_CLASS_NAMES)
     assert_png(path, min_side=800)
 
 
@@ -52,7 +53,7 @@ def test_neighbourhood_attention_for_any_layer_type(cora_binary, cora, tmp_path,
         model, _ = model_from_checkpoint(cora_binary, layer_type=layer_type, log_attention_weights=True)
         with torch.no_grad():
             model.eval()(cora.node_features, cora.edge_index)
-        path = visualizations.plot_neighbourhood_attention(cora.edge_index, model.layers[0].attention_weights,
+        path = plots.plot_neighbourhood_attention(cora.edge_index, model.layers[0].attention_weights,
                                                            cora.labels.numpy(), 1358,
                                                            tmp_path / f"att_{layer_type.name}.png", head=3,
                                                            layout=layout)
@@ -62,9 +63,9 @@ def test_neighbourhood_attention_for_any_layer_type(cora_binary, cora, tmp_path,
 def test_entropy_of_uniform_attention_equals_log_degree(cora):
     degree = torch.bincount(cora.edge_index[1], minlength=cora.num_nodes).double()
     uniform = (1.0 / degree[cora.edge_index[1]]).unsqueeze(1)
-    entropy, uniform_entropy = visualizations.attention_entropies(cora.edge_index, uniform, cora.num_nodes)
+    entropy, uniform_entropy = plots.attention_entropies(cora.edge_index, uniform, cora.num_nodes)
     torch.testing.assert_close(entropy[:, 0], uniform_entropy)
-    assert visualizations.entropy_summary(cora.edge_index, [uniform], cora.num_nodes) == pytest.approx([1.0])
+    assert plots.entropy_summary(cora.edge_index, [uniform], cora.num_nodes) == pytest.approx([1.0])
 
 
 @pytest.mark.slow
@@ -91,19 +92,19 @@ def test_playground_visualize_gat_all_types(cora_binary, cora_data_dir, tmp_path
 @pytest.mark.slow
 def test_layers_count_from_1_in_the_attention_figure(cora_binary, cora_data_dir, tmp_path, capsys):
     """--layer 2 draws the second (output) layer's attention, not the first's."""
-    run = visualizations.run_on_its_graph(cora_binary, cora_data_dir)
+    run = trained_model.run_on_its_graph(cora_binary, cora_data_dir)
     assert not torch.equal(run["attention"][0][:, :1], run["attention"][1])
     drawn = []
-    original = visualizations.plot_neighbourhood_attention
+    original = plots.plot_neighbourhood_attention
 
     def spy(edge_index, attention, *args, **kwargs):
         drawn.append(attention)
         return original(edge_index, attention, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(visualizations, "plot_neighbourhood_attention", spy)
-        path = visualizations.visualize_gat(cora_binary, "attention", data_dir=cora_data_dir, output_dir=tmp_path,
-                                            layer=2, log=lambda *_: None)
+        monkeypatch.setattr(plots, "plot_neighbourhood_attention", spy)
+        path = commands.visualize_gat(cora_binary, "attention", data_dir=cora_data_dir, output_dir=tmp_path,
+                                      layer=2, log=lambda *_: None)
     assert torch.equal(drawn[0], run["attention"][1]) and path.name.endswith("_layer2_head0.png")
     assert "layer 2 of 2" in figure_titles(path)[0]
     assert playground.get_parser().parse_args(["visualize_gat"]).layer == 1
@@ -112,7 +113,7 @@ def test_layers_count_from_1_in_the_attention_figure(cora_binary, cora_data_dir,
     assert exit_info.value.code == 2
     assert "layers are counted from 1 (1 = the first layer), got 0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="1 = the first layer"):
-        visualizations.visualize_gat(cora_binary, "attention", data_dir=cora_data_dir, output_dir=tmp_path, layer=0,
+        commands.visualize_gat(cora_binary, "attention", data_dir=cora_data_dir, output_dir=tmp_path, layer=0,
                                      log=lambda *_: None)
 
 
@@ -122,10 +123,10 @@ def test_identical_entropy_panels_are_drawn_once(cora, tmp_path):
     uniform = (1.0 / degree[cora.edge_index[1]]).unsqueeze(1)
     on_self_loop = (cora.edge_index[0] == cora.edge_index[1]).double().unsqueeze(1)  # entropy 0 everywhere
     layers = [torch.cat([uniform, uniform, on_self_loop], dim=1), torch.cat([on_self_loop, uniform], dim=1)]
-    bins, _, panels = visualizations.entropy_panels(cora.edge_index, layers, cora.num_nodes)
+    bins, _, panels = plots.entropy_panels(cora.edge_index, layers, cora.num_nodes)
     assert [panel["members"] for panel in panels] == [[(0, 0), (0, 1), (1, 1)], [(0, 2), (1, 0)]]
     assert [panel["equals_uniform"] for panel in panels] == [True, False]
-    path = visualizations.plot_attention_entropy(cora.edge_index, layers, cora.num_nodes, tmp_path / "entropy.png")
+    path = plots.plot_attention_entropy(cora.edge_index, layers, cora.num_nodes, tmp_path / "entropy.png")
     assert_png(path, min_side=200)
     title, panel_titles = figure_titles(path)
     assert "share one panel" in title
@@ -134,12 +135,12 @@ def test_identical_entropy_panels_are_drawn_once(cora, tmp_path):
                             "layer 1, head 2; layer 2, head 0\n(identical histograms)"]
 
     distinct = [torch.cat([uniform, on_self_loop], dim=1)]
-    path = visualizations.plot_attention_entropy(cora.edge_index, distinct, cora.num_nodes, tmp_path / "distinct.png")
+    path = plots.plot_attention_entropy(cora.edge_index, distinct, cora.num_nodes, tmp_path / "distinct.png")
     title, panel_titles = figure_titles(path)
     assert "share one panel" not in title
     assert panel_titles == ["layer 1, head 0\n(learned = uniform, bin for bin)", "layer 1, head 1"]
 
-    path = visualizations.plot_attention_entropy_comparison(
+    path = plots.plot_attention_entropy_comparison(
         cora.edge_index, {"A": [on_self_loop, uniform], "B": [on_self_loop, on_self_loop]}, cora.num_nodes,
         tmp_path / "comparison.png")
     _, panel_titles = figure_titles(path)
@@ -159,7 +160,7 @@ def test_playground_missing_or_mismatched_binary_is_a_clear_error(cora_binary, c
                          "--data_dir", str(cora_data_dir), "--output_dir", str(tmp_path)])
     assert "layers" in str(exit_info.value.code)
     with pytest.raises(CheckpointError):
-        visualizations.visualize_gat(tmp_path / "nothing.pth")
+        commands.visualize_gat(tmp_path / "nothing.pth")
 
 
 @pytest.mark.slow
@@ -177,7 +178,7 @@ def test_playground_visualize_dataset_and_profiling(cora_data_dir, tmp_path, cap
 @pytest.mark.slow
 def test_profile_gat_measures_time_and_real_memory(cora_data_dir, tmp_path, monkeypatch):
     from utils import profiling
-    monkeypatch.setattr(profiling, "PROFILING_CACHE_DIR", tmp_path)
+    monkeypatch.setattr(paths, "PROFILING_CACHE_DIR", tmp_path)
     results = profiling.profile_gat(["IMP3"], num_of_epochs=2, data_dir=cora_data_dir, device="cpu",
                                     store_cache=True, log=lambda *_: None)
     assert results["IMP3"]["ms_per_epoch"] > 0 and results["IMP3"]["peak_bytes"] > 0
@@ -204,21 +205,21 @@ def test_playground_help_and_default_function():
 def test_ppi_figures(tmp_path, monkeypatch):
     """Every PPI figure names the graph it draws; the t-SNE embeds the output layer (121 label logits)."""
     write_synthetic_ppi(tmp_path / "ppi", graphs_per_split=(4, 1, 1), nodes_per_graph=(40, 50))
-    paths = visualizations.visualize_dataset("ppi", tmp_path, tmp_path / "figures", layout="fr", log=lambda *_: None)
-    for path in paths:
+    figure_paths = commands.visualize_dataset("ppi", tmp_path, tmp_path / "figures", layout="fr", log=lambda *_: None)
+    for path in figure_paths:
         assert_png(path)
         assert figure_titles(path)[0].startswith("PPI train graph 1: ")
     result = train_gat_ppi(dict(num_of_epochs=2, hidden_features=8, console_log_freq=0, checkpoint_freq=0,
                                 save_binary=True, data_dir=str(tmp_path), progress_bar=False), log=lambda *_: None)
     binary = next((tmp_path / "binaries").glob("ppi_*.pth"))  # conftest points BINARIES_DIR here
     embedded = []
-    original_tsne = visualizations.plot_embeddings_tsne
-    monkeypatch.setattr(visualizations, "plot_embeddings_tsne",
+    original_tsne = plots.plot_embeddings_tsne
+    monkeypatch.setattr(plots, "plot_embeddings_tsne",
                         lambda embeddings, *args, **kwargs: embedded.append(embeddings) or original_tsne(
                             embeddings, *args, **kwargs))
     titles = {}
     for kind in ("attention", "entropy", "embeddings"):
-        path = visualizations.visualize_gat(binary, kind, data_dir=tmp_path, output_dir=tmp_path / "figures",
+        path = commands.visualize_gat(binary, kind, data_dir=tmp_path, output_dir=tmp_path / "figures",
                                             layer=3, head=5, label=3, log=lambda *_: None)
         assert_png(path)
         titles[kind] = figure_titles(path)[0]
@@ -230,11 +231,11 @@ def test_ppi_figures(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_visualize_gat_without_a_name_uses_the_newest_binary(cora_binary, cora_data_dir, isolated_outputs, capsys):
-    from utils.checkpoints import load_checkpoint
+    from utils.runs.checkpoints import load_checkpoint
     # Nothing trained yet: the committed Cora model, and the line says so.
     playground.main(["visualize_gat", "--data_dir", str(cora_data_dir), "--output_dir", str(isolated_outputs)])
     output = capsys.readouterr().out
-    assert f"using the committed one, {display_path(checkpoints.PRETRAINED_CORA)} (" in output
+    assert f"using the committed one, {display_path(paths.PRETRAINED_CORA)} (" in output
     assert "test accuracy 0.834" in output
     assert (isolated_outputs / "cora_gat_seed0_IMP3_attention_node1358_layer1_head0.png").is_file()
     with pytest.raises(SystemExit) as exit_info:  # it is a Cora model: no stand-in for PPI

@@ -14,10 +14,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from utils.data_loading import PROJECT_ROOT
-from utils.graph import row_normalise
+from utils import paths
+from utils.datasets.graph import row_normalise
 
-PROFILING_CACHE_DIR = PROJECT_ROOT / "data" / "profiling"
 
 
 # ----------------------------------------------------------------------------- peak memory in a child process
@@ -84,10 +83,10 @@ def memory_status(field):
 
 def _cora_training_step(layer_type, device_name, data_dir):
     """Setup for run_isolated: the paper's Cora model of one layer type; returns one training epoch."""
-    from utils.graph import sparsify_if_mostly_zero
-    from utils.planetoid import load_planetoid
-    from utils.train_transductive import CORA_ARCHITECTURE
-    from utils.training_setup import build_model, make_optimizer
+    from utils.datasets.graph import sparsify_if_mostly_zero
+    from utils.datasets.planetoid import load_planetoid
+    from utils.training.one_graph import CORA_ARCHITECTURE
+    from utils.training.setup import build_model, make_optimizer
 
     device = torch.device(device_name)
     data = load_planetoid("cora", data_dir).to(device)
@@ -113,7 +112,7 @@ def profile_gat(layer_types=("IMP1", "IMP2", "IMP3"), num_of_epochs=10, data_dir
     store_cache the results go to data/profiling/*.json; skip_if_profiling_info_cached reuses them.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    cache_path = PROFILING_CACHE_DIR / f"profile_gat_cora_{device}_{num_of_epochs}_epochs.json"
+    cache_path = paths.PROFILING_CACHE_DIR / f"profile_gat_cora_{device}_{num_of_epochs}_epochs.json"
     if skip_if_profiling_info_cached and cache_path.exists():
         results = json.loads(cache_path.read_text())
         log(f"(cached results from {cache_path})")
@@ -124,7 +123,7 @@ def profile_gat(layer_types=("IMP1", "IMP2", "IMP3"), num_of_epochs=10, data_dir
             measured["ms_per_epoch"] = 1000 * measured["seconds"] / num_of_epochs
             results[layer_type] = measured
         if store_cache:
-            from utils.files import write_json
+            from utils.runs.files import write_json
             write_json(cache_path, results)
     log(f"\nCora, {num_of_epochs} training epochs, device {device}:\n")
     log("| layer type | ms per epoch | peak memory (MiB) |\n|---|---|---|")

@@ -6,12 +6,12 @@ kept weights and a small training_state (dataset, run name, the kept epoch and i
 history, no optimizer state). No run writes into models/pretrained/, so nothing trained can replace it.
 
     python training_script_cora.py --seed 0 --run_name cora_gat_seed0
-    python -m utils.pretrained models/binaries/cora_gat_seed0.pth models/pretrained/cora_gat_seed0.pth
+    python -m utils.runs.pretrained models/binaries/cora_gat_seed0.pth models/pretrained/cora_gat_seed0.pth
 """
 
 import argparse
 
-from utils import checkpoints
+from utils.runs import checkpoints
 
 KEPT_STATE = ("dataset", "run_name", "epoch", "test_acc")
 

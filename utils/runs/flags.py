@@ -63,7 +63,7 @@ def non_negative_float(text):
 def writable_file(text):
     """A file the command will write at its end (a results JSON): checked now, so that a long run does not end
     in an error about its folder. Nothing is created by the check."""
-    from utils.files import OutputError, check_writable
+    from utils.runs.files import OutputError, check_writable
     try:
         check_writable(text, is_file=True)
     except OutputError as error:
@@ -143,7 +143,7 @@ def new_parser(description):
 
 def add_common_training_args(parser, defaults):
     """The flags both training scripts share. `defaults` is the script's defaults dict (CORA_DEFAULTS of
-    utils/train_transductive.py, PPI_DEFAULTS of utils/train_inductive.py): what --help says is what the code uses."""
+    utils/training/one_graph.py, PPI_DEFAULTS of utils/training/many_graphs.py): what --help says is what the code uses."""
     add = parser.add_argument
     add("--num_of_epochs", type=positive_int, default=defaults["num_of_epochs"], help="maximum training epochs")
     add("--patience_period", type=positive_int, default=defaults["patience_period"],

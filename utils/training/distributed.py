@@ -115,7 +115,7 @@ def config_for_rank(config, ctx):
 
 def device_for(ctx, config, log):
     if not ctx.is_distributed:
-        from utils.training_setup import select_device
+        from utils.training.setup import select_device
         return select_device(config["force_cpu"], log=log)
     log(f"Data-parallel training: {ctx.world_size} processes on {ctx.device.type} "
         f"({'NCCL' if ctx.device.type == 'cuda' else 'gloo'}), each with its share of every step's batch")

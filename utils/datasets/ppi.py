@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.data_loading import DatasetError, download_file, extracted_zip, resolve_data_dir
-from utils.graph import GraphData, build_edge_index, merge_graphs
+from utils.datasets.download import DatasetError, download_file, extracted_zip, resolve_data_dir
+from utils.datasets.graph import GraphData, build_edge_index, merge_graphs
 
 PPI_URL = "https://data.dgl.ai/dataset/ppi.zip"
 SPLITS = ("train", "valid", "test")
@@ -47,7 +47,7 @@ def ensure_ppi(data_dir=None, download=True):
                     raise DatasetError(f"PPI is not in {data_dir}, but {candidate} has it: did you mean "
                                        f"--data_dir {candidate}?")
         offline = (f"Without network access, generate PPI-format data offline instead: python -m "
-                   f"utils.ppi_synthetic --output {folder}, then train with --data_dir {data_dir}.")
+                   f"utils.datasets.ppi_synthetic --output {folder}, then train with --data_dir {data_dir}.")
         if not download:
             raise DatasetError(f"PPI not found in {folder}. Download {PPI_URL} and unzip it there.\n{offline}")
         try:

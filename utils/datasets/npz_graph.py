@@ -4,7 +4,7 @@ in their gnn-benchmark .npz layout, and any graph of your own written in that la
     graph = load_npz_graph("amazon-photo")               # downloaded into DIR/npz/ on first use
     graph = load_npz_graph("path/to/my_graph.npz")       # your own file
 
-These graphs have no public split: draw one with utils.splits.random_split (20 per class to train, 30 to
+These graphs have no public split: draw one with utils.datasets.splits.random_split (20 per class to train, 30 to
 validate, the rest to test, on the largest connected component), as Shchur et al. did.
 
 Layout (one .npz archive, every array plain numpy, read with allow_pickle=False so a file cannot run code):
@@ -35,9 +35,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from utils.data_loading import DatasetError, download_file, resolve_data_dir, verify_sha256
-from utils.files import atomic_write
-from utils.graph import GraphData, build_edge_index, row_normalise
+from utils.datasets.download import DatasetError, download_file, resolve_data_dir, verify_sha256
+from utils.runs.files import atomic_write
+from utils.datasets.graph import GraphData, build_edge_index, row_normalise
 
 NPZ_URL = "https://github.com/shchur/gnn-benchmark/raw/master/data/npz"
 NPZ_DATASETS = {
@@ -72,7 +72,7 @@ def npz_file_path(name_or_path, data_dir=None, download=True):
         return path
     if path.suffix != ".npz" and len(path.parts) == 1:
         raise DatasetError(f"unknown npz dataset {str(name_or_path)!r}: choose one of {sorted(NPZ_DATASETS)}, "
-                           f"or give the path of a .npz file in the gnn-benchmark layout (see utils/npz_graph.py)")
+                           f"or give the path of a .npz file in the gnn-benchmark layout (see utils/datasets/npz_graph.py)")
     raise DatasetError(f"{path} does not exist (or is not a file). Give the path of a .npz graph file, or one of "
                        f"the dataset names {sorted(NPZ_DATASETS)}.")
 
@@ -99,7 +99,7 @@ def _dataset_file(dataset_name, data_dir, download):
 def _read_arrays(path):
     """Every array of the archive that this loader uses, read without pickle. Optional arrays that would need
     pickle are left out (they only name things); required ones are refused in the checks that follow."""
-    how_to_fix = "Re-download it, or re-write it with utils.npz_graph.save_npz_graph (plain numpy arrays only)."
+    how_to_fix = "Re-download it, or re-write it with utils.datasets.npz_graph.save_npz_graph (plain numpy arrays only)."
     if not zipfile.is_zipfile(path):
         raise DatasetError(f"{path} is not an .npz archive (not a zip file: incomplete download, or another "
                            f"format?). {how_to_fix}")
@@ -127,7 +127,7 @@ def _read_arrays(path):
 def _require(arrays, key, path, what):
     if key not in arrays:
         raise DatasetError(f"{path} has no array {key!r} ({what}); it holds {sorted(arrays) or 'none we use'}. "
-                           f"See the layout in utils/npz_graph.py.")
+                           f"See the layout in utils/datasets/npz_graph.py.")
     return arrays[key]
 
 
@@ -239,7 +239,7 @@ def load_npz_graph(name_or_path, data_dir=None, download=True, normalise_feature
     binarise_features (None: yes for the named benchmark graphs, no for your own file) sets every non-zero
     feature to 1, as Shchur et al. and PyG do for these graphs. normalise_features then scales each row to
     sum to 1, as the Planetoid loader here does (Shchur et al. leave it off by default; pass False to match).
-    Labels are class ids, -1 for unlabelled nodes. No split: see utils.splits.random_split.
+    Labels are class ids, -1 for unlabelled nodes. No split: see utils.datasets.splits.random_split.
     """
     is_named = str(name_or_path).lower() in NPZ_DATASETS
     path = npz_file_path(name_or_path, data_dir, download)

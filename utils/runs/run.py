@@ -10,23 +10,20 @@ cora_gat_seed0_20261202-013000. All of its files carry it, so no run can overwri
 
 A new run claims its folder with one mkdir, which succeeds for exactly one process: two runs started in the
 same second with the same settings get <name> and <name>-2. `--resume last | NAME | PATH` continues a run in
-its own files.
-
-    python -m utils.runs                      # every run there is: status, epochs, best validation, test
-    python -m utils.runs --dataset_name cora
+its own files. `python -m utils.runs` lists the runs there are (utils/runs/listing.py).
 """
 
 import datetime
-import math
 import re
 from pathlib import Path
 
 from models import LayerType
-from utils import checkpoints
-from utils.checkpoints import CheckpointError
-from utils.files import OutputError, check_writable, display_path, write_json
-from utils.flags import RUN_NAME_PATTERN, SettingsError
-from utils.interruption import DeferredSignals, RunFinished, SaveFailed, TrainingDiverged, TrainingInterrupted
+from utils import paths
+from utils.runs import checkpoints
+from utils.runs.checkpoints import CheckpointError
+from utils.runs.files import OutputError, check_writable, display_path, write_json
+from utils.runs.flags import RUN_NAME_PATTERN, SettingsError
+from utils.runs.signals import DeferredSignals, TrainingInterrupted
 
 # Settings every run has; each trainer adds its own. The scripts' flags take their defaults from here.
 COMMON_DEFAULTS = dict(attention_type="gat", patience_period=100, lr=5e-3, should_test=True, should_visualize=False,
@@ -36,6 +33,18 @@ COMMON_DEFAULTS = dict(attention_type="gat", patience_period=100, lr=5e-3, shoul
 
 STATUSES = {None: "in progress (or killed)", "interrupted": "interrupted", "early_stopping": "finished",
             "num_of_epochs": "finished", "diverged": "diverged"}
+
+
+class RunFinished(Exception):
+    """A finished run was resumed with nothing left to do; the message says how to train it further."""
+
+
+class TrainingDiverged(Exception):
+    """The loss or the weights became non-finite; the message says at which epoch, what was kept, what to try."""
+
+
+class SaveFailed(Exception):
+    """A save the run cannot go on without failed (the final checkpoint, the binary, the results JSON)."""
 
 
 # ----------------------------------------------------------------------------- names
@@ -63,13 +72,13 @@ def claim_run_name(name, chosen_by_user):
             except FileExistsError:
                 taken_by = checkpoints.run_folder(candidate)
             except OSError as error:
-                check_writable(checkpoints.CHECKPOINTS_DIR)  # says why, where it can
+                check_writable(paths.CHECKPOINTS_DIR)  # says why, where it can
                 raise OutputError(f"cannot create {display_path(checkpoints.run_folder(candidate))}: "
                                   f"{describe_os_error(error)}") from None
         if chosen_by_user:
             raise SettingsError(f"--run_name {name}: {display_path(taken_by)} exists already; continue that run "
                                 f"with --resume {name}, or choose another name")
-    raise SettingsError(f"no free run name like {name} in {display_path(checkpoints.CHECKPOINTS_DIR)}")
+    raise SettingsError(f"no free run name like {name} in {display_path(paths.CHECKPOINTS_DIR)}")
 
 
 def writes_files(config):
@@ -91,13 +100,12 @@ def claim_run(config):
 
 def check_outputs(config):
     """Every folder and file the run will write, checked before anything trains (OutputError if one can't be)."""
-    from utils import training_loop
     if config["last_checkpoint_seconds"] is not None or config.get("checkpoint_freq"):
-        check_writable(checkpoints.CHECKPOINTS_DIR)
+        check_writable(paths.CHECKPOINTS_DIR)
     if config["save_binary"]:
-        check_writable(checkpoints.BINARIES_DIR)
+        check_writable(paths.BINARIES_DIR)
     if config["enable_tensorboard"]:
-        check_writable(training_loop.RUNS_DIR)
+        check_writable(paths.RUNS_DIR)
     if config.get("results_json"):
         check_writable(config["results_json"], is_file=True)
 
@@ -231,60 +239,3 @@ def _what_was_kept(outcome):
 
 def describe_os_error(error):
     return error.strerror or str(error) if isinstance(error, OSError) else str(error)
-
-
-# ----------------------------------------------------------------------------- the runs there are
-
-def list_runs(dataset_name=None):
-    """One dict per run with a checkpoint in models/checkpoints/, oldest first: name, dataset, attention, seed,
-    epochs, status, best validation metric and, where its binary exists, the test metric."""
-    found = []
-    for path in sorted(checkpoints.CHECKPOINTS_DIR.glob("*/last.pth"), key=lambda p: p.stat().st_mtime):
-        try:
-            state = checkpoints.load_checkpoint(path)["training_state"]
-        except (CheckpointError, KeyError, TypeError):
-            found.append(dict(name=path.parent.name, status="unreadable"))
-            continue
-        if dataset_name is not None and state.get("dataset") != dataset_name:
-            continue
-        settings, stopping = state.get("settings", {}), state.get("early_stopping", {})
-        row = dict(name=path.parent.name, dataset=state.get("dataset"), attention=settings.get("attention_type"),
-                   seed=settings.get("seed"), epochs=state.get("epoch"),
-                   status=STATUSES.get(state.get("stop_reason"), state.get("stop_reason")),
-                   best_val=stopping.get("best_model_val_metric"), test=None)
-        binary = checkpoints.binary_path(path.parent.name)
-        if binary.is_file():
-            binary_state = checkpoints.load_checkpoint(binary).get("training_state", {})
-            row["test"] = next((v for k, v in binary_state.items() if k.startswith("test_")), None)
-        found.append(row)
-    return found
-
-
-def format_runs(rows):
-    if not rows:
-        return f"No runs in {display_path(checkpoints.CHECKPOINTS_DIR)} yet."
-    columns = ("name", "dataset", "attention", "seed", "epochs", "status", "best_val", "test")
-
-    def cell(value):
-        if isinstance(value, float):
-            return "-" if math.isnan(value) else f"{value:.4f}"
-        return "-" if value is None else str(value)
-    table = [columns] + [tuple(cell(row.get(column)) for column in columns) for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in table)
-
-
-def get_parser():
-    from utils.flags import new_parser
-    parser = new_parser("List the runs in models/checkpoints/: status, epochs, best validation and test metric.")
-    parser.add_argument("--dataset_name", type=str.lower, default=None, help="only the runs of this dataset")
-    return parser
-
-
-def main(argv=None):
-    args = get_parser().parse_args(argv)
-    print(format_runs(list_runs(args.dataset_name)))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,9 @@
 """The training loop both trainers share: `fit` trains, validates, logs, early-stops and checkpoints.
 
-A trainer (utils/train_transductive.py, utils/train_inductive.py) says what one epoch and one evaluation are;
+A trainer (utils/training/one_graph.py, utils/training/many_graphs.py) says what one epoch and one evaluation are;
 `fit` calls them until --num_of_epochs, the paper's early stopping (`EarlyStopping`) or a stop signal, and
 keeps the run resumable: every few seconds, at the end and on Ctrl-C it saves a snapshot of everything the
-next epoch needs (utils/checkpoints.py says what a checkpoint holds).
+next epoch needs (utils/runs/checkpoints.py says what a checkpoint holds).
 """
 
 import copy
@@ -14,12 +14,11 @@ from pathlib import Path
 
 import torch
 
-from utils import checkpoints
-from utils.data_loading import PROJECT_ROOT
-from utils.files import display_path
-from utils.interruption import DeferredSignals, EpochAbandoned
+from utils.runs import checkpoints
+from utils import paths
+from utils.runs.files import display_path
+from utils.runs.signals import DeferredSignals, EpochAbandoned
 
-RUNS_DIR = PROJECT_ROOT / "runs"  # TensorBoard logs
 
 
 # ----------------------------------------------------------------------------- early stopping
@@ -91,7 +90,7 @@ class NullWriter:
 
 
 def tensorboard_folder(run_name):
-    return RUNS_DIR / run_name
+    return paths.RUNS_DIR / run_name
 
 
 def make_summary_writer(enabled, run_name, log_dir=None, purge_step=None, log=print):

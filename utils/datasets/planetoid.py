@@ -13,8 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from utils.data_loading import DatasetError, download_file, resolve_data_dir, verify_sha256
-from utils.graph import GraphData, edge_index_from_adjacency_lists, row_normalise
+from utils.datasets.download import DatasetError, download_file, resolve_data_dir, verify_sha256
+from utils.datasets.graph import GraphData, edge_index_from_adjacency_lists, row_normalise
 
 PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"
 PLANETOID_DATASETS = ("cora", "citeseer", "pubmed")

@@ -11,13 +11,13 @@ A checkpoint is one dict, saved with torch.save and loaded with torch.load(weigh
                      early_stopping (with the kept model's weights), history, random_states,
                      tensorboard_dir, stop_reason, run_name, commit
 
-Files, one run's under its name (utils/runs.py names runs); all written atomically (serialised in memory,
+Files, one run's under its name (utils/runs/run.py names runs); all written atomically (serialised in memory,
 then temp file, fsync, rename: a reader sees the old file or the whole new one, and a full disk leaves
 neither a temp file nor a broken checkpoint):
     models/checkpoints/<run>/last.pth          refreshed every few seconds, at the end, on Ctrl-C
     models/checkpoints/<run>/epoch_<N>.pth     every --checkpoint_freq epochs, newest K kept
     models/binaries/<run>.pth                  the kept model at the end; never overwritten
-    models/pretrained/cora_gat_seed0.pth       committed with the code (utils/pretrained.py); no run writes here
+    models/pretrained/cora_gat_seed0.pth       committed with the code (utils/runs/pretrained.py); no run writes here
 Checkpoints written before runs had names (models/checkpoints/gat_<dataset>_last.pth, ..._ckpt_epoch_<N>.pth,
 models/binaries/gat_<dataset>_<index>.pth) load and resume as before.
 """
@@ -32,12 +32,9 @@ import numpy as np
 import torch
 
 from models import GAT, GATConfig, LayerType
-from utils.data_loading import PROJECT_ROOT
-from utils.files import atomic_write
+from utils import paths
+from utils.runs.files import atomic_write
 
-CHECKPOINTS_DIR = PROJECT_ROOT / "models" / "checkpoints"
-BINARIES_DIR = PROJECT_ROOT / "models" / "binaries"
-PRETRAINED_CORA = PROJECT_ROOT / "models" / "pretrained" / "cora_gat_seed0.pth"
 FORMAT_VERSION = 2
 
 
@@ -49,7 +46,7 @@ class CheckpointError(RuntimeError):
 def git_commit():
     """The current commit hash, or None when not in a git clone (or git is not installed)."""
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
                                 text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -81,7 +78,7 @@ def save(checkpoint, path, exclusive=False):
 
 
 def run_folder(run_name, directory=None):
-    return Path(directory or CHECKPOINTS_DIR) / run_name
+    return Path(directory or paths.CHECKPOINTS_DIR) / run_name
 
 
 def last_checkpoint_path(run_name, directory=None):
@@ -102,7 +99,7 @@ def prune_numbered_checkpoints(run_name, keep, directory=None):
 
 
 def binary_path(run_name, directory=None):
-    return Path(directory or BINARIES_DIR) / f"{run_name}.pth"
+    return Path(directory or paths.BINARIES_DIR) / f"{run_name}.pth"
 
 
 def save_binary(checkpoint, run_name, directory=None):
@@ -127,9 +124,9 @@ def checkpoint_dataset(path):
 
 def newest_binary(dataset_name=None, directory=None):
     """The most recently written binary (of one dataset, or of any), or a CheckpointError saying where it looked."""
-    directory = Path(directory or BINARIES_DIR)
-    paths = sorted(directory.glob("*.pth"), key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
-    for path in paths:
+    directory = Path(directory or paths.BINARIES_DIR)
+    newest_first = sorted(directory.glob("*.pth"), key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+    for path in newest_first:
         if dataset_name is None or checkpoint_dataset(path) == dataset_name:
             return path
     which = f"{dataset_name} model" if dataset_name else "model"
@@ -183,7 +180,7 @@ FIXED_ON_RESUME = ("dataset_name", "attention_type", "lr", "weight_decay", "seed
 
 def resolve_resume_path(resume, dataset_name, directory=None):
     """The checkpoint --resume names: 'last' (the dataset's newest run), a run name, a run's folder or a file."""
-    directory = Path(directory or CHECKPOINTS_DIR)
+    directory = Path(directory or paths.CHECKPOINTS_DIR)
     if resume == "last":
         # Run folders, and the single files of checkpoints written before runs had names.
         candidates = [*directory.glob("*/last.pth"), *directory.glob(f"gat_{dataset_name}*_last.pth")]

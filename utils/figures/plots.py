@@ -1,5 +1,5 @@
-"""Every figure of the project: the dataset (graph drawing, degrees) and a trained GAT (neighbourhood
-attention, attention entropy, t-SNE of embeddings).
+"""Drawing: every figure of the project, from plain tensors. The dataset (graph drawing, degrees) and what a
+trained GAT computes (neighbourhood attention, attention entropy, t-SNE of embeddings).
 
 Each plot_* function takes plain tensors, draws one figure, writes it as a PNG and returns its path.
 Figures render headless (matplotlib's Agg backend) unless show=True. Graphs are drawn with igraph's
@@ -10,7 +10,6 @@ matplotlib backend, so no cairo is needed. Layers are counted from 1 in every ti
 
 import json
 import math
-import os
 from pathlib import Path
 
 import matplotlib
@@ -18,10 +17,7 @@ import matplotlib.lines
 import numpy as np
 import torch
 
-from utils.data_loading import PROJECT_ROOT
 
-# $GAT_FIGURES_DIR, if set, replaces data/visualizations/ (the tests point it at a temp folder).
-DEFAULT_OUTPUT_DIR = Path(os.environ.get("GAT_FIGURES_DIR") or PROJECT_ROOT / "data" / "visualizations")
 LAYOUTS = {"kk": "layout_kamada_kawai", "fr": "layout_fruchterman_reingold", "drl": "layout_drl",
            "circle": "layout_circle", "tree": "layout_reingold_tilford_circular"}
 CORA_CLASS_NAMES = ["Case based", "Genetic algorithms", "Neural networks", "Probabilistic methods",
@@ -373,31 +369,6 @@ def plot_embeddings_tsne(embeddings, labels, output_path, class_names=None, titl
     return _save(fig, output_path, show)
 
 
-# ----------------------------------------------------------------------------- entry points
-
-def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk", show=False, log=print):
-    """Draw the graph and its degree statistics. For PPI: the first training graph, coloured by label 0."""
-    output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR)
-    dataset_name = dataset_name.lower()
-    if dataset_name == "ppi":
-        from utils.ppi import load_ppi
-        data, graph_name = load_ppi(data_dir)["train"][0], "PPI train graph 1"
-        labels, class_names = data.labels[:, 0].long().numpy(), ["label 0 = 0", "label 0 = 1"]
-    else:
-        from utils.planetoid import load_planetoid
-        data, graph_name = load_planetoid(dataset_name, data_dir), dataset_name
-        labels, class_names = data.labels.numpy(), class_names_for(dataset_name, data.num_classes)
-    graph_path = plot_graph(data.edge_index, labels, data.num_nodes, output_dir / f"{dataset_name}_graph_{layout}.png",
-                            layout=layout, class_names=class_names, show=show,
-                            title=f"{graph_name}: {data.num_nodes} nodes ({layout} layout). Node size: degree, "
-                                  f"edge width: edge betweenness")
-    degrees_path, stats = plot_degree_statistics(data.edge_index, data.num_nodes,
-                                                 output_dir / f"{dataset_name}_degrees.png", graph_name, show=show)
-    log(f"{graph_name}: node {stats['max_degree_node']} has the most neighbours: {stats['max_neighbours']} "
-        f"(+ self loop). Figures: {graph_path}, {degrees_path}")
-    return [graph_path, degrees_path]
-
-
 def entropy_summary(edge_index, attention_per_layer, num_nodes):
     """Per layer: mean entropy of learned attention / mean entropy of uniform attention (1 = uniform)."""
     ratios = []
@@ -405,133 +376,3 @@ def entropy_summary(edge_index, attention_per_layer, num_nodes):
         entropy, uniform = attention_entropies(edge_index, attention.double(), num_nodes)
         ratios.append(float(entropy.mean() / uniform.mean()) if float(uniform.mean()) > 0 else math.nan)
     return ratios
-
-
-def _model_path(model_name, dataset_name, log):
-    """--model_name as a path, a file in models/binaries/ or a run's name; without it, the newest binary,
-    and where models/binaries/ has none (of Cora, or of any dataset), the committed Cora model."""
-    from utils import checkpoints
-    from utils.files import display_path
-    if model_name is None:
-        try:
-            path = checkpoints.newest_binary(dataset_name)
-        except checkpoints.CheckpointError:
-            if dataset_name not in (None, "cora") or not checkpoints.PRETRAINED_CORA.is_file():
-                raise
-            from utils.pretrained import describe
-            path = checkpoints.PRETRAINED_CORA
-            log(f"No trained {dataset_name + ' ' if dataset_name else ''}model in "
-                f"{display_path(checkpoints.BINARIES_DIR)} yet: using the committed one, "
-                f"{display_path(path)} ({describe(path)}). Train your own with python training_script_cora.py")
-            return path
-        log(f"Using the newest {dataset_name + ' ' if dataset_name else ''}model: {path} (pick another with "
-            f"--model_name RUN; python -m utils.runs lists the runs)")
-        return path
-    for candidate in (Path(model_name), checkpoints.BINARIES_DIR / model_name, checkpoints.binary_path(model_name)):
-        if candidate.is_file():
-            return candidate
-    return checkpoints.BINARIES_DIR / model_name  # (missing: load_checkpoint says what there is)
-
-
-def run_on_its_graph(path, data_dir=None, label=0):
-    """Load a trained binary and run it once on the graph it is shown on, keeping its attention.
-
-    Cora-like models: their whole graph; PPI models: the first test graph, nodes coloured by PPI
-    label `label`. Returns a dict: model, dataset_name, graph, graph_name (what figures call the graph:
-    'cora', 'PPI test graph 1'), labels, class_names, attention (one [E, H] tensor per layer, aligned
-    with graph.edge_index) and hidden (every layer's output).
-    """
-    from utils import checkpoints
-    from utils.graph import sparsify_if_mostly_zero
-
-    model, checkpoint = checkpoints.model_from_checkpoint(path, log_attention_weights=True)
-    dataset_name = checkpoint.get("training_state", {}).get("dataset", "cora")
-    if dataset_name == "ppi":
-        from utils.ppi import load_ppi
-        graph, graph_name = load_ppi(data_dir)["test"][0], "PPI test graph 1"
-        if not 0 <= label < graph.labels.shape[1]:
-            raise ValueError(f"--label must be in [0, {graph.labels.shape[1] - 1}], got {label}")
-        labels = graph.labels[:, label].long().numpy()
-        class_names = [f"label {label} = 0", f"label {label} = 1"]
-    else:
-        from utils.planetoid import load_planetoid
-        graph, graph_name = load_planetoid(dataset_name, data_dir), dataset_name
-        labels, class_names = graph.labels.numpy(), class_names_for(dataset_name, graph.num_classes)
-    if graph.node_features.shape[1] != model.config.num_features_per_layer[0]:
-        raise ValueError(f"{Path(path).name} expects {model.config.num_features_per_layer[0]} input features, but "
-                         f"{dataset_name} has {graph.node_features.shape[1]}")
-    model.eval()
-    with torch.no_grad():
-        _, hidden = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features), graph.edge_index)
-    return {"model": model, "dataset_name": dataset_name, "graph": graph, "graph_name": graph_name, "labels": labels,
-            "class_names": class_names, "attention": [layer.attention_weights for layer in model.layers],
-            "hidden": hidden}
-
-
-def visualize_gat(model_name=None, visualization_type="attention", data_dir=None, output_dir=None, layer=1, head=0,
-                  node=None, layout="tree", label=0, show=False, dataset_name=None, compare_with=None, log=print):
-    """Load a trained binary (any layer type) and draw its attention, attention entropy or embeddings.
-
-    model_name: a file in models/binaries/ (or a path); None: the newest binary (of `dataset_name`, if
-    given), or the committed Cora model when there is none. Cora-like models are shown on their whole
-    graph; PPI models on the first test graph, nodes coloured by PPI label `label`. layer (attention only)
-    counts from 1 (1 = the first layer), head from 0. compare_with (entropy only): a second binary of the
-    same dataset, drawn side by side with the first (for example GAT next to GATv2).
-    """
-    path = _model_path(model_name, dataset_name, log)
-    run = run_on_its_graph(path, data_dir, label)
-    model, dataset_name, graph, graph_name = run["model"], run["dataset_name"], run["graph"], run["graph_name"]
-    labels, class_names, attention_per_layer = run["labels"], run["class_names"], run["attention"]
-    hidden, num_layers = run["hidden"], len(model.layers)
-    output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR)
-    stem = f"{path.stem}_{model.layer_type.name}"
-    if compare_with is not None and visualization_type != "entropy":
-        raise ValueError("--compare_with works with --visualization_type entropy only")
-
-    if visualization_type == "attention":
-        heads = [gat_layer.num_heads for gat_layer in model.layers]
-        if not 1 <= layer <= num_layers or not 0 <= head < heads[layer - 1]:
-            raise ValueError(f"the model has {num_layers} layers (--layer 1 to {num_layers}, 1 = the first layer) "
-                             f"with {heads} heads (--head from 0); got layer {layer}, head {head}")
-        if node is None:
-            node = degree_statistics(graph.edge_index, graph.num_nodes)["max_degree_node"]
-        if not 0 <= node < graph.num_nodes:
-            raise ValueError(f"--node must be in [0, {graph.num_nodes - 1}], got {node}")
-        output = plot_neighbourhood_attention(
-            graph.edge_index, attention_per_layer[layer - 1], labels, node,
-            output_dir / f"{stem}_attention_node{node}_layer{layer}_head{head}.png", head=head,
-            layer_name=f"{describe_layer(layer - 1, num_layers)} ({model.config.attention_type})", layout=layout,
-            class_names=class_names, show=show, graph_name=graph_name)
-    elif visualization_type == "entropy" and compare_with is not None:
-        other_path = _model_path(compare_with, None, log)
-        other = run_on_its_graph(other_path, data_dir, label)
-        if other["dataset_name"] != dataset_name or not torch.equal(other["graph"].edge_index, graph.edge_index):
-            raise ValueError(f"--compare_with needs a model of the same dataset: {path.name} is {dataset_name}, "
-                             f"{other_path.name} is {other['dataset_name']}")
-        attention_by_model = {f"{path.stem} ({model.config.attention_type})": attention_per_layer,
-                              f"{other_path.stem} ({other['model'].config.attention_type})": other["attention"]}
-        output = plot_attention_entropy_comparison(
-            graph.edge_index, attention_by_model, graph.num_nodes,
-            output_dir / f"{path.stem}_vs_{other_path.stem}_attention_entropy.png", show=show,
-            title=f"{graph_name}: entropy of each node's incoming attention, learned vs uniform")
-        for name, attention in attention_by_model.items():
-            ratios = entropy_summary(graph.edge_index, attention, graph.num_nodes)
-            log(f"{name}: mean entropy, learned / uniform, per layer (from 1): "
-                + ", ".join(f"{r:.3f}" for r in ratios))
-    elif visualization_type == "entropy":
-        output = plot_attention_entropy(graph.edge_index, attention_per_layer, graph.num_nodes,
-                                        output_dir / f"{stem}_attention_entropy.png", show=show,
-                                        title=f"{graph_name} ({path.name}, {model.config.attention_type}): "
-                                              f"entropy of each node's incoming attention, learned vs uniform")
-        ratios = entropy_summary(graph.edge_index, attention_per_layer, graph.num_nodes)
-        log("mean entropy, learned / uniform, per layer (from 1): " + ", ".join(f"{r:.3f}" for r in ratios))
-    elif visualization_type == "embeddings":
-        # The output layer: what the classes (Cora) or the 121 labels (PPI) are read from.
-        output = plot_embeddings_tsne(hidden[-1], labels, output_dir / f"{stem}_tsne_layer{num_layers}.png",
-                                      class_names=class_names, show=show,
-                                      title=f"{graph_name}: t-SNE of the output layer's output "
-                                            f"({describe_layer(num_layers - 1, num_layers)}, {path.name})")
-    else:
-        raise ValueError(f"unknown visualization type {visualization_type!r}; use attention, entropy or embeddings")
-    log(f"Wrote {output}")
-    return output

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from utils.files import atomic_write
+from utils import paths
+from utils.runs.files import atomic_write
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
 
 class DatasetError(RuntimeError):
@@ -33,7 +32,7 @@ def resolve_data_dir(data_dir=None):
         return Path(data_dir).expanduser()
     if os.environ.get("GAT_DATA_DIR"):
         return Path(os.environ["GAT_DATA_DIR"]).expanduser()
-    return DEFAULT_DATA_DIR
+    return paths.DATA_DIR
 
 
 def sha256_of(path):

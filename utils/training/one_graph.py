@@ -1,7 +1,7 @@
 """The transductive trainer: one graph, some of its nodes labelled for training (Cora, Citeseer, Pubmed, ...).
 
 `train_gat_cora` builds the data, the model and the optimizer, says what one epoch (full-batch, or on
-neighbour-sampled mini-batches) and one evaluation are, and hands them to `fit` (utils/training_loop.py).
+neighbour-sampled mini-batches) and one evaluation are, and hands them to `fit` (utils/training/loop.py).
 """
 
 import dataclasses
@@ -9,14 +9,15 @@ import dataclasses
 import torch
 import torch.nn as nn
 
-from utils import checkpoints, distributed
-from utils.flags import SettingsError
-from utils.graph import sparsify_if_mostly_zero
-from utils.metrics import accuracy, num_correct
-from utils.npz_graph import NPZ_DATASETS
-from utils.runs import COMMON_DEFAULTS, claim_run, finish, prepare_run
-from utils.training_loop import fit
-from utils.training_setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, step_seed
+from utils.runs import checkpoints
+from utils.training import distributed
+from utils.runs.flags import SettingsError
+from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.training.metrics import accuracy, num_correct
+from utils.datasets.npz_graph import NPZ_DATASETS
+from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
+from utils.training.loop import fit
+from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, step_seed
 
 # The paper's transductive architecture (Cora, Citeseer): 8 heads x 8 features, 1 output head.
 CORA_ARCHITECTURE = dict(num_of_layers=2, num_heads_per_layer=[8, 1], hidden_features=[8],
@@ -48,25 +49,25 @@ def architecture_for(dataset_name):
 
 def load_transductive(dataset_name, data_dir=None):
     """A Planetoid graph, an npz graph (a name of NPZ_GRAPHS or a path to a .npz file), ogbn-arxiv, or a generated
-    graph (`sbm`: a folder written by `python -m utils.sbm_graph`)."""
+    graph (`sbm`: a folder written by `python -m utils.datasets.sbm_graph`)."""
     if dataset_name in NPZ_GRAPHS or str(dataset_name).endswith(".npz"):
-        from utils.npz_graph import load_npz_graph
+        from utils.datasets.npz_graph import load_npz_graph
         return load_npz_graph(dataset_name, data_dir)
     if dataset_name == "sbm":
-        from utils.sbm_graph import load_sbm_graph
-        from utils.data_loading import resolve_data_dir
+        from utils.datasets.sbm_graph import load_sbm_graph
+        from utils.datasets.download import resolve_data_dir
         return load_sbm_graph(resolve_data_dir(data_dir))
     if dataset_name == "ogbn-arxiv":
-        from utils.ogbn_arxiv import load_arxiv
+        from utils.datasets.ogbn_arxiv import load_arxiv
         return load_arxiv(data_dir)
-    from utils.planetoid import load_planetoid
+    from utils.datasets.planetoid import load_planetoid
     return load_planetoid(dataset_name, data_dir)
 
 
 def choose_split(data, config):
     """(graph with the run's train/val/test nodes, what the split is): the graph's public split, or a random one
-    drawn per class (utils/splits.py). --split's default: public where the graph has one, random elsewhere."""
-    from utils.splits import SplitError, random_split, split_description
+    drawn per class (utils/datasets/splits.py). --split's default: public where the graph has one, random elsewhere."""
+    from utils.datasets.splits import SplitError, random_split, split_description
     split = config["split"] or ("public" if data.train_indices is not None else "random")
     if split == "public":
         if data.train_indices is None:
@@ -89,7 +90,7 @@ def train_gat_cora(config=None, log=print, data=None):
     skips loading. Raises TrainingInterrupted after saving when stopped by Ctrl-C or SIGTERM.
 
     With `fanouts`, training runs on neighbour-sampled mini-batches of `batch_size` training nodes
-    (utils/sampling.py); under torchrun, each process takes its share of every batch's nodes."""
+    (utils/training/sampling.py); under torchrun, each process takes its share of every batch's nodes."""
     is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
     log = log if is_main else silent
     config, resume = prepare_run(CORA_DEFAULTS, config, TRANSDUCTIVE_DATASETS, "training_script_cora.py", log,
@@ -141,7 +142,7 @@ def train_gat_cora(config=None, log=print, data=None):
     if config["fanouts"]:
         # Neighbour-sampled mini-batches: batch_size training nodes per step (all processes together),
         # each step on the subgraph sampled around them; the loss is taken on those nodes only.
-        from utils.sampling import NeighbourSampler
+        from utils.training.sampling import NeighbourSampler
         sampler = NeighbourSampler(data.edge_index, data.num_nodes, config["fanouts"], seed=config["seed"])
         order_generator = torch.Generator().manual_seed(config["seed"])
         generators = {"batch_order": order_generator}  # the sampler is reseeded per step (below)
@@ -180,7 +181,7 @@ def train_gat_cora(config=None, log=print, data=None):
 
     @torch.no_grad()
     def evaluate(split):
-        from utils.sampling import layerwise_inference
+        from utils.training.sampling import layerwise_inference
         # Every process evaluates the whole graph (the same numbers on each): nothing to combine.
         chunk_size = config["eval_chunk_size"] or (EVAL_CHUNK_SIZE if data.num_nodes > EVAL_ONE_PASS_NODES else None)
         logits = layerwise_inference(model, node_features, edge_index, chunk_size, output_nodes=splits[split])

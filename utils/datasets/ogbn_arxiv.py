@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.data_loading import DatasetError, download_file, extracted_zip, resolve_data_dir
-from utils.graph import GraphData, build_edge_index
+from utils.datasets.download import DatasetError, download_file, extracted_zip, resolve_data_dir
+from utils.datasets.graph import GraphData, build_edge_index
 
 ARXIV_URL = "http://snap.stanford.edu/ogb/data/nodeproppred/arxiv.zip"
 FOLDER = "ogbn_arxiv"

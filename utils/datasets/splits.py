@@ -1,6 +1,6 @@
 """Random per-class splits, as in Shchur et al., "Pitfalls of Graph Neural Network Evaluation" (2018).
 
-For graphs without a public split (utils.npz_graph), and to re-split those that have one: 20 nodes per class
+For graphs without a public split (utils.datasets.npz_graph), and to re-split those that have one: 20 nodes per class
 to train, 30 per class to validate, every other eligible node to test, on the largest connected component.
 Shchur et al. showed that one fixed split can rank models differently from the next, so report the mean
 over several seeds.

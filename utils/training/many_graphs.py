@@ -1,7 +1,7 @@
 """The inductive trainer: many graphs, whole graphs unseen in training at test time (PPI, multi-label).
 
 `train_gat_ppi` batches whole graphs, says what one pass over a split is, and hands training to `fit`
-(utils/training_loop.py).
+(utils/training/loop.py).
 """
 
 import sys
@@ -9,12 +9,13 @@ import sys
 import torch
 import torch.nn as nn
 
-from utils import checkpoints, distributed
-from utils.flags import SettingsError
-from utils.metrics import micro_f1_counts, micro_f1_from_counts
-from utils.runs import COMMON_DEFAULTS, claim_run, finish, prepare_run
-from utils.training_loop import fit
-from utils.training_setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent
+from utils.runs import checkpoints
+from utils.training import distributed
+from utils.runs.flags import SettingsError
+from utils.training.metrics import micro_f1_counts, micro_f1_from_counts
+from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
+from utils.training.loop import fit
+from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent
 
 # The paper's inductive architecture: 3 layers, 4/4/6 heads, 256 features per hidden head,
 # skip connections, no dropout; the output layer averages its 6 heads.
@@ -39,7 +40,7 @@ def train_gat_ppi(config=None, log=print, splits=None):
     metric is summed over all of them. Only rank 0 prints and writes files."""
     from tqdm import tqdm
 
-    from utils.ppi import GraphDataLoader, load_ppi
+    from utils.datasets.ppi import GraphDataLoader, load_ppi
 
     is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
     log = log if is_main else silent

@@ -1,0 +1,72 @@
+"""A trained model, found and run on the graph it trained on, for the figures to draw.
+
+    path = find_model("cora_gat_seed0_20261202-013000")   # a run's name, a file in models/binaries/, or a path
+    run = run_on_its_graph(path)                          # model, graph, labels, attention per layer, hidden
+"""
+
+from pathlib import Path
+
+import torch
+
+from utils import paths
+from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.runs import checkpoints
+from utils.runs.files import display_path
+from utils.figures.plots import class_names_for
+
+
+def find_model(model_name, dataset_name, log):
+    """--model_name as a path, a file in models/binaries/ or a run's name; without it, the newest binary,
+    and where models/binaries/ has none (of Cora, or of any dataset), the committed Cora model."""
+    if model_name is None:
+        try:
+            path = checkpoints.newest_binary(dataset_name)
+        except checkpoints.CheckpointError:
+            if dataset_name not in (None, "cora") or not paths.PRETRAINED_CORA.is_file():
+                raise
+            from utils.runs.pretrained import describe
+            path = paths.PRETRAINED_CORA
+            log(f"No trained {dataset_name + ' ' if dataset_name else ''}model in "
+                f"{display_path(paths.BINARIES_DIR)} yet: using the committed one, "
+                f"{display_path(path)} ({describe(path)}). Train your own with python training_script_cora.py")
+            return path
+        log(f"Using the newest {dataset_name + ' ' if dataset_name else ''}model: {path} (pick another with "
+            f"--model_name RUN; python -m utils.runs lists the runs)")
+        return path
+    for candidate in (Path(model_name), paths.BINARIES_DIR / model_name, checkpoints.binary_path(model_name)):
+        if candidate.is_file():
+            return candidate
+    return paths.BINARIES_DIR / model_name  # (missing: load_checkpoint says what there is)
+
+
+def run_on_its_graph(path, data_dir=None, label=0):
+    """Load a trained binary and run it once on the graph it is shown on, keeping its attention.
+
+    Cora-like models: their whole graph; PPI models: the first test graph, nodes coloured by PPI
+    label `label`. Returns a dict: model, dataset_name, graph, graph_name (what figures call the graph:
+    'cora', 'PPI test graph 1'), labels, class_names, attention (one [E, H] tensor per layer, aligned
+    with graph.edge_index) and hidden (every layer's output).
+    """
+
+    model, checkpoint = checkpoints.model_from_checkpoint(path, log_attention_weights=True)
+    dataset_name = checkpoint.get("training_state", {}).get("dataset", "cora")
+    if dataset_name == "ppi":
+        from utils.datasets.ppi import load_ppi
+        graph, graph_name = load_ppi(data_dir)["test"][0], "PPI test graph 1"
+        if not 0 <= label < graph.labels.shape[1]:
+            raise ValueError(f"--label must be in [0, {graph.labels.shape[1] - 1}], got {label}")
+        labels = graph.labels[:, label].long().numpy()
+        class_names = [f"label {label} = 0", f"label {label} = 1"]
+    else:
+        from utils.datasets.planetoid import load_planetoid
+        graph, graph_name = load_planetoid(dataset_name, data_dir), dataset_name
+        labels, class_names = graph.labels.numpy(), class_names_for(dataset_name, graph.num_classes)
+    if graph.node_features.shape[1] != model.config.num_features_per_layer[0]:
+        raise ValueError(f"{Path(path).name} expects {model.config.num_features_per_layer[0]} input features, but "
+                         f"{dataset_name} has {graph.node_features.shape[1]}")
+    model.eval()
+    with torch.no_grad():
+        _, hidden = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features), graph.edge_index)
+    return {"model": model, "dataset_name": dataset_name, "graph": graph, "graph_name": graph_name, "labels": labels,
+            "class_names": class_names, "attention": [layer.attention_weights for layer in model.layers],
+            "hidden": hidden}

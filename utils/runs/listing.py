@@ -1,0 +1,64 @@
+"""The runs there are, from their checkpoints: name, dataset, attention, seed, epochs, status, best validation, test.
+
+    python -m utils.runs                      # every run
+    python -m utils.runs --dataset_name cora
+"""
+
+import math
+
+from utils import paths
+from utils.runs import checkpoints
+from utils.runs.checkpoints import CheckpointError
+from utils.runs.files import display_path
+from utils.runs.flags import new_parser
+from utils.runs.run import STATUSES
+
+
+def list_runs(dataset_name=None):
+    """One dict per run with a checkpoint in models/checkpoints/, oldest first: name, dataset, attention, seed,
+    epochs, status, best validation metric and, where its binary exists, the test metric."""
+    found = []
+    for path in sorted(paths.CHECKPOINTS_DIR.glob("*/last.pth"), key=lambda p: p.stat().st_mtime):
+        try:
+            state = checkpoints.load_checkpoint(path)["training_state"]
+        except (CheckpointError, KeyError, TypeError):
+            found.append(dict(name=path.parent.name, status="unreadable"))
+            continue
+        if dataset_name is not None and state.get("dataset") != dataset_name:
+            continue
+        settings, stopping = state.get("settings", {}), state.get("early_stopping", {})
+        row = dict(name=path.parent.name, dataset=state.get("dataset"), attention=settings.get("attention_type"),
+                   seed=settings.get("seed"), epochs=state.get("epoch"),
+                   status=STATUSES.get(state.get("stop_reason"), state.get("stop_reason")),
+                   best_val=stopping.get("best_model_val_metric"), test=None)
+        binary = checkpoints.binary_path(path.parent.name)
+        if binary.is_file():
+            binary_state = checkpoints.load_checkpoint(binary).get("training_state", {})
+            row["test"] = next((v for k, v in binary_state.items() if k.startswith("test_")), None)
+        found.append(row)
+    return found
+
+
+def format_runs(rows):
+    if not rows:
+        return f"No runs in {display_path(paths.CHECKPOINTS_DIR)} yet."
+    columns = ("name", "dataset", "attention", "seed", "epochs", "status", "best_val", "test")
+
+    def cell(value):
+        if isinstance(value, float):
+            return "-" if math.isnan(value) else f"{value:.4f}"
+        return "-" if value is None else str(value)
+    table = [columns] + [tuple(cell(row.get(column)) for column in columns) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in table)
+
+
+def get_parser():
+    parser = new_parser("List the runs in models/checkpoints/: status, epochs, best validation and test metric.")
+    parser.add_argument("--dataset_name", type=str.lower, default=None, help="only the runs of this dataset")
+    return parser
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    print(format_runs(list_runs(args.dataset_name)))
