@@ -54,9 +54,9 @@ def visualize_gat(args):
 
 def get_parser():
     from models import LayerType
-    from utils.runs.flags import (HelpFormatter, OnOffFlag, layer_number, layer_type_arg, new_parser, non_negative_int,
-                             positive_int)
     from utils.figures.plots import LAYOUTS
+    from utils.runs.flags import (HelpFormatter, OnOffFlag, layer_number, layer_type_arg, new_parser, non_negative_int,
+                                  positive_int)
 
     parser = new_parser(__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(f.value for f in PlaygroundFn) + "}")

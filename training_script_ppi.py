@@ -5,27 +5,27 @@
     python training_script_ppi.py --resume last         # continue the newest PPI run (after Ctrl-C, say)
 """
 
-from utils.runs.flags import OnOffFlag, add_common_training_args, new_parser, positive_int
 from utils.runs.command_line import run_training_script
-from utils.training.many_graphs import PPI_DEFAULTS, train_gat_ppi
+from utils.runs.flags import OnOffFlag, add_common_training_args, new_parser, positive_int
+from utils.training.many_graphs import MANY_GRAPHS_DEFAULTS, train_many_graphs
 
 
 def get_parser():
     parser = new_parser("Train GAT on PPI (inductive, multi-label).")
-    parser.add_argument("--batch_size", type=positive_int, default=PPI_DEFAULTS["batch_size"],
+    parser.add_argument("--batch_size", type=positive_int, default=MANY_GRAPHS_DEFAULTS["batch_size"],
                         help="graphs per training step (merged into one disjoint graph)")
-    parser.add_argument("--hidden_features", type=positive_int, default=PPI_DEFAULTS["hidden_features"],
+    parser.add_argument("--hidden_features", type=positive_int, default=MANY_GRAPHS_DEFAULTS["hidden_features"],
                         help="features per head in the hidden layers (the paper: 256)")
     parser.add_argument("--feature_standardization", dest="standardize", action=OnOffFlag,
-                        default=PPI_DEFAULTS["standardize"],
+                        default=MANY_GRAPHS_DEFAULTS["standardize"],
                         help="standardise features with the training graphs' mean and std")
-    parser.add_argument("--progress_bar", action=OnOffFlag, default=PPI_DEFAULTS["progress_bar"],
+    parser.add_argument("--progress_bar", action=OnOffFlag, default=MANY_GRAPHS_DEFAULTS["progress_bar"],
                         help="show a progress bar per epoch (default: only when stderr is a terminal)")
-    return add_common_training_args(parser, PPI_DEFAULTS)
+    return add_common_training_args(parser, MANY_GRAPHS_DEFAULTS)
 
 
 def main(argv=None):
-    return run_training_script(__file__, get_parser(), train_gat_ppi, argv)
+    return run_training_script(__file__, get_parser(), train_many_graphs, argv)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from benchmarks.stats import format_summary, summarize
 from models.gat_layers import ATTENTION_TYPES
 from utils.runs.files import write_json
 from utils.runs.flags import layer_type_arg, non_negative_int, positive_int, writable_file
-from utils.training.one_graph import train_gat_cora
+from utils.training.one_graph import train_one_graph
 
 
 def get_parser():
@@ -75,7 +75,7 @@ def main(argv=None):
                           split=args.split, split_seed=split_seed or 0, train_per_class=args.train_per_class,
                           val_per_class=args.val_per_class, console_log_freq=0, checkpoint_freq=0,
                           save_binary=False, last_checkpoint_seconds=None)
-            result = train_gat_cora(config, log=lambda *_: None)
+            result = train_one_graph(config, log=lambda *_: None)
             result.pop("history"), result.pop("model")
             result.update(split_seed=split_seed, init_seed=seed)
             runs.append(result)

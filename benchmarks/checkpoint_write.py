@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from utils.runs import checkpoints
-from utils.training.many_graphs import PPI_ARCHITECTURE
-from utils.training.one_graph import CORA_ARCHITECTURE
 from utils.training.loop import EarlyStopping
+from utils.training.many_graphs import PPI_ARCHITECTURE
+from utils.training.one_graph import CITATION_ARCHITECTURE
 from utils.training.setup import build_model
 
 
@@ -34,7 +34,7 @@ def trained_one_step(architecture, num_in, num_out):
 
 def main(argv=None):
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # only --help
-    models = (("cora", CORA_ARCHITECTURE, 1433, 7), ("ppi", PPI_ARCHITECTURE, 50, 121))
+    models = (("cora", CITATION_ARCHITECTURE, 1433, 7), ("ppi", PPI_ARCHITECTURE, 50, 121))
     for name, architecture, num_in, num_out in models:
         model, optimizer = trained_one_step(architecture, num_in, num_out)
         stopper = EarlyStopping(100)

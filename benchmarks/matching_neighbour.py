@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from utils.runs.flags import positive_int
 from utils.datasets.ppi_synthetic import NUM_CODES, write_synthetic_ppi
+from utils.runs.flags import positive_int
 
 
 def attention_on_matching(edge_index, attention, identity, query):
@@ -47,12 +47,12 @@ def attention_on_matching(edge_index, attention, identity, query):
 
 
 def main(argv=None):
-    from utils.runs.checkpoints import make_checkpoint, save_binary
     from utils.datasets.ppi import load_ppi
     from utils.figures.plots import (degree_statistics, describe_layer, entropy_summary,
                                      plot_attention_entropy_comparison, plot_neighbourhood_attention)
     from utils.figures.trained_model import run_on_its_graph
     from utils.paths import FIGURES_DIR
+    from utils.runs.checkpoints import make_checkpoint, save_binary
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -74,10 +74,10 @@ def main(argv=None):
                                 label_rule="matching_neighbour")
         paths, test_f1 = args.models, {}
         if paths is None:
-            from utils.training.many_graphs import train_gat_ppi
+            from utils.training.many_graphs import train_many_graphs
             paths = []
             for attention_type in ("gat", "gatv2"):
-                result = train_gat_ppi(dict(num_of_epochs=args.epochs, patience_period=args.epochs, seed=args.seed,
+                result = train_many_graphs(dict(num_of_epochs=args.epochs, patience_period=args.epochs, seed=args.seed,
                                             attention_type=attention_type, data_dir=data_dir, console_log_freq=10,
                                             checkpoint_freq=0, save_binary=False, last_checkpoint_seconds=None,
                                             progress_bar=False))

@@ -39,8 +39,8 @@ import torch.nn as nn
 
 from models import fast_ops, gat_layers
 from models.gat import receptive_field
-from utils.runs.flags import positive_int
 from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.runs.flags import positive_int
 
 
 def matmul_gflops(size=1024, repeats=10):
@@ -92,7 +92,7 @@ class PhaseClock:
 
 def main(argv=None):
     from utils.datasets.planetoid import load_planetoid
-    from utils.training.one_graph import CORA_ARCHITECTURE
+    from utils.training.one_graph import CITATION_ARCHITECTURE
     from utils.training.setup import build_model, make_optimizer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
@@ -112,7 +112,7 @@ def main(argv=None):
     data = load_planetoid("cora", args.data_dir)
     features, edge_index, labels = sparsify_if_mostly_zero(data.node_features), data.edge_index, data.labels
     torch.manual_seed(0)
-    model = build_model(CORA_ARCHITECTURE, data.node_features.shape[1], data.num_classes, "IMP3",
+    model = build_model(CITATION_ARCHITECTURE, data.node_features.shape[1], data.num_classes, "IMP3",
                         attention_type=args.attention_type)
     optimizer = make_optimizer(model, 5e-3, 5e-4)
     loss_fn = nn.CrossEntropyLoss()

@@ -36,14 +36,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmarks.stats import format_summary, summarize
-from utils.runs.files import write_json
-from utils.runs.flags import non_negative_int, positive_int, writable_file
-from utils.training.metrics import accuracy
 from utils.datasets.planetoid import PLANETOID_DATASETS, load_planetoid
 from utils.datasets.splits import random_split, split_description
+from utils.runs.files import write_json
+from utils.runs.flags import non_negative_int, positive_int, writable_file
 from utils.training.loop import EarlyStopping
+from utils.training.metrics import accuracy
 
-# The paper's transductive setup (utils/training/one_graph.py: CORA_ARCHITECTURE, CORA_DEFAULTS).
+# The paper's transductive setup (utils/training/one_graph.py: CITATION_ARCHITECTURE, ONE_GRAPH_DEFAULTS).
 HIDDEN_FEATURES, NUM_HEADS, DROPOUT = 8, 8, 0.6
 LEARNING_RATE, WEIGHT_DECAY = 5e-3, 5e-4
 PATIENCE, MAX_EPOCHS = 100, 10000

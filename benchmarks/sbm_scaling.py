@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from utils.runs.flags import positive_int
 from utils.profiling import memory_status
+from utils.runs.flags import positive_int
 
 
 def _rss_mib():
@@ -29,7 +29,7 @@ def _rss_mib():
 
 def needs_graph(args):
     from utils.datasets.sbm_graph import load_sbm_graph
-    from utils.training.one_graph import train_gat_cora
+    from utils.training.one_graph import train_one_graph
 
     graph = load_sbm_graph(args.data_dir)
     no_edges = torch.arange(graph.num_nodes).repeat(2, 1)
@@ -39,7 +39,7 @@ def needs_graph(args):
         config = dict(dataset_name="sbm", num_of_epochs=args.epochs, patience_period=args.epochs, seed=args.seed,
                       console_log_freq=0, checkpoint_freq=0, save_binary=False, last_checkpoint_seconds=None,
                       fanouts=args.fanouts, batch_size=args.batch_size)
-        results[name] = train_gat_cora(config, log=lambda *_: None, data=data)["test_acc"]
+        results[name] = train_one_graph(config, log=lambda *_: None, data=data)["test_acc"]
         print(f"{name}: test accuracy {results[name]:.4f}", flush=True)
     print(f"\n| graph | GAT with edges | same model without edges | chance |\n|---|---|---|---|\n"
           f"| sbm, {graph.num_nodes} nodes | {100 * results['with edges']:.1f} % | "
@@ -47,9 +47,9 @@ def needs_graph(args):
 
 
 def step_memory(args):
-    from utils.training.sampling import NeighbourSampler
     from utils.datasets.sbm_graph import load_sbm_graph
-    from utils.training.one_graph import CORA_ARCHITECTURE
+    from utils.training.one_graph import CITATION_ARCHITECTURE
+    from utils.training.sampling import NeighbourSampler
     from utils.training.setup import build_model
 
     start = time.perf_counter()
@@ -58,7 +58,7 @@ def step_memory(args):
     print(f"{graph.num_nodes} nodes, {graph.edge_index.shape[1]} edges (with self loops): loaded and indexed in "
           f"{time.perf_counter() - start:.1f}s", flush=True)
     torch.manual_seed(0)
-    model = build_model(CORA_ARCHITECTURE, graph.node_features.shape[1], graph.num_classes, "IMP3").train()
+    model = build_model(CITATION_ARCHITECTURE, graph.node_features.shape[1], graph.num_classes, "IMP3").train()
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     order = graph.train_indices[torch.randperm(graph.train_indices.numel(), generator=torch.Generator().manual_seed(0))]

@@ -159,11 +159,11 @@ def main(argv=None):
             from utils.runs.checkpoints import model_from_checkpoint
             model, _ = model_from_checkpoint(args.model, log_attention_weights=True)
         else:
-            from utils.training.many_graphs import train_gat_ppi
+            from utils.training.many_graphs import train_many_graphs
             config = dict(num_of_epochs=args.epochs, patience_period=args.epochs, data_dir=data_dir, seed=args.seed,
                           attention_type=args.attention_type, console_log_freq=10, checkpoint_freq=0,
                           save_binary=False, last_checkpoint_seconds=None, enable_tensorboard=False)
-            model = train_gat_ppi(config, splits=splits)["model"]
+            model = train_many_graphs(config, splits=splits)["model"]
             for layer in model.layers:
                 layer.log_attention_weights = True
         model = model.cpu().eval()

@@ -11,8 +11,8 @@ import torch
 
 from utils import paths
 from utils.datasets.download import DatasetError, resolve_data_dir
-from utils.paths import PROJECT_ROOT
 from utils.datasets.planetoid import load_planetoid
+from utils.paths import PROJECT_ROOT
 
 IGNORED_PARTS = {".git", "__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 

@@ -43,11 +43,11 @@ def test_pyg_model_with_our_weights_computes_our_logits(cora):
     our eval-mode logits on Cora."""
     pytest.importorskip("torch_geometric")
     from benchmarks.pyg_accuracy import PygGAT, check_edge_index
-    from utils.training.one_graph import CORA_ARCHITECTURE
+    from utils.training.one_graph import CITATION_ARCHITECTURE
     from utils.training.setup import build_model
 
     check_edge_index(cora.edge_index, cora.num_nodes)
-    ours = build_model(CORA_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3").eval()
+    ours = build_model(CITATION_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3").eval()
     peer = PygGAT(cora.node_features.shape[1], cora.num_classes).eval()
     with torch.no_grad():
         for layer, conv in zip(ours.layers, (peer.conv1, peer.conv2)):

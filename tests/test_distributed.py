@@ -12,12 +12,12 @@ import time
 
 import pytest
 import torch
-
 from conftest import the_one
-from utils.runs.checkpoints import load_checkpoint
-from utils.paths import PROJECT_ROOT
+
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
-from utils.training.many_graphs import train_gat_ppi
+from utils.paths import PROJECT_ROOT
+from utils.runs.checkpoints import load_checkpoint
+from utils.training.many_graphs import train_many_graphs
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
@@ -49,7 +49,7 @@ def test_two_processes_make_the_same_steps_as_one(ppi_dir, tmp_path, isolated_ou
     assert "Data-parallel training: 2 processes on cpu (gloo)" in run.stdout
     ddp = load_checkpoint(the_one(tmp_path / "ddp" / "checkpoints", "*/last.pth"))
 
-    single = train_gat_ppi(dict(data_dir=str(ppi_dir), batch_size=2, num_of_epochs=3, hidden_features=8,
+    single = train_many_graphs(dict(data_dir=str(ppi_dir), batch_size=2, num_of_epochs=3, hidden_features=8,
                                 console_log_freq=0, last_checkpoint_seconds=0, save_binary=False, checkpoint_freq=0,
                                 progress_bar=False), log=lambda *_: None)
     one = load_checkpoint(the_one(isolated_outputs / "checkpoints", "*/last.pth"))

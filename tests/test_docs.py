@@ -234,7 +234,7 @@ def test_the_command_check_catches_a_wrong_flag(monkeypatch, capsys):
 # ----------------------------------------------------------------------------- --help
 
 def test_help_says_the_true_defaults_and_every_flag_has_help():
-    from utils.training.one_graph import CORA_DEFAULTS
+    from utils.training.one_graph import ONE_GRAPH_DEFAULTS
     for name, parser in every_parser().items():
         text = parser.format_help()
         for lie in ("(default: None)", "LayerType.", "(default: True)", "(default: False)", "--no-"):
@@ -242,5 +242,5 @@ def test_help_says_the_true_defaults_and_every_flag_has_help():
         for action in parser._actions:
             assert action.help, f"{name} {action.option_strings} has no help text"
     cora_help = every_parser()["training_script_cora.py"].format_help()
-    assert "(default: IMP3)" in cora_help and f"(default: {CORA_DEFAULTS['num_of_epochs']})" in cora_help
+    assert "(default: IMP3)" in cora_help and f"(default: {ONE_GRAPH_DEFAULTS['num_of_epochs']})" in cora_help
     assert "--save_binary, --no_save_binary" in cora_help

@@ -191,8 +191,7 @@ def test_hand_written_backward_passes_match_numerical_gradients():
     # IMP3's autograd Functions (score halves, scores, sorted softmax, neighbourhood sum, sparse projection)
     # against finite differences in float64, on a graph with a node that has no outgoing edge (node 5).
     from models.fast_ops import (TargetSortedEdges, _GATEdgeScores, _GATScoreHalves, _GATv2EdgeScores,
-                                 _NeighbourhoodSum, _SortedEdgeSoftmax, _SparseCSRProjection,
-                                 transposed_csr_pattern)
+                                 _NeighbourhoodSum, _SortedEdgeSoftmax, _SparseCSRProjection, transposed_csr_pattern)
     edge_index = torch.tensor([[0, 1, 2, 3, 4, 0, 2, 4, 1, 3, 0],
                                [0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 5]])
     num_nodes, heads, width = 6, 2, 3
@@ -321,6 +320,7 @@ def test_output_nodes_give_the_full_pass_rows_and_gradients_for_every_implementa
 
 def test_receptive_field_walks_back_one_hop_per_layer():
     from models.gat import receptive_field
+
     # A path 0 -> 1 -> 2 -> 3 -> 4 with self loops: node 4's output after 3 layers depends on nodes 1-4.
     path = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
     loops = torch.arange(5).repeat(2, 1)

@@ -16,7 +16,7 @@ from utils.datasets.download import DatasetError
 from utils.datasets.graph import merge_graphs
 from utils.datasets.ppi import GraphDataLoader, ensure_ppi, load_ppi
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
-from utils.training.many_graphs import train_gat_ppi
+from utils.training.many_graphs import train_many_graphs
 
 GRAPHS = (10, 2, 3)
 
@@ -101,8 +101,8 @@ def strip_edges(splits):
 def test_training_on_ppi_format_data_learns_from_the_edges(ppi_splits):
     config = dict(num_of_epochs=25, hidden_features=64, console_log_freq=0, checkpoint_freq=0, save_binary=False,
                   progress_bar=False, seed=0)
-    with_edges = train_gat_ppi(config, log=lambda *_: None, splits=ppi_splits)
-    without_edges = train_gat_ppi(config, log=lambda *_: None, splits=strip_edges(ppi_splits))
+    with_edges = train_many_graphs(config, log=lambda *_: None, splits=ppi_splits)
+    without_edges = train_many_graphs(config, log=lambda *_: None, splits=strip_edges(ppi_splits))
     assert with_edges["test_micro_f1"] > without_edges["test_micro_f1"] + 0.15, (with_edges, without_edges)
     assert with_edges["test_micro_f1"] > 0.7
 

@@ -4,17 +4,17 @@ import torch
 
 from models import GATConfig
 from utils import paths
-from utils.runs import checkpoints
 from utils.datasets.graph import sparsify_if_mostly_zero
-from utils.training.metrics import accuracy
+from utils.runs import checkpoints
 from utils.runs.pretrained import KEPT_STATE, slim_checkpoint
-from utils.training.one_graph import CORA_ARCHITECTURE
+from utils.training.metrics import accuracy
+from utils.training.one_graph import CITATION_ARCHITECTURE
 from utils.training.setup import build_model
 
 
 def test_the_committed_model_is_the_papers_gat_and_scores_its_recorded_accuracy(cora):
     checkpoint = checkpoints.load_checkpoint(paths.PRETRAINED_CORA)
-    paper = build_model(CORA_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3", attention_type="gat")
+    paper = build_model(CITATION_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3", attention_type="gat")
     assert GATConfig(**checkpoint["config"]) == paper.config
     assert checkpoint["optimizer_state"] is None
     state = checkpoint["training_state"]
@@ -29,7 +29,7 @@ def test_the_committed_model_is_the_papers_gat_and_scores_its_recorded_accuracy(
 
 
 def test_slimming_a_binary_keeps_its_weights_and_drops_the_rest(cora):
-    model = build_model(CORA_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3")
+    model = build_model(CITATION_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3")
     binary = checkpoints.make_checkpoint(model, training_state=dict(
         dataset="cora", run_name="r", epoch=300, best_epoch=120, test_acc=0.8, history=[{"epoch": 1}], settings={}))
     slim = slim_checkpoint(binary)

@@ -10,7 +10,7 @@ import torch
 import training_script_cora
 from utils.datasets.npz_graph import save_npz_graph
 from utils.datasets.splits import random_split
-from utils.training.one_graph import train_gat_cora
+from utils.training.one_graph import train_one_graph
 
 QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False)
 
@@ -41,27 +41,27 @@ def two_community_graph(path, nodes_per_class=60, seed=0):
 
 @pytest.mark.slow
 def test_random_split_run_uses_the_drawn_split_and_records_it(cora, isolated_outputs):
-    result = train_gat_cora(dict(QUIET, num_of_epochs=3, split="random", split_seed=7), log=no_log, data=cora)
+    result = train_one_graph(dict(QUIET, num_of_epochs=3, split="random", split_seed=7), log=no_log, data=cora)
     drawn = random_split(cora.labels, cora.edge_index, cora.num_nodes, 20, 30, seed=7)
     assert result["split"] == {"split": "random", "split_seed": 7, "train_per_class": 20, "val_per_class": 30,
                                "largest_component": True, "drop_small_classes": False,
                                "num_train": len(drawn["train"]), "num_val": len(drawn["val"]),
                                "num_test": len(drawn["test"])}
     assert (len(drawn["train"]), len(drawn["val"])) == (140, 210)
-    public = train_gat_cora(dict(QUIET, num_of_epochs=3), log=no_log, data=cora)
+    public = train_one_graph(dict(QUIET, num_of_epochs=3), log=no_log, data=cora)
     assert public["split"] == {"split": "public"} and public["test_acc"] != result["test_acc"]
 
 
 @pytest.mark.slow
 def test_a_random_split_run_resumes_on_the_same_split_exactly(cora, isolated_outputs):
     config = dict(QUIET, split="random", split_seed=2, train_per_class=10, val_per_class=20, seed=1)
-    reference = train_gat_cora(dict(config, num_of_epochs=8, run_name="whole"), log=no_log, data=cora)
-    train_gat_cora(dict(config, num_of_epochs=4, run_name="half"), log=no_log, data=cora)
-    resumed = train_gat_cora(dict(QUIET, resume="half", num_of_epochs=8), log=no_log, data=cora)
+    reference = train_one_graph(dict(config, num_of_epochs=8, run_name="whole"), log=no_log, data=cora)
+    train_one_graph(dict(config, num_of_epochs=4, run_name="half"), log=no_log, data=cora)
+    resumed = train_one_graph(dict(QUIET, resume="half", num_of_epochs=8), log=no_log, data=cora)
     assert resumed["split"] == reference["split"] and resumed["split"]["num_train"] == 70
     assert resumed["history"] == reference["history"] and resumed["test_acc"] == reference["test_acc"]
     with pytest.raises(Exception, match="--split_seed 3 \\(checkpoint: 2\\)"):
-        train_gat_cora(dict(QUIET, resume="half", num_of_epochs=9, split_seed=3), log=no_log, data=cora)
+        train_one_graph(dict(QUIET, resume="half", num_of_epochs=9, split_seed=3), log=no_log, data=cora)
 
 
 @pytest.mark.slow
@@ -96,7 +96,7 @@ def test_cora_npz_by_path_trains_like_planetoid_cora(cora_data_dir, isolated_out
     path = cora_data_dir / "npz" / "cora.npz"
     if not path.is_file():
         pytest.skip(f"no {path}")
-    result = train_gat_cora(dict(QUIET, dataset_name=str(path), num_of_epochs=2, data_dir=str(cora_data_dir)),
+    result = train_one_graph(dict(QUIET, dataset_name=str(path), num_of_epochs=2, data_dir=str(cora_data_dir)),
                             log=no_log)
     # The same graph as Planetoid Cora (tests/test_npz_graph.py), split as Shchur et al. did: 20 + 30 per class
     # of the 2,485-node largest component.

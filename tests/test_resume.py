@@ -9,18 +9,19 @@ import sys
 
 import pytest
 import torch
+from conftest import the_one
 
 import training_script_cora
 import training_script_ppi
-from conftest import the_one
-from utils.runs import checkpoints
-from utils.runs.checkpoints import CheckpointError, load_checkpoint
-from utils.paths import PROJECT_ROOT
+from utils import paths
 from utils.datasets.ppi import GraphDataLoader, load_ppi
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
+from utils.paths import PROJECT_ROOT
+from utils.runs import checkpoints
+from utils.runs.checkpoints import CheckpointError, load_checkpoint
 from utils.runs.signals import TrainingInterrupted
-from utils.training.many_graphs import train_gat_ppi
-from utils.training.one_graph import train_gat_cora
+from utils.training.many_graphs import train_many_graphs
+from utils.training.one_graph import train_one_graph
 
 QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False)
 
@@ -48,13 +49,13 @@ def assert_same_run(resumed, reference, resumed_results, reference_results, metr
 @pytest.mark.slow
 def test_cora_resumed_run_equals_uninterrupted_run(cora, isolated_outputs):
     config = dict(QUIET, seed=3, patience_period=15, enable_tensorboard=True)
-    reference = train_gat_cora(dict(config, num_of_epochs=40), log=no_log, data=cora)
+    reference = train_one_graph(dict(config, num_of_epochs=40), log=no_log, data=cora)
     reference_state = final_state("cora")
 
-    train_gat_cora(dict(config, num_of_epochs=20), log=no_log, data=cora)
+    train_one_graph(dict(config, num_of_epochs=20), log=no_log, data=cora)
     assert final_state("cora")["training_state"]["epoch"] == 20
     logs = []
-    resumed = train_gat_cora(dict(QUIET, resume="last", num_of_epochs=40), log=logs.append, data=cora)
+    resumed = train_one_graph(dict(QUIET, resume="last", num_of_epochs=40), log=logs.append, data=cora)
     assert any("Resuming" in line and "20 epochs done" in line for line in logs)
     assert any("--num_of_epochs changed on resume: 20 -> 40" in line for line in logs)
     assert_same_run(final_state("cora"), reference_state, resumed, reference, "acc")
@@ -78,7 +79,7 @@ PPI_SMALL = dict(QUIET, hidden_features=8, batch_size=2, progress_bar=False, see
 @pytest.mark.slow
 def test_ppi_resumed_run_equals_uninterrupted_run_even_when_stopped_mid_epoch(ppi_dir, monkeypatch):
     splits = load_ppi(ppi_dir, download=False)
-    reference = train_gat_ppi(dict(PPI_SMALL, num_of_epochs=6), log=no_log, splits=splits)
+    reference = train_many_graphs(dict(PPI_SMALL, num_of_epochs=6), log=no_log, splits=splits)
     reference_state = final_state("ppi")
 
     # Ctrl-C arrives during the second batch of epoch 4: the loop drops that epoch and saves epoch 3.
@@ -95,12 +96,12 @@ def test_ppi_resumed_run_equals_uninterrupted_run_even_when_stopped_mid_epoch(pp
 
     monkeypatch.setattr(GraphDataLoader, "__iter__", iterate_and_interrupt)
     with pytest.raises(TrainingInterrupted) as interrupted:
-        train_gat_ppi(dict(PPI_SMALL, num_of_epochs=6, last_checkpoint_seconds=1000.0), log=no_log, splits=splits)
+        train_many_graphs(dict(PPI_SMALL, num_of_epochs=6, last_checkpoint_seconds=1000.0), log=no_log, splits=splits)
     assert interrupted.value.epoch == 3 and interrupted.value.exit_code == 130
     assert final_state("ppi")["training_state"]["epoch"] == 3
     monkeypatch.setattr(GraphDataLoader, "__iter__", original_iter)
 
-    resumed = train_gat_ppi(dict(PPI_SMALL, resume="last", num_of_epochs=6), log=no_log, splits=splits)
+    resumed = train_many_graphs(dict(PPI_SMALL, resume="last", num_of_epochs=6), log=no_log, splits=splits)
     assert_same_run(final_state("ppi"), reference_state, resumed, reference, "micro_f1")
 
 
@@ -170,7 +171,7 @@ def test_second_ctrl_c_while_saving_leaves_a_whole_file(cora, isolated_outputs, 
 
     monkeypatch.setattr(torch, "save", save_with_two_more_signals)
     with pytest.raises(TrainingInterrupted) as interrupted:
-        train_gat_cora(dict(QUIET, num_of_epochs=50, last_checkpoint_seconds=0.0), log=no_log, data=cora)
+        train_one_graph(dict(QUIET, num_of_epochs=50, last_checkpoint_seconds=0.0), log=no_log, data=cora)
     folder = the_one(isolated_outputs / "checkpoints", "*")
     assert [p.name for p in folder.iterdir()] == ["last.pth"]
     assert load_checkpoint(folder / "last.pth")["training_state"]["epoch"] == interrupted.value.epoch
@@ -232,13 +233,13 @@ def test_binaries_and_missing_checkpoints_are_not_resumable(cora_data_dir, isola
     assert "--resume last: no cora run in" in str(exit_info.value.code)
     training_script_cora.main(flags)
     with pytest.raises(CheckpointError, match="cannot be resumed: it is a final model"):
-        checkpoints.load_resumable(the_one(checkpoints.BINARIES_DIR))
+        checkpoints.load_resumable(the_one(paths.BINARIES_DIR))
 
 
 @pytest.mark.slow
 def test_early_stopping_is_reported_and_recorded(cora, isolated_outputs):
     logs = []
-    result = train_gat_cora(dict(QUIET, num_of_epochs=500, patience_period=3, results_json=str(
+    result = train_one_graph(dict(QUIET, num_of_epochs=500, patience_period=3, results_json=str(
         isolated_outputs / "r.json")), log=logs.append, data=cora)
     assert result["stop_reason"] == "early_stopping" and result["epochs"] < 500
     assert f"Early stopping at epoch {result['epochs']}: no validation loss or accuracy improvement for 3 epochs." \

@@ -6,23 +6,24 @@ import datetime
 import errno
 import json
 import math
-import signal
 import shlex
+import signal
 
 import pytest
 import torch
+from conftest import the_one
+from test_resume import assert_same_run, interrupt_after, run_script
 
 import playground
 import training_script_cora
-from conftest import the_one
-from test_resume import assert_same_run, interrupt_after, run_script
-from utils.runs import checkpoints
-from utils.training import distributed
-from utils.runs import listing, run as runs
+from utils import paths
+from utils.runs import checkpoints, listing
+from utils.runs import run as runs
 from utils.runs.checkpoints import load_checkpoint
 from utils.runs.flags import SettingsError
 from utils.runs.run import TrainingDiverged
-from utils.training.one_graph import train_gat_cora
+from utils.training import distributed
+from utils.training.one_graph import train_one_graph
 
 QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False)
 
@@ -83,17 +84,17 @@ def test_runs_started_in_the_same_second_with_the_same_settings_get_their_own_na
 
 @pytest.mark.slow
 def test_resume_last_takes_the_newest_run_of_the_dataset_and_a_name_takes_that_run(cora, isolated_outputs):
-    first = train_gat_cora(dict(QUIET, num_of_epochs=2, run_name="first"), log=no_log, data=cora)
-    train_gat_cora(dict(QUIET, num_of_epochs=2, run_name="second"), log=no_log, data=cora)
+    first = train_one_graph(dict(QUIET, num_of_epochs=2, run_name="first"), log=no_log, data=cora)
+    train_one_graph(dict(QUIET, num_of_epochs=2, run_name="second"), log=no_log, data=cora)
     logs = []
-    train_gat_cora(dict(QUIET, resume="last", num_of_epochs=3), log=logs.append, data=cora)
+    train_one_graph(dict(QUIET, resume="last", num_of_epochs=3), log=logs.append, data=cora)
     assert any(line.startswith("Resuming run second ") for line in logs), logs
     logs.clear()
-    resumed = train_gat_cora(dict(QUIET, resume="first", num_of_epochs=4), log=logs.append, data=cora)
+    resumed = train_one_graph(dict(QUIET, resume="first", num_of_epochs=4), log=logs.append, data=cora)
     assert any(line.startswith("Resuming run first ") for line in logs) and resumed["run_name"] == "first"
     assert resumed["epochs"] == 4 and first["epochs"] == 2
     with pytest.raises(checkpoints.CheckpointError, match="no run of that name .* Runs there: first, second"):
-        train_gat_cora(dict(QUIET, resume="third"), log=no_log, data=cora)
+        train_one_graph(dict(QUIET, resume="third"), log=no_log, data=cora)
 
 
 @pytest.mark.slow
@@ -121,7 +122,7 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(cora_data_dir, isola
 def test_divergence_stops_the_run_and_keeps_the_last_finite_checkpoint(cora, isolated_outputs):
     results_path = isolated_outputs / "diverged.json"
     with pytest.raises(TrainingDiverged) as diverged:
-        train_gat_cora(dict(QUIET, lr=1e9, num_of_epochs=200, last_checkpoint_seconds=0.0, run_name="boom",
+        train_one_graph(dict(QUIET, lr=1e9, num_of_epochs=200, last_checkpoint_seconds=0.0, run_name="boom",
                             results_json=str(results_path)), log=no_log, data=cora)
     message = str(diverged.value)
     assert message.startswith("training diverged at epoch ") and "Try a lower --lr (now 1e+09)" in message
@@ -136,7 +137,7 @@ def test_divergence_stops_the_run_and_keeps_the_last_finite_checkpoint(cora, iso
     assert kept["training_state"]["stop_reason"] == "diverged"
     assert [row["status"] for row in listing.list_runs()] == ["diverged"]
     with pytest.raises(TrainingDiverged, match="resuming it would repeat that"):
-        train_gat_cora(dict(QUIET, resume="boom", num_of_epochs=300), log=no_log, data=cora)
+        train_one_graph(dict(QUIET, resume="boom", num_of_epochs=300), log=no_log, data=cora)
 
 
 @pytest.mark.slow
@@ -194,7 +195,7 @@ def test_a_full_disk_on_periodic_saves_warns_once_and_training_goes_on(cora, iso
 
     logs = []
     with disk_full_for(fail_third_and_fourth):
-        result = train_gat_cora(dict(QUIET, num_of_epochs=8, last_checkpoint_seconds=0.0, run_name="full"),
+        result = train_one_graph(dict(QUIET, num_of_epochs=8, last_checkpoint_seconds=0.0, run_name="full"),
                                 log=logs.append, data=cora)
     warnings = [line for line in logs if line.startswith("warning:")]
     assert len(warnings) == 1 and "last.pth (No space left on device); training goes on" in warnings[0]
@@ -224,12 +225,12 @@ def test_a_full_disk_on_the_final_save_keeps_the_last_good_checkpoint(cora_data_
     folder = checkpoints.run_folder("final")
     assert [p.name for p in folder.iterdir()] == ["last.pth"]
     assert load_checkpoint(folder / "last.pth")["training_state"]["epoch"] == 5  # whole, and not replaced
-    assert (checkpoints.BINARIES_DIR / "final.pth").is_file()
+    assert (paths.BINARIES_DIR / "final.pth").is_file()
 
 
 def test_the_run_list_says_what_each_run_did(cora, isolated_outputs, capsys):
-    train_gat_cora(dict(QUIET, num_of_epochs=3, save_binary=True, run_name="done"), log=no_log, data=cora)
-    train_gat_cora(dict(QUIET, num_of_epochs=2, attention_type="gatv2", seed=3, run_name="v2"), log=no_log, data=cora)
+    train_one_graph(dict(QUIET, num_of_epochs=3, save_binary=True, run_name="done"), log=no_log, data=cora)
+    train_one_graph(dict(QUIET, num_of_epochs=2, attention_type="gatv2", seed=3, run_name="v2"), log=no_log, data=cora)
     rows = listing.list_runs()
     assert [(r["name"], r["dataset"], r["attention"], r["seed"], r["epochs"], r["status"]) for r in rows] == [
         ("done", "cora", "gat", 0, 3, "finished"), ("v2", "cora", "gatv2", 3, 2, "finished")]
@@ -243,7 +244,7 @@ def test_the_run_list_says_what_each_run_did(cora, isolated_outputs, capsys):
 
 @pytest.mark.slow
 def test_visualize_gat_takes_a_run_name_and_says_which_binary_it_chose(cora, cora_data_dir, isolated_outputs, capsys):
-    train_gat_cora(dict(QUIET, num_of_epochs=2, save_binary=True, run_name="look"), log=no_log, data=cora)
+    train_one_graph(dict(QUIET, num_of_epochs=2, save_binary=True, run_name="look"), log=no_log, data=cora)
     common = ["--visualization_type", "entropy", "--data_dir", str(cora_data_dir), "--output_dir",
               str(isolated_outputs / "figures")]
     playground.main(["visualize_gat", "--model_name", "look", *common])
@@ -266,17 +267,18 @@ def test_a_resumed_run_takes_its_device_setting_from_the_checkpoint(cora, isolat
     asked = []
     real_setup = distributed.setup
     monkeypatch.setattr(distributed, "setup", lambda force_cpu=False: asked.append(force_cpu) or real_setup(force_cpu))
-    train_gat_cora(dict(QUIET, num_of_epochs=1, force_cpu=True, run_name="cpu"), log=no_log, data=cora)
-    train_gat_cora(dict(QUIET, num_of_epochs=2, resume="cpu"), log=no_log, data=cora)
+    train_one_graph(dict(QUIET, num_of_epochs=1, force_cpu=True, run_name="cpu"), log=no_log, data=cora)
+    train_one_graph(dict(QUIET, num_of_epochs=2, resume="cpu"), log=no_log, data=cora)
     assert asked == [True, True]
 
 
 @pytest.mark.slow
 def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monkeypatch):
     import os
-    from utils.training import one_graph as train_transductive
-    from utils.training import loop as training_loop
+
     from utils.runs.signals import TrainingInterrupted
+    from utils.training import loop as training_loop
+    from utils.training import one_graph as train_transductive
     real_fit = training_loop.fit
 
     def fit_with_ctrl_c(model, optimizer, train_one_epoch, *args, **kwargs):
@@ -288,7 +290,7 @@ def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monk
 
     monkeypatch.setattr(train_transductive, "fit", fit_with_ctrl_c)
     with pytest.raises(TrainingInterrupted):
-        train_gat_cora(dict(QUIET, num_of_epochs=50, run_name="stopped"), log=no_log, data=cora)
+        train_one_graph(dict(QUIET, num_of_epochs=50, run_name="stopped"), log=no_log, data=cora)
     assert [(r["name"], r["status"], r["epochs"]) for r in listing.list_runs()] == [("stopped", "interrupted", 4)]
     assert not math.isnan(listing.list_runs()[0]["best_val"])
 
@@ -296,14 +298,14 @@ def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monk
 @pytest.mark.slow
 def test_checkpoints_from_before_runs_had_names_still_resume(cora, isolated_outputs):
     # What the previous version wrote: models/checkpoints/gat_cora_last.pth, no run name in it.
-    train_gat_cora(dict(QUIET, num_of_epochs=3, run_name="new"), log=no_log, data=cora)
+    train_one_graph(dict(QUIET, num_of_epochs=3, run_name="new"), log=no_log, data=cora)
     checkpoint = load_checkpoint(checkpoints.last_checkpoint_path("new"))
     del checkpoint["training_state"]["run_name"], checkpoint["training_state"]["settings"]["run_name"]
-    legacy = checkpoints.CHECKPOINTS_DIR / "gat_cora_last.pth"
+    legacy = paths.CHECKPOINTS_DIR / "gat_cora_last.pth"
     checkpoints.save(checkpoint, legacy)
     (checkpoints.last_checkpoint_path("new")).unlink()
     logs = []
-    resumed = train_gat_cora(dict(QUIET, resume="last", num_of_epochs=5), log=logs.append, data=cora)
+    resumed = train_one_graph(dict(QUIET, resume="last", num_of_epochs=5), log=logs.append, data=cora)
     assert any("Resuming run (a checkpoint from before runs had names" in line for line in logs), logs
     assert resumed["epochs"] == 5 and resumed["run_name"].startswith("cora_gat_seed0_")
     assert load_checkpoint(checkpoints.last_checkpoint_path(resumed["run_name"]))["training_state"]["epoch"] == 5

@@ -6,8 +6,8 @@ import torch
 import training_script_cora
 from models import GAT
 from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.training.one_graph import train_one_graph
 from utils.training.sampling import InNeighbours, NeighbourSampler, layerwise_inference
-from utils.training.one_graph import train_gat_cora
 
 
 def _edge_set(edge_index):
@@ -71,11 +71,11 @@ def test_layerwise_inference_equals_the_full_pass(cora, attention_type):
 def test_sampled_training_learns_cora_and_resumes_exactly(cora, isolated_outputs):
     settings = dict(fanouts=[10, 10], batch_size=64, console_log_freq=0, checkpoint_freq=0, save_binary=False,
                     last_checkpoint_seconds=0, seed=1)
-    full = train_gat_cora(dict(settings, num_of_epochs=40), log=lambda *_: None, data=cora)
+    full = train_one_graph(dict(settings, num_of_epochs=40), log=lambda *_: None, data=cora)
     assert full["test_acc"] > 0.65, full["test_acc"]  # chance is ~0.3 (the largest class)
     # 20 epochs, then --resume to 40: the same weights as the uninterrupted run.
-    train_gat_cora(dict(settings, num_of_epochs=20), log=lambda *_: None, data=cora)
-    resumed = train_gat_cora(dict(num_of_epochs=40, resume="last"), log=lambda *_: None, data=cora)
+    train_one_graph(dict(settings, num_of_epochs=20), log=lambda *_: None, data=cora)
+    resumed = train_one_graph(dict(num_of_epochs=40, resume="last"), log=lambda *_: None, data=cora)
     for name, value in full["model"].state_dict().items():
         assert torch.equal(value, resumed["model"].state_dict()[name]), name
     assert resumed["history"] == full["history"]
@@ -89,18 +89,18 @@ def test_cora_script_checks_fanouts(cora_data_dir):
 
 @pytest.mark.slow
 def test_large_graphs_are_evaluated_in_chunks_by_default(cora, monkeypatch):
-    from utils.training import sampling
     from utils.training import one_graph as train_transductive
+    from utils.training import sampling
     settings = dict(num_of_epochs=3, console_log_freq=0, checkpoint_freq=0, save_binary=False,
                     last_checkpoint_seconds=None)
-    one_pass = train_gat_cora(dict(settings), log=lambda *_: None, data=cora)
+    one_pass = train_one_graph(dict(settings), log=lambda *_: None, data=cora)
     chunk_sizes = []
     original = sampling.layerwise_inference
     monkeypatch.setattr(sampling, "layerwise_inference",
                         lambda *args, **kwargs: chunk_sizes.append(args[3]) or original(*args, **kwargs))
     monkeypatch.setattr(train_transductive, "EVAL_ONE_PASS_NODES", 1000)  # Cora's 2708 nodes now count as large
     monkeypatch.setattr(train_transductive, "EVAL_CHUNK_SIZE", 700)
-    chunked = train_gat_cora(dict(settings), log=lambda *_: None, data=cora)
+    chunked = train_one_graph(dict(settings), log=lambda *_: None, data=cora)
     assert set(chunk_sizes) == {700}
     for ours, theirs in zip(chunked["history"], one_pass["history"]):
         assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)

@@ -6,14 +6,14 @@ import sys
 
 import pytest
 import torch
+from conftest import the_one
 
 import training_script_cora
-from conftest import the_one
 from models import GAT, LayerType
-from utils.runs.checkpoints import CheckpointError, load_checkpoint, make_checkpoint, model_from_checkpoint, save_binary
 from utils.paths import PROJECT_ROOT
-from utils.training.one_graph import train_gat_cora
+from utils.runs.checkpoints import CheckpointError, load_checkpoint, make_checkpoint, model_from_checkpoint, save_binary
 from utils.training.loop import EarlyStopping
+from utils.training.one_graph import train_one_graph
 
 QUIET = dict(console_log_freq=0, checkpoint_freq=0, save_binary=False, last_checkpoint_seconds=None)
 
@@ -24,7 +24,7 @@ def no_log(*args):
 
 @pytest.mark.slow
 def test_short_real_cora_training_clearly_learns(cora):
-    result = train_gat_cora(dict(QUIET, num_of_epochs=120, seed=0), log=no_log, data=cora)
+    result = train_one_graph(dict(QUIET, num_of_epochs=120, seed=0), log=no_log, data=cora)
     assert result["test_acc"] > 0.75, result
     assert result["epochs"] == 120 and [h["epoch"] for h in result["history"]] == list(range(1, 121))
     assert result["stop_reason"] == "num_of_epochs"
@@ -33,7 +33,7 @@ def test_short_real_cora_training_clearly_learns(cora):
 def test_console_lines_carry_the_clock_that_the_speed_benchmark_reads(cora):
     from benchmarks.bench_speed import _epoch_ms_from_console
     logs = []
-    train_gat_cora(dict(QUIET, num_of_epochs=3, console_log_freq=1), log=logs.append, data=cora)
+    train_one_graph(dict(QUIET, num_of_epochs=3, console_log_freq=1), log=logs.append, data=cora)
     epoch_lines = [line for line in logs if line.startswith("epoch")]
     assert len(epoch_lines) == 3, logs
     epoch_ms = _epoch_ms_from_console("\n".join(logs), first_epoch=1)
@@ -54,10 +54,10 @@ def test_gatv2_trains_on_real_cora_through_the_script(cora_data_dir, isolated_ou
 
 @pytest.mark.slow
 def test_same_seed_same_run_on_cpu(cora):
-    runs = [train_gat_cora(dict(QUIET, num_of_epochs=15, seed=7), log=no_log, data=cora) for _ in range(2)]
+    runs = [train_one_graph(dict(QUIET, num_of_epochs=15, seed=7), log=no_log, data=cora) for _ in range(2)]
     assert runs[0]["history"] == runs[1]["history"]
     assert runs[0]["test_acc"] == runs[1]["test_acc"]
-    other = train_gat_cora(dict(QUIET, num_of_epochs=15, seed=8), log=no_log, data=cora)
+    other = train_one_graph(dict(QUIET, num_of_epochs=15, seed=8), log=no_log, data=cora)
     assert other["history"] != runs[0]["history"]
 
 
@@ -131,7 +131,7 @@ def test_binaries_are_never_overwritten(isolated_outputs):
 
 @pytest.mark.slow
 def test_checkpoint_loads_into_every_layer_type(cora, isolated_outputs):
-    result = train_gat_cora(dict(QUIET, num_of_epochs=3, save_binary=True), log=no_log, data=cora)
+    result = train_one_graph(dict(QUIET, num_of_epochs=3, save_binary=True), log=no_log, data=cora)
     path = the_one(isolated_outputs / "binaries")
     logits = []
     for layer_type in LayerType:

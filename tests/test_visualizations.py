@@ -7,13 +7,13 @@ from matplotlib.image import imread
 import playground
 from models import LayerType
 from utils import paths
-from utils.figures import commands, plots, trained_model
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
+from utils.figures import commands, plots, trained_model
+from utils.figures.plots import figure_titles
 from utils.runs.checkpoints import CheckpointError, make_checkpoint, model_from_checkpoint, save_binary
 from utils.runs.files import display_path
-from utils.figures.plots import figure_titles
-from utils.training.many_graphs import train_gat_ppi
-from utils.training.one_graph import train_gat_cora
+from utils.training.many_graphs import train_many_graphs
+from utils.training.one_graph import train_one_graph
 
 
 def assert_png(path, min_side=300):
@@ -26,7 +26,7 @@ def assert_png(path, min_side=300):
 def cora_binary(cora, tmp_path_factory):
     """A briefly trained Cora model saved as a binary, as the training script would."""
     binaries = tmp_path_factory.mktemp("binaries")
-    result = train_gat_cora(dict(num_of_epochs=30, console_log_freq=0, checkpoint_freq=0, save_binary=False),
+    result = train_one_graph(dict(num_of_epochs=30, console_log_freq=0, checkpoint_freq=0, save_binary=False),
                             log=lambda *_: None, data=cora)
     checkpoint = make_checkpoint(result["model"], training_state={"dataset": "cora"})
     return save_binary(checkpoint, "cora", binaries)
@@ -209,7 +209,7 @@ def test_ppi_figures(tmp_path, monkeypatch):
     for path in figure_paths:
         assert_png(path)
         assert figure_titles(path)[0].startswith("PPI train graph 1: ")
-    result = train_gat_ppi(dict(num_of_epochs=2, hidden_features=8, console_log_freq=0, checkpoint_freq=0,
+    result = train_many_graphs(dict(num_of_epochs=2, hidden_features=8, console_log_freq=0, checkpoint_freq=0,
                                 save_binary=True, data_dir=str(tmp_path), progress_bar=False), log=lambda *_: None)
     binary = next((tmp_path / "binaries").glob("ppi_*.pth"))  # conftest points BINARIES_DIR here
     embedded = []
@@ -232,6 +232,7 @@ def test_ppi_figures(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_visualize_gat_without_a_name_uses_the_newest_binary(cora_binary, cora_data_dir, isolated_outputs, capsys):
     from utils.runs.checkpoints import load_checkpoint
+
     # Nothing trained yet: the committed Cora model, and the line says so.
     playground.main(["visualize_gat", "--data_dir", str(cora_data_dir), "--output_dir", str(isolated_outputs)])
     output = capsys.readouterr().out

@@ -17,8 +17,6 @@ import torch
 from utils import paths
 from utils.datasets.graph import row_normalise
 
-
-
 # ----------------------------------------------------------------------------- peak memory in a child process
 
 def run_isolated(setup, setup_args, num_steps, device_name="cpu", num_threads=None):
@@ -85,13 +83,13 @@ def _cora_training_step(layer_type, device_name, data_dir):
     """Setup for run_isolated: the paper's Cora model of one layer type; returns one training epoch."""
     from utils.datasets.graph import sparsify_if_mostly_zero
     from utils.datasets.planetoid import load_planetoid
-    from utils.training.one_graph import CORA_ARCHITECTURE
+    from utils.training.one_graph import CITATION_ARCHITECTURE
     from utils.training.setup import build_model, make_optimizer
 
     device = torch.device(device_name)
     data = load_planetoid("cora", data_dir).to(device)
     features = sparsify_if_mostly_zero(data.node_features)
-    model = build_model(CORA_ARCHITECTURE, data.node_features.shape[1], data.num_classes, layer_type).to(device)
+    model = build_model(CITATION_ARCHITECTURE, data.node_features.shape[1], data.num_classes, layer_type).to(device)
     optimizer = make_optimizer(model, 5e-3, 5e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
 

@@ -11,15 +11,14 @@ import shutil
 import sys
 import tempfile
 import urllib.error
-import zipfile
 import urllib.request
+import zipfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from utils import paths
 from utils.runs.files import atomic_write
-
 
 
 class DatasetError(RuntimeError):

@@ -36,8 +36,8 @@ import scipy.sparse as sp
 import torch
 
 from utils.datasets.download import DatasetError, download_file, resolve_data_dir, verify_sha256
-from utils.runs.files import atomic_write
 from utils.datasets.graph import GraphData, build_edge_index, row_normalise
+from utils.runs.files import atomic_write
 
 NPZ_URL = "https://github.com/shchur/gnn-benchmark/raw/master/data/npz"
 NPZ_DATASETS = {

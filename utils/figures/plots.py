@@ -17,7 +17,6 @@ import matplotlib.lines
 import numpy as np
 import torch
 
-
 LAYOUTS = {"kk": "layout_kamada_kawai", "fr": "layout_fruchterman_reingold", "drl": "layout_drl",
            "circle": "layout_circle", "tree": "layout_reingold_tilford_circular"}
 CORA_CLASS_NAMES = ["Case based", "Genetic algorithms", "Neural networks", "Probabilistic methods",
@@ -156,8 +155,8 @@ def plot_neighbourhood_attention(edge_index, attention, labels, node, output_pat
     class_names and legend_title: what the node colours mean.
     """
     import igraph as ig
-    from matplotlib.colors import Normalize
     from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
     incoming = (edge_index[1] == node).nonzero().flatten()
     neighbours = edge_index[0, incoming].tolist()

@@ -10,9 +10,9 @@ import torch
 
 from utils import paths
 from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.figures.plots import class_names_for
 from utils.runs import checkpoints
 from utils.runs.files import display_path
-from utils.figures.plots import class_names_for
 
 
 def find_model(model_name, dataset_name, log):

@@ -128,6 +128,7 @@ def data_parallel(model, ctx, device):
     if not ctx.is_distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
+
     # DDP broadcasts rank 0's parameters when it wraps the model: every rank starts from the same weights.
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 

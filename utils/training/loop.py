@@ -1,9 +1,9 @@
 """The training loop both trainers share: `fit` trains, validates, logs, early-stops and checkpoints.
 
 A trainer (utils/training/one_graph.py, utils/training/many_graphs.py) says what one epoch and one evaluation are;
-`fit` calls them until --num_of_epochs, the paper's early stopping (`EarlyStopping`) or a stop signal, and
-keeps the run resumable: every few seconds, at the end and on Ctrl-C it saves a snapshot of everything the
-next epoch needs (utils/runs/checkpoints.py says what a checkpoint holds).
+`fit` calls them until --num_of_epochs, the paper's early stopping (utils/training/early_stopping.py) or a stop
+signal, and keeps the run resumable: every few seconds, at the end and on Ctrl-C it saves a snapshot of
+everything the next epoch needs (utils/runs/saver.py saves it; utils/runs/checkpoints.py says what it holds).
 """
 
 import copy
@@ -15,96 +15,11 @@ from pathlib import Path
 import torch
 
 from utils.runs import checkpoints
-from utils import paths
 from utils.runs.files import display_path
+from utils.runs.saver import RunSaver
 from utils.runs.signals import DeferredSignals, EpochAbandoned
-
-
-
-# ----------------------------------------------------------------------------- early stopping
-
-class EarlyStopping:
-    """The paper's early stopping (the reference TensorFlow code's rule).
-
-    The patience counter resets whenever the validation loss or the validation metric is at least as
-    good as the best seen so far; training stops after `patience` epochs without that. The model kept
-    for testing is the last one that was at least as good as the best on *both* at once. Epochs are
-    counted from 1, as on the console.
-    """
-
-    STATE = ("best_val_loss", "best_val_metric", "best_val_loss_epoch", "best_val_metric_epoch",
-             "epochs_without_improvement", "best_epoch", "best_state", "best_model_val_loss", "best_model_val_metric")
-
-    def __init__(self, patience):
-        self.patience = patience
-        self.best_val_loss = float("inf")          # the run's best values, whichever epochs they came from
-        self.best_val_metric = float("-inf")
-        self.best_val_loss_epoch = self.best_val_metric_epoch = None
-        self.epochs_without_improvement = 0
-        self.best_epoch = None                     # the kept model: its epoch, weights and own scores
-        self.best_state = None
-        self.best_model_val_loss = self.best_model_val_metric = None
-
-    def step(self, epoch, val_loss, val_metric, model):
-        """Record one epoch's validation result; return True when training should stop."""
-        loss_ok, metric_ok = val_loss <= self.best_val_loss, val_metric >= self.best_val_metric
-        if loss_ok and metric_ok:
-            self.best_epoch = epoch
-            self.best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
-            self.best_model_val_loss, self.best_model_val_metric = val_loss, val_metric
-        if loss_ok:
-            self.best_val_loss, self.best_val_loss_epoch = val_loss, epoch
-        if metric_ok:
-            self.best_val_metric, self.best_val_metric_epoch = val_metric, epoch
-        self.epochs_without_improvement = 0 if loss_ok or metric_ok else self.epochs_without_improvement + 1
-        return self.should_stop()
-
-    def should_stop(self):
-        return self.epochs_without_improvement >= self.patience
-
-    def state(self):
-        return {name: getattr(self, name) for name in self.STATE}
-
-    def load_state(self, state):
-        for name in self.STATE:
-            setattr(self, name, state[name])
-
-    def describe_kept_model(self, metric_name):
-        return (f"The model tested is from epoch {self.best_epoch}, the last epoch at least as good as the best on "
-                f"both validation loss and {metric_name}: its validation loss is {self.best_model_val_loss:.4f}, "
-                f"its {metric_name} {self.best_model_val_metric:.4f} (the run's best: loss "
-                f"{self.best_val_loss:.4f} at epoch {self.best_val_loss_epoch}, {metric_name} "
-                f"{self.best_val_metric:.4f} at epoch {self.best_val_metric_epoch}).")
-
-
-# ----------------------------------------------------------------------------- TensorBoard
-
-class NullWriter:
-    """Stands in for a SummaryWriter when TensorBoard is off."""
-
-    def add_scalar(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-
-def tensorboard_folder(run_name):
-    return paths.RUNS_DIR / run_name
-
-
-def make_summary_writer(enabled, run_name, log_dir=None, purge_step=None, log=print):
-    """A SummaryWriter in runs/<run>/, or in `log_dir` to continue a resumed run's curves."""
-    if not enabled:
-        return NullWriter(), log_dir
-    from torch.utils.tensorboard import SummaryWriter
-    if log_dir is None:
-        log_dir, purge_step = tensorboard_folder(run_name), None
-    log(f"TensorBoard logs: {display_path(log_dir)} (view with: tensorboard --logdir runs)")
-    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step), str(log_dir)
-
-
-# ----------------------------------------------------------------------------- the loop
+from utils.training.early_stopping import EarlyStopping
+from utils.training.tensorboard import make_summary_writer
 
 METRIC_NAMES = {"acc": "accuracy", "micro_f1": "micro-F1"}  # how the console says them
 
@@ -136,6 +51,39 @@ class Outcome:
     message: str = None
 
 
+class Progress:
+    """Where a run is: its epoch (counted from 1), history, early stopping and training time; what a checkpoint
+    records of them. Starts fresh, or from a resumed checkpoint (whose weights and optimizer it loads)."""
+
+    def __init__(self, model, optimizer, config, generators=None, resume=None):
+        self.model, self.optimizer, self.config, self.generators = model, optimizer, config, generators
+        self.stopper = EarlyStopping(config["patience_period"])
+        self.history, self.epoch, self.seconds_before, self.tensorboard_dir = [], 0, 0.0, None
+        if resume is not None:
+            state = resume["training_state"]
+            model.load_state_dict(resume["model_state"])
+            optimizer.load_state_dict(resume["optimizer_state"])
+            self.stopper.load_state(state["early_stopping"])
+            self.history, self.epoch = list(state["history"]), state["epoch"]
+            self.seconds_before, self.tensorboard_dir = state["train_seconds"], state["tensorboard_dir"]
+            checkpoints.restore_random_states(state["random_states"], generators)
+        self.started = time.perf_counter()
+
+    def seconds(self, at=None):
+        """Training time so far, the resumed run's included."""
+        return self.seconds_before + (at or time.perf_counter()) - self.started
+
+    def checkpoint(self, stop_reason, at=None):
+        """Everything the next epoch needs; `at`: the clock time the state is from (default: now)."""
+        training_state = dict(dataset=self.config["dataset_name"], run_name=self.config["run_name"], epoch=self.epoch,
+                              settings=checkpoints.plain_settings(self.config),
+                              early_stopping=self.stopper.state(), history=list(self.history),
+                              random_states=checkpoints.capture_random_states(self.generators),
+                              tensorboard_dir=self.tensorboard_dir, stop_reason=stop_reason,
+                              train_seconds=self.seconds(at))
+        return checkpoints.make_checkpoint(self.model, self.optimizer, training_state)
+
+
 def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, resume=None, generators=None,
         epochs_can_be_abandoned=False, agree_on_stop=None, log=print):
     """Train until --num_of_epochs, early stopping or Ctrl-C; leave the model at its kept weights.
@@ -152,77 +100,23 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
     last finite state. A save that fails (a full disk, say) is a warning: training goes on and the next save
     tries again; a failed final save is reported in the Outcome.
     """
-    dataset, run_name = config["dataset_name"], config["run_name"]
-    stopper = EarlyStopping(config["patience_period"])
-    history, epoch, seconds_before, tensorboard_dir = [], 0, 0.0, None
-    if resume is not None:
-        state = resume["training_state"]
-        model.load_state_dict(resume["model_state"])
-        optimizer.load_state_dict(resume["optimizer_state"])
-        stopper.load_state(state["early_stopping"])
-        history, epoch, seconds_before = list(state["history"]), state["epoch"], state["train_seconds"]
-        tensorboard_dir = state["tensorboard_dir"]
-        checkpoints.restore_random_states(state["random_states"], generators)
-    writer, tensorboard_dir = make_summary_writer(config["enable_tensorboard"], run_name, tensorboard_dir,
-                                                  purge_step=epoch + 1, log=log)
-    last_path = checkpoints.last_checkpoint_path(run_name)
-    save_every = config["last_checkpoint_seconds"]
-    if save_every is not None:
-        every = f"every {save_every:g} s" if save_every > 0 else "after every epoch"
-        log(f"The run is saved to {display_path(last_path)} {every}, at the end and on Ctrl-C.")
+    progress = Progress(model, optimizer, config, generators, resume)
+    writer, progress.tensorboard_dir = make_summary_writer(config["enable_tensorboard"], config["run_name"],
+                                                           progress.tensorboard_dir, purge_step=progress.epoch + 1,
+                                                           log=log)
+    resumed_from = config.get("resume") if resume is not None else None
+    saver = RunSaver(config, log, resumed_from, progress.epoch)
+    saver.announce()
+    # Where the epoch in progress began, kept only when an epoch can be dropped half-way.
+    epoch_start = _EpochStart(model, optimizer, generators) if epochs_can_be_abandoned else None
+    stop_reason, diverged, abandoned = None, None, False
 
-    start = time.perf_counter()
-    stop_reason = None
-
-    def snapshot(at=None):
-        training_state = dict(dataset=dataset, run_name=run_name, epoch=epoch,
-                              settings=checkpoints.plain_settings(config),
-                              early_stopping=stopper.state(), history=list(history),
-                              random_states=checkpoints.capture_random_states(generators),
-                              tensorboard_dir=tensorboard_dir, stop_reason=stop_reason,
-                              train_seconds=seconds_before + (at or time.perf_counter()) - start)
-        return checkpoints.make_checkpoint(model, optimizer, training_state)
-
-    # The newest checkpoint written whole: (path, epoch it holds). A resumed run starts from its own file.
-    saved = (Path(config["resume"]), epoch) if resume is not None and config.get("resume") else (None, None)
-    save_error, failing = None, set()
-
-    def try_save(checkpoint, path):
-        """Save; on an I/O error (a full disk, say) warn (once until a save works again) and go on. Returns the
-        error's text, or None. The file that was there is left whole: save() writes a temp file and renames."""
-        kind = path.parent / path.name.split("_")[0]  # last.pth, or the numbered epoch_*.pth
-        try:
-            checkpoints.save(checkpoint, path)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            if kind not in failing:
-                log(f"warning: could not save {display_path(path)} ({reason}); training goes on and the next "
-                    f"save tries again")
-            failing.add(kind)
-            return reason
-        if kind in failing:
-            failing.discard(kind)
-            log(f"Saved {display_path(path)} again.")
-        return None
-
-    def save_last(checkpoint):
-        nonlocal saved, save_error
-        if save_every is None:
-            return
-        save_error = try_save(checkpoint, last_path)
-        if save_error is None:
-            saved = (last_path, checkpoint["training_state"]["epoch"])
-
-    last_saved_at = time.perf_counter()
-    abandoned, diverged = False, None
     with DeferredSignals(agree_on_stop) as signals:
         try:
-            if stopper.should_stop():
+            if progress.stopper.should_stop():
                 stop_reason = "early_stopping"  # a resumed run that had already stopped
-            # Where the epoch in progress began, kept only when an epoch can be dropped half-way.
-            epoch_start = _EpochStart(model, optimizer, generators) if epochs_can_be_abandoned else None
             while stop_reason is None:
-                if epoch >= config["num_of_epochs"]:
+                if progress.epoch >= config["num_of_epochs"]:
                     stop_reason = "num_of_epochs"
                     break
                 if signals.stop_requested():
@@ -231,81 +125,75 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
                 if epoch_start is not None:
                     epoch_start.capture()
                 try:
-                    train_loss, train_metric = train_one_epoch(epoch + 1, signals.check)
+                    train_loss, train_metric = train_one_epoch(progress.epoch + 1, signals.check)
                 except EpochAbandoned:
                     # Back to the last completed epoch; the history and early stopping still are there.
                     stop_reason, abandoned = "interrupted", True
                     epoch_start.restore()
                     break
                 val_loss, val_metric = evaluate("val")
-                epoch += 1
-                if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # (host floats: no extra sync)
+                progress.epoch += 1
+                diverged = _divergence(train_loss, val_loss)
+                if diverged:
                     stop_reason = "diverged"
-                    diverged = (f"the training loss became {train_loss}" if not math.isfinite(train_loss) else
-                                f"the validation loss became {val_loss} (the weights after this epoch's steps are "
-                                f"not finite)")
                     break
-                history.append({"epoch": epoch, "train_loss": train_loss, f"train_{metric_name}": train_metric,
-                                "val_loss": val_loss, f"val_{metric_name}": val_metric})
-                for name, value in history[-1].items():
-                    if name != "epoch":
-                        writer.add_scalar(name, value, epoch)
-                freq = config["console_log_freq"]
-                if freq and (epoch == 1 or epoch % freq == 0):
-                    log(f"epoch {epoch:5d} | {time.perf_counter() - start:7.1f}s | train loss {train_loss:.4f} "
-                        f"{metric_name} {train_metric:.4f} | val loss {val_loss:.4f} {metric_name} {val_metric:.4f}")
+                _record(progress, writer, metric_name, train_loss, train_metric, val_loss, val_metric, log)
 
-                if stopper.step(epoch, val_loss, val_metric, model):
+                if progress.stopper.step(progress.epoch, val_loss, val_metric, model):
                     stop_reason = "early_stopping"
                 elif signals.stop_requested():
                     stop_reason = "interrupted"
-                if config["checkpoint_freq"] and epoch % config["checkpoint_freq"] == 0:
-                    path = checkpoints.numbered_checkpoint_path(run_name, epoch)
-                    if try_save(snapshot(), path) is None:
-                        removed = checkpoints.prune_numbered_checkpoints(run_name, config["keep_checkpoints"])
-                        log(f"Saved checkpoint {display_path(path)}"
-                            + (f" (removed {len(removed)} older; --keep_checkpoints {config['keep_checkpoints']})"
-                               if removed else ""))
-                if stop_reason is None:
-                    if save_every is not None and time.perf_counter() - last_saved_at >= save_every:
-                        save_last(snapshot())
-                        last_saved_at = time.perf_counter()
+                if saver.numbered_due(progress.epoch):
+                    saver.save_numbered(progress.checkpoint(stop_reason), progress.epoch)
+                if stop_reason is None and saver.last_due():
+                    saver.save_last(progress.checkpoint(stop_reason))
 
             if diverged:
-                if saved[0] == last_path:
-                    _mark_diverged(last_path, epoch)
+                saver.mark_diverged(progress.epoch)
             else:  # (after a dropped epoch: the one before it, with the time it had taken)
-                save_last(snapshot(at=epoch_start.started if abandoned else None))
+                saver.save_last(progress.checkpoint(stop_reason, at=epoch_start.started if abandoned else None))
         finally:
             writer.close()
-    train_seconds = seconds_before + time.perf_counter() - start
-    outcome = Outcome(stop_reason, epoch, train_seconds, history, stopper, saved[0], signals.received, saved[1],
-                      save_error)
+
+    outcome = Outcome(stop_reason=stop_reason, epochs=progress.epoch, train_seconds=progress.seconds(),
+                      history=progress.history, stopper=progress.stopper, last_checkpoint=saver.saved_path,
+                      signum=signals.received, saved_epoch=saver.saved_epoch, save_error=saver.last_error)
     if diverged:
-        kept = (f"{display_path(saved[0])} keeps the last finite state (epoch {saved[1]})" if saved[0] else
-                "nothing was saved before it")
-        outcome.message = (f"training diverged at epoch {epoch}: {diverged}. The run stopped there; {kept}. "
+        kept = (f"{display_path(saver.saved_path)} keeps the last finite state (epoch {saver.saved_epoch})"
+                if saver.saved_path else "nothing was saved before it")
+        outcome.message = (f"training diverged at epoch {progress.epoch}: {diverged}. The run stopped there; {kept}. "
                            + DIVERGENCE_ADVICE.format(**config))
     elif stop_reason != "interrupted":
-        log(STOP_MESSAGES[stop_reason].format(epoch=epoch, metric=METRIC_NAMES[metric_name], **config))
-        if saved[0] is not None and save_error is None:
-            log(f"Saved {display_path(saved[0])} (epoch {epoch}; continue it with --resume {run_name})")
-        model.load_state_dict(stopper.best_state)
-        log(stopper.describe_kept_model(METRIC_NAMES[metric_name]))
+        log(STOP_MESSAGES[stop_reason].format(epoch=progress.epoch, metric=METRIC_NAMES[metric_name], **config))
+        if saver.saved_path is not None and saver.last_error is None:
+            log(f"Saved {display_path(saver.saved_path)} (epoch {progress.epoch}; continue it with --resume "
+                f"{config['run_name']})")
+        model.load_state_dict(progress.stopper.best_state)
+        log(progress.stopper.describe_kept_model(METRIC_NAMES[metric_name]))
     return outcome
 
 
-def _mark_diverged(path, epoch):
-    """Record in the last checkpoint written (a finite state) that the run diverged after it, so that the run
-    list says so and --resume refuses to repeat it. Its weights are not touched; if this fails, it stays as it was."""
-    if path is None:
-        return
-    try:
-        checkpoint = checkpoints.load_checkpoint(path)
-        checkpoint["training_state"].update(stop_reason="diverged", diverged_at_epoch=epoch)
-        checkpoints.save(checkpoint, path)
-    except (OSError, checkpoints.CheckpointError):
-        pass
+def _divergence(train_loss, val_loss):
+    """What became non-finite, or None. (The losses are host floats already: checking them costs no sync.)"""
+    if not math.isfinite(train_loss):
+        return f"the training loss became {train_loss}"
+    if not math.isfinite(val_loss):
+        return f"the validation loss became {val_loss} (the weights after this epoch's steps are not finite)"
+    return None
+
+
+def _record(progress, writer, metric_name, train_loss, train_metric, val_loss, val_metric, log):
+    """One epoch's numbers into the history, TensorBoard, and every --console_log_freq epochs the console."""
+    epoch = progress.epoch
+    progress.history.append({"epoch": epoch, "train_loss": train_loss, f"train_{metric_name}": train_metric,
+                             "val_loss": val_loss, f"val_{metric_name}": val_metric})
+    for name, value in progress.history[-1].items():
+        if name != "epoch":
+            writer.add_scalar(name, value, epoch)
+    freq = progress.config["console_log_freq"]
+    if freq and (epoch == 1 or epoch % freq == 0):
+        log(f"epoch {epoch:5d} | {time.perf_counter() - progress.started:7.1f}s | train loss {train_loss:.4f} "
+            f"{metric_name} {train_metric:.4f} | val loss {val_loss:.4f} {metric_name} {val_metric:.4f}")
 
 
 class _EpochStart:

@@ -1,6 +1,6 @@
-"""The inductive trainer: many graphs, whole graphs unseen in training at test time (PPI, multi-label).
+"""The many-graph (inductive) trainer: many graphs, whole graphs unseen in training at test time (PPI, multi-label).
 
-`train_gat_ppi` batches whole graphs, says what one pass over a split is, and hands training to `fit`
+`train_many_graphs` batches whole graphs, says what one pass over a split is, and hands training to `fit`
 (utils/training/loop.py).
 """
 
@@ -10,11 +10,11 @@ import torch
 import torch.nn as nn
 
 from utils.runs import checkpoints
-from utils.training import distributed
 from utils.runs.flags import SettingsError
-from utils.training.metrics import micro_f1_counts, micro_f1_from_counts
 from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
+from utils.training import distributed
 from utils.training.loop import fit
+from utils.training.metrics import micro_f1_counts, micro_f1_from_counts
 from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent
 
 # The paper's inductive architecture: 3 layers, 4/4/6 heads, 256 features per hidden head,
@@ -22,29 +22,28 @@ from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, s
 PPI_ARCHITECTURE = dict(num_of_layers=3, num_heads_per_layer=[4, 4, 6], hidden_features=[256, 256],
                         add_skip_connection=True, bias=True, dropout=0.0)
 
-PPI_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="ppi", num_of_epochs=200, weight_decay=0.0, console_log_freq=10,
-                    checkpoint_freq=50, batch_size=2, hidden_features=256, standardize=True, progress_bar=None)
+MANY_GRAPHS_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="ppi", num_of_epochs=200, weight_decay=0.0,
+                            console_log_freq=10, checkpoint_freq=50, batch_size=2, hidden_features=256,
+                            standardize=True, progress_bar=None)
 
 OUT_OF_MEMORY_ADVICE = ("CUDA ran out of memory. Try --batch_size 1 (one graph per step) and/or fewer features "
                         "per head, e.g. --hidden_features 128, or train on the CPU with --force_cpu.")
 
 
-def train_gat_ppi(config=None, log=print, splits=None):
+def train_many_graphs(config=None, log=print, splits=None):
     """Train GAT on PPI with the paper's inductive setup. Returns the results dict (plus 'history',
-    'model'). `config` overrides PPI_DEFAULTS (with 'resume', the checkpoint's settings); `splits`
+    'model'). `config` overrides MANY_GRAPHS_DEFAULTS (with 'resume', the checkpoint's settings); `splits`
     ({split: [GraphData]}) skips loading. Raises TrainingInterrupted after saving on Ctrl-C/SIGTERM.
 
     Under torchrun (WORLD_SIZE > 1) the processes train one model with DistributedDataParallel: each
     step's batch_size graphs are split between them, the loss is normalised by the step's total number of
     nodes (so N processes make the same step as one process with the same batch_size), and every
     metric is summed over all of them. Only rank 0 prints and writes files."""
-    from tqdm import tqdm
-
     from utils.datasets.ppi import GraphDataLoader, load_ppi
 
     is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
     log = log if is_main else silent
-    config, resume = prepare_run(PPI_DEFAULTS, config, ("ppi",), "training_script_ppi.py", log, writes=is_main)
+    config, resume = prepare_run(MANY_GRAPHS_DEFAULTS, config, ("ppi",), "training_script_ppi.py", log, writes=is_main)
     ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
     if config["batch_size"] % ctx.world_size:
         raise SettingsError(f"--batch_size {config['batch_size']} does not split evenly over {ctx.world_size} "
@@ -62,7 +61,6 @@ def train_gat_ppi(config=None, log=print, splits=None):
         checkpoints.check_model_matches(resume, model, config["resume"])
     trained = distributed.data_parallel(model, ctx, device)
     optimizer = make_optimizer(model, config["lr"], config["weight_decay"])
-    loss_sum = nn.BCEWithLogitsLoss(reduction="sum")
     shuffle_generator = torch.Generator().manual_seed(config["seed"])
     # Every rank draws the same shuffled order (same generator) and takes its share of each batch.
     loaders = {"train": GraphDataLoader(splits["train"], config["batch_size"], shuffle=True,
@@ -71,38 +69,7 @@ def train_gat_ppi(config=None, log=print, splits=None):
                "test": GraphDataLoader(splits["test"], config["batch_size"], rank=ctx.rank, world_size=ctx.world_size)}
     show_progress = ctx.is_main and (config["progress_bar"] if config["progress_bar"] is not None
                                      else sys.stderr.isatty())
-
-    def run_epoch(split, train, epoch=None, check_stop=None):
-        """One pass over a split; returns (mean loss per node and label, micro-F1 over all its nodes)."""
-        model.train(train)
-        # Summed over all ranks at the end: loss, nodes, true positives, false positives, false negatives.
-        totals = torch.zeros(5, dtype=torch.float64)
-        with torch.set_grad_enabled(train), tqdm(loaders[split], desc=f"epoch {epoch}" if train else split,
-                                                 leave=False, disable=not show_progress) as batches:
-            for batch in batches:
-                if check_stop is not None:
-                    check_stop()
-                if batch is None:  # a short last batch left this rank without a graph
-                    if train:
-                        optimizer.zero_grad(set_to_none=True)
-                        distributed.join_step_without_data(trained, splits["train"][0].node_features.shape[1], device)
-                        optimizer.step()
-                    continue
-                batch = batch.to(device)
-                logits = trained(batch.node_features, batch.edge_index) if train else model(
-                    batch.node_features, batch.edge_index)
-                loss = loss_sum(logits, batch.labels)
-                if train:
-                    # Mean over the step's nodes and labels on all ranks; DDP averages gradients over
-                    # ranks, hence the world_size.
-                    step_values = loaders[split].step_num_nodes * batch.labels.shape[1]
-                    optimizer.zero_grad(set_to_none=True)
-                    (loss * (ctx.world_size / step_values)).backward()
-                    optimizer.step()
-                totals += torch.tensor([loss.item(), batch.labels.numel(), *micro_f1_counts(batch.labels, logits)],
-                                       dtype=torch.float64)
-        total_loss, values, *counts = ctx.sum(totals.tolist())
-        return total_loss / values, micro_f1_from_counts(*counts)
+    passes = GraphPasses(model, trained, optimizer, loaders, ctx, device, show_progress)
 
     config = claim_run(config)  # (data and model are ready: the run's name and folder, right before it trains)
     layer_type = model.layer_type.name
@@ -113,13 +80,61 @@ def train_gat_ppi(config=None, log=print, splits=None):
     results = {"dataset": "ppi", "layer_type": layer_type, "attention_type": config["attention_type"],
                "seed": config["seed"], "processes": ctx.world_size}
     try:
-        outcome = fit(model, optimizer, lambda epoch, check_stop: run_epoch("train", True, epoch, check_stop),
-                      lambda split: run_epoch(split, False), config, "micro_f1", resume=resume,
+        outcome = fit(model, optimizer, passes.train, passes.evaluate, config, "micro_f1", resume=resume,
                       generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True,
                       agree_on_stop=distributed.agreement(ctx), log=log)
-        finish(model, config, outcome, results, "micro_f1", lambda: run_epoch("test", False)[1], log=log)
+        finish(model, config, outcome, results, "micro_f1", lambda: passes.evaluate("test")[1], log=log)
     except torch.cuda.OutOfMemoryError:
         raise MemoryError(OUT_OF_MEMORY_ADVICE) from None
     if results["test_micro_f1"] is not None:
         log(f"Test micro-F1 = {results['test_micro_f1']:.4f}")
     return dict(results, history=outcome.history, model=model)
+
+
+class GraphPasses:
+    """One pass over a split's batches of whole graphs: training steps, or an evaluation. Each returns (mean loss
+    per node and label, micro-F1 over all the split's nodes), summed over every process."""
+
+    def __init__(self, model, trained, optimizer, loaders, ctx, device, show_progress=False):
+        self.model, self.trained, self.optimizer, self.loaders = model, trained, optimizer, loaders
+        self.ctx, self.device, self.show_progress = ctx, device, show_progress
+        self.loss_sum = nn.BCEWithLogitsLoss(reduction="sum")
+
+    def train(self, epoch, check_stop):
+        return self._run("train", True, epoch, check_stop)
+
+    def evaluate(self, split):
+        return self._run(split, False)
+
+    def _run(self, split, train, epoch=None, check_stop=None):
+        from tqdm import tqdm
+        self.model.train(train)
+        # Summed over all ranks at the end: loss, nodes, true positives, false positives, false negatives.
+        totals = torch.zeros(5, dtype=torch.float64)
+        loader = self.loaders[split]
+        with torch.set_grad_enabled(train), tqdm(loader, desc=f"epoch {epoch}" if train else split,
+                                                 leave=False, disable=not self.show_progress) as batches:
+            for batch in batches:
+                if check_stop is not None:
+                    check_stop()
+                if batch is None:  # a short last batch left this rank without a graph
+                    if train:
+                        self.optimizer.zero_grad(set_to_none=True)
+                        distributed.join_step_without_data(self.trained, self.model.config.num_features_per_layer[0],
+                                                           self.device)
+                        self.optimizer.step()
+                    continue
+                batch = batch.to(self.device)
+                logits = (self.trained if train else self.model)(batch.node_features, batch.edge_index)
+                loss = self.loss_sum(logits, batch.labels)
+                if train:
+                    # Mean over the step's nodes and labels on all ranks; DDP averages gradients over
+                    # ranks, hence the world_size.
+                    step_values = loader.step_num_nodes * batch.labels.shape[1]
+                    self.optimizer.zero_grad(set_to_none=True)
+                    (loss * (self.ctx.world_size / step_values)).backward()
+                    self.optimizer.step()
+                totals += torch.tensor([loss.item(), batch.labels.numel(), *micro_f1_counts(batch.labels, logits)],
+                                       dtype=torch.float64)
+        total_loss, values, *counts = self.ctx.sum(totals.tolist())
+        return total_loss / values, micro_f1_from_counts(*counts)

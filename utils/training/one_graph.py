@@ -1,6 +1,6 @@
-"""The transductive trainer: one graph, some of its nodes labelled for training (Cora, Citeseer, Pubmed, ...).
+"""The one-graph (transductive) trainer: some of a graph's nodes labelled for training (Cora, Citeseer, Pubmed, ...).
 
-`train_gat_cora` builds the data, the model and the optimizer, says what one epoch (full-batch, or on
+`train_one_graph` builds the data, the model and the optimizer, says what one epoch (full-batch, or on
 neighbour-sampled mini-batches) and one evaluation are, and hands them to `fit` (utils/training/loop.py).
 """
 
@@ -9,28 +9,25 @@ import dataclasses
 import torch
 import torch.nn as nn
 
-from utils.runs import checkpoints
-from utils.training import distributed
-from utils.runs.flags import SettingsError
+from utils.datasets.catalog import ONE_GRAPH_DATASETS, load_graph
 from utils.datasets.graph import sparsify_if_mostly_zero
-from utils.training.metrics import accuracy, num_correct
-from utils.datasets.npz_graph import NPZ_DATASETS
+from utils.runs import checkpoints
+from utils.runs.flags import SettingsError
 from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
+from utils.training import distributed
 from utils.training.loop import fit
+from utils.training.metrics import accuracy, num_correct
+from utils.training.sampling import NeighbourSampler, layerwise_inference
 from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, step_seed
 
 # The paper's transductive architecture (Cora, Citeseer): 8 heads x 8 features, 1 output head.
-CORA_ARCHITECTURE = dict(num_of_layers=2, num_heads_per_layer=[8, 1], hidden_features=[8],
-                         add_skip_connection=False, bias=True, dropout=0.6)
+CITATION_ARCHITECTURE = dict(num_of_layers=2, num_heads_per_layer=[8, 1], hidden_features=[8],
+                             add_skip_connection=False, bias=True, dropout=0.6)
 
-CORA_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="cora", num_of_epochs=10000, weight_decay=5e-4,
-                     console_log_freq=100, checkpoint_freq=1000, fanouts=None, batch_size=256, eval_chunk_size=None,
-                     split=None, train_per_class=20, val_per_class=30, split_seed=0, largest_component=True)
-
-# Planetoid (with a public split), the graphs of Shchur et al. in their .npz layout (no public split; Planetoid's
-# cora is "cora", their cora.npz is read by path), ogbn-arxiv, a generated graph. Any .npz path works too.
-NPZ_GRAPHS = tuple(name for name in NPZ_DATASETS if name != "cora")
-TRANSDUCTIVE_DATASETS = ("cora", "citeseer", "pubmed", *NPZ_GRAPHS, "ogbn-arxiv", "sbm")
+ONE_GRAPH_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="cora", num_of_epochs=10000, weight_decay=5e-4,
+                          console_log_freq=100, checkpoint_freq=1000, fanouts=None, batch_size=256,
+                          eval_chunk_size=None, split=None, train_per_class=20, val_per_class=30, split_seed=0,
+                          largest_component=True)
 
 # Without --eval_chunk_size: graphs up to this many nodes are evaluated in one forward pass, larger ones
 # layer by layer over chunks of EVAL_CHUNK_SIZE target nodes.
@@ -44,24 +41,7 @@ ARXIV_ARCHITECTURE = dict(num_of_layers=3, num_heads_per_layer=[3, 3, 3], hidden
 
 
 def architecture_for(dataset_name):
-    return ARXIV_ARCHITECTURE if dataset_name == "ogbn-arxiv" else CORA_ARCHITECTURE
-
-
-def load_transductive(dataset_name, data_dir=None):
-    """A Planetoid graph, an npz graph (a name of NPZ_GRAPHS or a path to a .npz file), ogbn-arxiv, or a generated
-    graph (`sbm`: a folder written by `python -m utils.datasets.sbm_graph`)."""
-    if dataset_name in NPZ_GRAPHS or str(dataset_name).endswith(".npz"):
-        from utils.datasets.npz_graph import load_npz_graph
-        return load_npz_graph(dataset_name, data_dir)
-    if dataset_name == "sbm":
-        from utils.datasets.sbm_graph import load_sbm_graph
-        from utils.datasets.download import resolve_data_dir
-        return load_sbm_graph(resolve_data_dir(data_dir))
-    if dataset_name == "ogbn-arxiv":
-        from utils.datasets.ogbn_arxiv import load_arxiv
-        return load_arxiv(data_dir)
-    from utils.datasets.planetoid import load_planetoid
-    return load_planetoid(dataset_name, data_dir)
+    return ARXIV_ARCHITECTURE if dataset_name == "ogbn-arxiv" else CITATION_ARCHITECTURE
 
 
 def choose_split(data, config):
@@ -84,35 +64,28 @@ def choose_split(data, config):
                                test_indices=nodes["test"]), described
 
 
-def train_gat_cora(config=None, log=print, data=None):
-    """Train GAT on a Planetoid graph with the paper's setup. Returns the results dict (plus 'history'
-    and 'model'). `config` overrides CORA_DEFAULTS (with 'resume', the checkpoint's settings); `data`
+def train_one_graph(config=None, log=print, data=None):
+    """Train GAT on one graph (Cora by default) with the paper's setup. Returns the results dict (plus 'history'
+    and 'model'). `config` overrides ONE_GRAPH_DEFAULTS (with 'resume', the checkpoint's settings); `data`
     skips loading. Raises TrainingInterrupted after saving when stopped by Ctrl-C or SIGTERM.
 
     With `fanouts`, training runs on neighbour-sampled mini-batches of `batch_size` training nodes
     (utils/training/sampling.py); under torchrun, each process takes its share of every batch's nodes."""
     is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
     log = log if is_main else silent
-    config, resume = prepare_run(CORA_DEFAULTS, config, TRANSDUCTIVE_DATASETS, "training_script_cora.py", log,
+    config, resume = prepare_run(ONE_GRAPH_DEFAULTS, config, ONE_GRAPH_DATASETS, "training_script_cora.py", log,
                                  writes=is_main)
     ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
-    if ctx.is_distributed and not config["fanouts"]:
-        raise SettingsError("full-batch training of one graph cannot be split between processes; under torchrun "
-                            "train on sampled mini-batches (--fanouts 10 10 --batch_size 256, say), or run "
-                            "with plain python")
     architecture = architecture_for(config["dataset_name"])
-    if config["fanouts"] and len(config["fanouts"]) != architecture["num_of_layers"]:
-        raise SettingsError(f"--fanouts needs one number per GAT layer ({architecture['num_of_layers']} for "
-                            f"{config['dataset_name']}), got {config['fanouts']}")
+    _check_settings(config, ctx, architecture)
     config = distributed.config_for_rank(config, ctx)
     set_seed(config["seed"])
     device = distributed.device_for(ctx, config, log)
     if data is None:
-        data = load_transductive(config["dataset_name"], config["data_dir"])
+        data = load_graph(config["dataset_name"], config["data_dir"])
     data, split = choose_split(data, config)
     config = dict(config, split=split["split"])  # (saved with the run: --resume draws the same split)
-    data = data.to(device)
-    node_features, edge_index, labels = sparsify_if_mostly_zero(data.node_features), data.edge_index, data.labels
+    graph = LabelledGraph(data.to(device))
 
     model = build_model(architecture, data.node_features.shape[1], data.num_classes,
                         config["layer_type"], attention_type=config["attention_type"]).to(device)
@@ -120,89 +93,136 @@ def train_gat_cora(config=None, log=print, data=None):
         checkpoints.check_model_matches(resume, model, config["resume"])
     trained = distributed.data_parallel(model, ctx, device)
     optimizer = make_optimizer(model, config["lr"], config["weight_decay"])
-    loss_fn = nn.CrossEntropyLoss()
-    splits = {"train": data.train_indices, "val": data.val_indices, "test": data.test_indices}
-
-    def loss_and_accuracy(logits, split):
-        """logits: of the split's nodes, in the split's order."""
-        split_labels = labels[splits[split]]
-        return loss_fn(logits, split_labels), accuracy(logits, split_labels)
-
-    def train_full_batch(epoch, check_stop):
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        # Only the training nodes' logits: the layers skip the edges the loss does not depend on (bit-identical).
-        loss, train_accuracy = loss_and_accuracy(model(node_features, edge_index, output_nodes=splits["train"]),
-                                                 "train")
-        loss.backward()
-        optimizer.step()
-        return loss.item(), train_accuracy
-
-    generators, sampler = None, None
     if config["fanouts"]:
-        # Neighbour-sampled mini-batches: batch_size training nodes per step (all processes together),
-        # each step on the subgraph sampled around them; the loss is taken on those nodes only.
-        from utils.training.sampling import NeighbourSampler
-        sampler = NeighbourSampler(data.edge_index, data.num_nodes, config["fanouts"], seed=config["seed"])
-        order_generator = torch.Generator().manual_seed(config["seed"])
-        generators = {"batch_order": order_generator}  # the sampler is reseeded per step (below)
-        dense_features = data.node_features.to(device)
-        loss_sum = nn.CrossEntropyLoss(reduction="sum")
+        epochs = SampledEpochs(model, trained, optimizer, graph, config, ctx)
+    else:
+        epochs = FullBatchEpochs(model, optimizer, graph)
+    chunk_size = config["eval_chunk_size"] or (EVAL_CHUNK_SIZE if data.num_nodes > EVAL_ONE_PASS_NODES else None)
 
-        def train_sampled(epoch, check_stop):
-            model.train()
-            train_nodes = splits["train"].cpu()
-            train_nodes = train_nodes[torch.randperm(train_nodes.numel(), generator=order_generator)]
-            total_loss = total_correct = 0.0
-            for step, first in enumerate(range(0, train_nodes.numel(), config["batch_size"])):
-                check_stop()
-                step_nodes = train_nodes[first:first + config["batch_size"]]
-                share = torch.tensor_split(step_nodes, ctx.world_size)[ctx.rank]
-                optimizer.zero_grad(set_to_none=True)
-                if share.numel() == 0:
-                    distributed.join_step_without_data(trained, dense_features.shape[1], device)
-                else:
-                    # The draws of a step depend only on (seed, epoch, step): exact on resume, on any rank.
-                    sampler.generator.manual_seed(step_seed(config["seed"], epoch, step, ctx.rank))
-                    batch = sampler.sample(share)
-                    targets = batch.nodes[:batch.num_targets].to(device)
-                    logits = trained(dense_features.index_select(0, batch.nodes.to(device)),
-                                     batch.edge_index.to(device))[:batch.num_targets]
-                    loss = loss_sum(logits, labels[targets])
-                    # Mean over the step's nodes on all processes (DDP averages gradients over them).
-                    (loss * (ctx.world_size / step_nodes.numel())).backward()
-                    total_loss += loss.item()
-                    total_correct += num_correct(logits, labels[targets])
-                optimizer.step()
-            total_loss, total_correct = ctx.sum([total_loss, total_correct])
-            return total_loss / train_nodes.numel(), total_correct / train_nodes.numel()
-
-    train_one_epoch = train_full_batch if sampler is None else train_sampled
-
-    @torch.no_grad()
     def evaluate(split):
-        from utils.training.sampling import layerwise_inference
-        # Every process evaluates the whole graph (the same numbers on each): nothing to combine.
-        chunk_size = config["eval_chunk_size"] or (EVAL_CHUNK_SIZE if data.num_nodes > EVAL_ONE_PASS_NODES else None)
-        logits = layerwise_inference(model, node_features, edge_index, chunk_size, output_nodes=splits[split])
-        loss, accuracy = loss_and_accuracy(logits, split)
-        return loss.item(), accuracy
+        return graph.evaluate(model, split, chunk_size)
 
     config = claim_run(config)  # (data and model are ready: the run's name and folder, right before it trains)
     layer_type = model.layer_type.name
-    log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on {data.name}: {data.num_nodes} nodes, "
-        f"{edge_index.shape[1]} edges, "
-        f"{len(data.train_indices)}/{len(data.val_indices)}/{len(data.test_indices)} train/val/test"
-        + (" (public split)" if split["split"] == "public" else
-           f" (random split {config['split_seed']}: {config['train_per_class']} + {config['val_per_class']} per "
-           f"class{', largest connected component' if config['largest_component'] else ''})"))
-    if sampler is not None:
-        log(f"Sampled mini-batches: {config['batch_size']} target nodes per step, fanouts {config['fanouts']}")
-    outcome = fit(model, optimizer, train_one_epoch, evaluate, config, "acc", resume=resume, generators=generators,
-                  epochs_can_be_abandoned=sampler is not None, agree_on_stop=distributed.agreement(ctx), log=log)
+    for line in _describe_training(config, data, graph, split, layer_type):
+        log(line)
+    outcome = fit(model, optimizer, epochs.train, evaluate, config, "acc", resume=resume,
+                  generators=epochs.generators, epochs_can_be_abandoned=config["fanouts"] is not None,
+                  agree_on_stop=distributed.agreement(ctx), log=log)
     results = {"dataset": data.name, "layer_type": layer_type, "attention_type": config["attention_type"],
                "seed": config["seed"], "processes": ctx.world_size, "split": split}
     finish(model, config, outcome, results, "acc", lambda: evaluate("test")[1], log=log)
     if results["test_acc"] is not None:
         log(f"Test accuracy = {results['test_acc']:.4f}")
     return dict(results, history=outcome.history, model=model)
+
+
+def _check_settings(config, ctx, architecture):
+    if ctx.is_distributed and not config["fanouts"]:
+        raise SettingsError("full-batch training of one graph cannot be split between processes; under torchrun "
+                            "train on sampled mini-batches (--fanouts 10 10 --batch_size 256, say), or run "
+                            "with plain python")
+    if config["fanouts"] and len(config["fanouts"]) != architecture["num_of_layers"]:
+        raise SettingsError(f"--fanouts needs one number per GAT layer ({architecture['num_of_layers']} for "
+                            f"{config['dataset_name']}), got {config['fanouts']}")
+
+
+def _describe_training(config, data, graph, split, layer_type):
+    attention = ATTENTION_NAMES[config["attention_type"]]
+    lines = [f"Training {attention} ({layer_type}) on {data.name}: {data.num_nodes} nodes, "
+             f"{graph.edge_index.shape[1]} edges, "
+             f"{len(data.train_indices)}/{len(data.val_indices)}/{len(data.test_indices)} train/val/test"
+             + (" (public split)" if split["split"] == "public" else
+                f" (random split {config['split_seed']}: {config['train_per_class']} + {config['val_per_class']} "
+                f"per class{', largest connected component' if config['largest_component'] else ''})")]
+    if config["fanouts"]:
+        lines.append(f"Sampled mini-batches: {config['batch_size']} target nodes per step, fanouts {config['fanouts']}")
+    return lines
+
+
+class LabelledGraph:
+    """The graph on the run's device, its labels and its train/val/test nodes; the loss and accuracy of a split."""
+
+    def __init__(self, data):
+        self.data = data
+        self.node_features = sparsify_if_mostly_zero(data.node_features)  # what the model reads
+        self.edge_index, self.labels = data.edge_index, data.labels
+        self.nodes = {"train": data.train_indices, "val": data.val_indices, "test": data.test_indices}
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def loss_and_accuracy(self, logits, split):
+        """logits: of the split's nodes, in the split's order."""
+        split_labels = self.labels[self.nodes[split]]
+        return self.loss_fn(logits, split_labels), accuracy(logits, split_labels)
+
+    @torch.no_grad()
+    def evaluate(self, model, split, chunk_size=None):
+        """(loss, accuracy) of a split. Every process evaluates the whole graph (the same numbers on each)."""
+        logits = layerwise_inference(model, self.node_features, self.edge_index, chunk_size,
+                                     output_nodes=self.nodes[split])
+        loss, split_accuracy = self.loss_and_accuracy(logits, split)
+        return loss.item(), split_accuracy
+
+
+class FullBatchEpochs:
+    """An epoch is one step on the whole graph; the loss is the training nodes'."""
+
+    generators = None
+
+    def __init__(self, model, optimizer, graph):
+        self.model, self.optimizer, self.graph = model, optimizer, graph
+
+    def train(self, epoch, check_stop):
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        # Only the training nodes' logits: the layers skip the edges the loss does not depend on (bit-identical).
+        logits = self.model(self.graph.node_features, self.graph.edge_index, output_nodes=self.graph.nodes["train"])
+        loss, train_accuracy = self.graph.loss_and_accuracy(logits, "train")
+        loss.backward()
+        self.optimizer.step()
+        return loss.item(), train_accuracy
+
+
+class SampledEpochs:
+    """Neighbour-sampled mini-batches: batch_size training nodes per step (all processes together), each step on
+    the subgraph sampled around them; the loss is taken on those nodes only."""
+
+    def __init__(self, model, trained, optimizer, graph, config, ctx):
+        self.model, self.trained, self.optimizer, self.graph, self.ctx = model, trained, optimizer, graph, ctx
+        self.seed, self.batch_size = config["seed"], config["batch_size"]
+        data = graph.data
+        self.sampler = NeighbourSampler(data.edge_index, data.num_nodes, config["fanouts"], seed=self.seed)
+        self.order_generator = torch.Generator().manual_seed(self.seed)
+        self.generators = {"batch_order": self.order_generator}  # the sampler is reseeded per step (below)
+        self.dense_features = data.node_features
+        self.device = data.node_features.device
+        self.loss_sum = nn.CrossEntropyLoss(reduction="sum")
+
+    def train(self, epoch, check_stop):
+        self.model.train()
+        ctx, labels = self.ctx, self.graph.labels
+        train_nodes = self.graph.nodes["train"].cpu()
+        train_nodes = train_nodes[torch.randperm(train_nodes.numel(), generator=self.order_generator)]
+        total_loss = total_correct = 0.0
+        for step, first in enumerate(range(0, train_nodes.numel(), self.batch_size)):
+            check_stop()
+            step_nodes = train_nodes[first:first + self.batch_size]
+            share = torch.tensor_split(step_nodes, ctx.world_size)[ctx.rank]
+            self.optimizer.zero_grad(set_to_none=True)
+            if share.numel() == 0:
+                distributed.join_step_without_data(self.trained, self.dense_features.shape[1], self.device)
+            else:
+                # The draws of a step depend only on (seed, epoch, step): exact on resume, on any rank.
+                self.sampler.generator.manual_seed(step_seed(self.seed, epoch, step, ctx.rank))
+                batch = self.sampler.sample(share)
+                targets = batch.nodes[:batch.num_targets].to(self.device)
+                logits = self.trained(self.dense_features.index_select(0, batch.nodes.to(self.device)),
+                                      batch.edge_index.to(self.device))[:batch.num_targets]
+                loss = self.loss_sum(logits, labels[targets])
+                # Mean over the step's nodes on all processes (DDP averages gradients over them).
+                (loss * (ctx.world_size / step_nodes.numel())).backward()
+                total_loss += loss.item()
+                total_correct += num_correct(logits, labels[targets])
+            self.optimizer.step()
+        total_loss, total_correct = ctx.sum([total_loss, total_correct])
+        return total_loss / train_nodes.numel(), total_correct / train_nodes.numel()

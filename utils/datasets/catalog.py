@@ -1,0 +1,30 @@
+"""A one-graph dataset by the name the scripts' --dataset_name gives it.
+
+    graph = load_graph("cora")             # Planetoid, with its public split
+    graph = load_graph("amazon-photo")     # an npz graph of Shchur et al. (downloaded on first use)
+    graph = load_graph("my_graph.npz")     # any .npz file in that layout
+"""
+
+from utils.datasets.npz_graph import NPZ_DATASETS
+
+# Planetoid (with a public split), the graphs of Shchur et al. in their .npz layout (no public split; Planetoid's
+# cora is "cora", their cora.npz is read by path), ogbn-arxiv, a generated graph. Any .npz path works too.
+NPZ_GRAPHS = tuple(name for name in NPZ_DATASETS if name != "cora")
+ONE_GRAPH_DATASETS = ("cora", "citeseer", "pubmed", *NPZ_GRAPHS, "ogbn-arxiv", "sbm")
+
+
+def load_graph(dataset_name, data_dir=None):
+    """A Planetoid graph, an npz graph (a name of NPZ_GRAPHS or a path to a .npz file), ogbn-arxiv, or a generated
+    graph (`sbm`: a folder written by `python -m utils.datasets.sbm_graph`)."""
+    if dataset_name in NPZ_GRAPHS or str(dataset_name).endswith(".npz"):
+        from utils.datasets.npz_graph import load_npz_graph
+        return load_npz_graph(dataset_name, data_dir)
+    if dataset_name == "sbm":
+        from utils.datasets.download import resolve_data_dir
+        from utils.datasets.sbm_graph import load_sbm_graph
+        return load_sbm_graph(resolve_data_dir(data_dir))
+    if dataset_name == "ogbn-arxiv":
+        from utils.datasets.ogbn_arxiv import load_arxiv
+        return load_arxiv(data_dir)
+    from utils.datasets.planetoid import load_planetoid
+    return load_planetoid(dataset_name, data_dir)
