@@ -5,10 +5,11 @@ plain expression next to its name (tests/test_fast_ops.py checks each one agains
 through one chunk and through many). Shapes: N nodes, E edges, H heads, F features; `edges` is a
 TargetSortedEdges, the edge list laid out once per graph.
 
-Each op, the plain expression it equals, and why the fast version exists (measured on Cora, 2-core CPU):
+Each op, the plain expression it equals, and why the fast version exists (what each gains, with the command that
+measures it: docs/performance.md, "What makes IMP3 fast"):
 
     project(weight, x)                         x @ weight.T, for x dense, sparse COO or sparse CSR
-        sparse CSR x: two weighted gather-sums, ~7x faster than torch.sparse.mm, ~20x cheaper than dense x
+        sparse CSR x: two weighted gather-sums instead of torch.sparse.mm, and far cheaper than a dense x
     gat_score_halves(p, a_src, a_tgt)          ((p * a_src).sum(-1), (p * a_tgt).sum(-1))
         large graphs: one [N, H, F] product buffer instead of four fresh tensors (page faults)
     gat_edge_scores(s, t, edges, slope)        leaky_relu(s[edges.source] + t[edges.target], slope)
@@ -21,15 +22,15 @@ Each op, the plain expression it equals, and why the fast version exists (measur
                                                                          att[..., None] * feat[edges.source])
         never builds [E, H, F]: weighted gather-sums (embedding_bag)
     FastDropout(p)                             nn.Dropout(p): the same distribution (a sparse input: its values)
-        rand + compare instead of bernoulli_: a training step 29 -> 19 ms
+        rand + compare instead of bernoulli_, whose CPU path costs about twice as much per element
 
 Three things recur below:
 - *Segment sums* with F.embedding_bag(mode="sum"): the same additions in the same order as index_add_, so
-  bit-identical, and ~5x faster on CPU for a few heads per row.
+  bit-identical, and much faster on CPU for a few heads per row.
 - *Chunks* of at most CHUNK_ELEMENTS floats for every temporary that grows with E: malloc reuses such blocks,
-  where a larger one is fresh memory whose pages the kernel zeroes (~0.5 s per [E, H] tensor at 10^6 nodes).
+  where a larger one is fresh memory whose pages the kernel must zero on every step.
 - *No autograd bookkeeping without gradients*: under torch.no_grad the Functions' forward passes run directly
-  (`_run`), ~10-20 us a call on Cora.
+  (`_run`).
 """
 
 import warnings
@@ -112,8 +113,7 @@ def edge_softmax(scores, target, num_nodes):
 class FastDropout(nn.Dropout):
     """nn.Dropout with the same distribution, drawn with torch.rand instead of bernoulli_.
 
-    On CPU, dropout's bernoulli_ path costs ~11-13 ns per element against ~5-6 ns for rand + compare
-    + multiply; switching cut a Cora training step from ~29 to ~19 ms (benchmarks/bench_speed.py).
+    On CPU, dropout's bernoulli_ path costs about twice as much per element as rand + compare + multiply.
     The kept fraction is exactly 1 - p up to float32 resolution, as with bernoulli_.
 
     A sparse input (COO or CSR) has only its stored values dropped out: a zero stays zero either way, so
@@ -179,16 +179,16 @@ class TargetSortedEdges:
     features to sum and the positions (e*H + h) of their weights in the flattened [E, H] attention;
     `backward_bags` does the same grouped by source, for the transpose in the backward pass.
 
-    With `targets` (a bool mask [N]) only the edges into those nodes are kept: `kept` lists their positions
+    With `needed_rows` (a bool mask [N]) only the edges into those nodes are kept: `kept` lists their positions
     among all num_all_edges edges sorted by target (None: every edge is kept). The other nodes' segments are
     empty; each kept segment, and each source's group of kept edges, keeps its edges in the same order.
     """
 
-    def __init__(self, edge_index, num_nodes, num_heads, targets=None):
+    def __init__(self, edge_index, num_nodes, num_heads, needed_rows=None):
         source, target, self.order = sort_by_target(edge_index[0], edge_index[1])
         self.num_all_edges, self.kept = target.numel(), None
-        if targets is not None:
-            self.kept = targets.index_select(0, target).nonzero().squeeze(1)
+        if needed_rows is not None:
+            self.kept = needed_rows.index_select(0, target).nonzero().squeeze(1)
             source, target = source.index_select(0, self.kept), target.index_select(0, self.kept)
         self.source, self.target = source, target
         self.target_offsets = csr_offsets(target, num_nodes)
@@ -310,7 +310,7 @@ class IdentityCache:
 
 def _index_rows(values, index, out=None):
     """values.index_select(0, index) (into `out` if given); rows of a single value (one head) go through a
-    flat view, which PyTorch's CPU kernel gathers ~4x faster than one-element rows."""
+    flat view, which PyTorch's CPU kernel gathers much faster than one-element rows."""
     if values.dim() == 2 and values.shape[1] == 1 and values.is_contiguous():
         flat_out = None if out is None else out.view(-1)
         return torch.index_select(values.view(-1), 0, index, out=flat_out).view(-1, 1)
@@ -336,7 +336,7 @@ def _segment_sum(per_edge, edge_ids, offsets):
     edge_ids[offsets[i]:offsets[i + 1]] (arange(E): consecutive rows; an edge order: a grouping).
 
     F.embedding_bag gathers and adds the rows in order: the same additions in the same order as
-    index_add_ (bit-identical results), ~5x faster on CPU for a few heads per row."""
+    index_add_ (bit-identical results), and much faster on CPU for a few heads per row."""
     return F.embedding_bag(edge_ids, per_edge, offsets[:-1], mode="sum")
 
 
@@ -370,12 +370,11 @@ def _weighted_bag_sum(features, attention, bags):
 def _edge_dot_products(at_target, at_source, edges):
     """[E, H]: <at_target[i, h], at_source[j, h]> for every edge j -> i and head h.
 
-    Works through the edges in chunks of at most CHUNK_ELEMENTS gathered floats, so memory
-    stays bounded however many edges there are; the two chunk buffers are allocated once per call
-    and refilled (on a large graph, fresh buffers per chunk made the kernel zero gigabytes of new
-    pages per step). The features are laid out [N, F, H] first: summing over F then adds whole
-    rows of H heads (vectorised), where summing the last axis of [E, H, F] would reduce a few
-    floats at a time (~2x slower on CPU for Cora's 8 x 8)."""
+    Works through the edges in chunks of at most CHUNK_ELEMENTS gathered floats, so memory stays bounded however
+    many edges there are; the two chunk buffers are allocated once per call and refilled (fresh buffers per
+    chunk would be new pages for the kernel to zero on every step). The features are laid out [N, F, H] first:
+    summing over F then adds whole rows of H heads (vectorised), where summing the last axis of [E, H, F] would
+    reduce a few floats at a time."""
     target_ids, source_ids = edges.target, edges.source
     if edges.endpoints is not None:  # only some edges were kept: lay out just the rows they read
         target_nodes, target_ids, source_nodes, source_ids = edges.endpoints
@@ -402,7 +401,7 @@ def _gatv2_chunks(source, target, edges):
 
 def _run(function, *args):
     """function.apply(*args) for the autograd Functions below; without gradients (evaluation, torch.no_grad)
-    their forward alone, the same computation without autograd's bookkeeping (~10-20 us a call on Cora)."""
+    their forward alone, the same computation without autograd's bookkeeping."""
     if torch.is_grad_enabled():
         return function.apply(*args)
     return function.forward(_NoGradContext(), *args)
@@ -419,7 +418,7 @@ class _SparseCSRProjection(torch.autograd.Function):
     """y = X @ W^T for a constant sparse CSR X (the input features) and a trainable W.
 
     Both directions are one weighted gather-sum over X's nonzeros (F.embedding_bag with
-    per-sample weights, ~7x faster here than torch.sparse.mm on Cora): forward sums rows of W^T
+    per-sample weights, faster than torch.sparse.mm): forward sums rows of W^T
     picked by X's column indices; backward does the same with X^T, whose pattern (X's nonzeros in
     column-major order, from transposed_csr_pattern) the layer computes once per input.
     """
@@ -429,7 +428,7 @@ class _SparseCSRProjection(torch.autograd.Function):
         crow, col = features.crow_indices(), features.col_indices()
         ctx.save_for_backward(values)
         ctx.transposed_pattern = transposed_pattern
-        # (embedding_bag is ~15x slower with a non-contiguous weight than the cost of this copy)
+        # (embedding_bag is much slower with a non-contiguous weight than this copy costs)
         return F.embedding_bag(col, weight.t().contiguous(), crow[:-1], mode="sum", per_sample_weights=values)
 
     @staticmethod
@@ -580,7 +579,7 @@ class _NeighbourhoodSum(torch.autograd.Function):
     def forward(ctx, attention, features, edges):
         ctx.save_for_backward(attention, features)
         ctx.edges = edges
-        # (detached: embedding_bag then skips the bookkeeping for a backward pass of its own, ~25 % of its time)
+        # (detached: embedding_bag then skips the bookkeeping for a backward pass of its own)
         return _weighted_bag_sum(features.detach(), attention, edges.forward_bags)
 
     @staticmethod

@@ -102,8 +102,8 @@ class GAT(nn.Module):
             needed = self._receptive_fields.get((edge_index, output_nodes), (num_nodes, num_layers),
                                                 lambda: receptive_field(edge_index, output_nodes, num_nodes, num_layers))
         x = node_features
-        for layer, targets in zip(self.layers, needed):
-            x = layer(x, edge_index, targets)
+        for layer, needed_rows in zip(self.layers, needed):
+            x = layer(x, edge_index, needed_rows)
         return x if output_nodes is None else x[output_nodes]
 
     def forward_with_hidden(self, node_features, edge_index):

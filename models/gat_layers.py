@@ -64,7 +64,7 @@ class GATLayer(nn.Module):
     With log_attention_weights=True the layer keeps its last attention as `attention_weights`,
     a detached tensor [E, H] aligned with the columns of edge_index.
 
-    targets (optional): a bool mask [N] of the nodes whose output rows are needed (GAT.forward's
+    needed_rows (optional): a bool mask [N] of the nodes whose output rows are needed (GAT.forward's
     output_nodes sets it). IMP3 with GAT attention then does the per-edge work (scores, softmax,
     aggregation) only for the edges into those nodes, and the other rows of its output are not
     meaningful; every other case computes all rows. The needed rows are bit-for-bit those of the full pass.
@@ -106,8 +106,7 @@ class GATLayer(nn.Module):
 
         self.leaky_relu = nn.LeakyReLU(0.2)
         self.dropout = FastDropout(p=dropout_prob)  # nn.Dropout's distribution, drawn faster
-        self._graph_cache = IdentityCache()  # what _graph_data built, per edge_index (and targets)
-        self._input_cache = None  # (sparse input features, their transposed pattern)
+        self._graph_cache = IdentityCache()  # what _graph_data built, per edge_index (and needed_rows)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -124,12 +123,12 @@ class GATLayer(nn.Module):
         if self.skip_proj is not None:
             nn.init.xavier_uniform_(self.skip_proj.weight)
 
-    def forward(self, node_features, edge_index, targets=None):
+    def forward(self, node_features, edge_index, needed_rows=None):
         num_nodes = node_features.shape[0]
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
 
-        sparse_pattern = self._sparse_input_pattern(node_features)  # None for a dense input
+        sparse_pattern = self._sparse_input_pattern(node_features)  # (IMP3's cache; None elsewhere)
         node_features = self.dropout(node_features)
         # W h: [N, F_in] -> [N, H, F_out]
         projected = project(self.linear_proj.weight, node_features, sparse_pattern).view(
@@ -137,46 +136,42 @@ class GATLayer(nn.Module):
 
         if self.attention_type == "gat":
             # [N, H] each: a_source . W h_j and a_target . W h_i, the two halves of eq. (1), once per node.
-            source, target = gat_score_halves(projected, self.scoring_fn_source, self.scoring_fn_target)
+            source_terms, target_terms = gat_score_halves(projected, self.scoring_fn_source, self.scoring_fn_target)
         else:
             # [N, H, F_out] each: GATv2 combines whole projections per edge, W h_j and W_t h_i.
-            source = projected
-            target = project(self.linear_proj_target.weight, node_features, sparse_pattern).view(
+            source_terms = projected
+            target_terms = project(self.linear_proj_target.weight, node_features, sparse_pattern).view(
                 num_nodes, self.num_heads, self.num_out_features)
         # As in the paper's code: the scores use the projection before dropout; the features that
         # are aggregated are dropped out (a second dropout, after the one on the layer's input).
         projected = self.dropout(projected)
 
         # [N, H, F_out] aggregated features, [E, H] attention per edge
-        out, attention = self._attend(projected, source, target, edge_index, targets)
+        out, attention = self._attend(projected, source_terms, target_terms, edge_index, needed_rows)
         if self.log_attention_weights:
             self.attention_weights = attention.detach()
 
         return self._finish(node_features, out, sparse_pattern)
 
-    def _attend(self, projected, source, target, edge_index, targets=None):
+    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None):
         """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index). The attention is
         needed only when the layer logs it (log_attention_weights); otherwise it may be None.
 
-        projected: W h after dropout [N, H, F_out]; source, target: "gat": each node's half-scores [N, H];
-        "gatv2": its projections [N, H, F_out]. targets: see the class docstring; an implementation may
-        ignore it and compute every row."""
+        projected: W h after dropout [N, H, F_out]. source_terms, target_terms: what each node brings to the
+        scores of its outgoing and incoming edges; "gat": the two halves a_source . W h, a_target . W h [N, H];
+        "gatv2": the projections W h, W_t h [N, H, F_out]. needed_rows: see the class docstring; an
+        implementation may ignore it and compute every row."""
         raise NotImplementedError
 
-    def _graph_data(self, edge_index, key, build, targets=None):
+    def _graph_data(self, edge_index, key, build, needed_rows=None):
         """Per-graph precomputation (the dense mask, IMP3's edge layout), built on the first forward
-        pass and reused for as long as the same, unmodified edge_index (and targets) tensor comes in."""
-        return self._graph_cache.get((edge_index, targets), key, build)
+        pass and reused for as long as the same, unmodified edge_index (and needed_rows) tensor comes in."""
+        return self._graph_cache.get((edge_index, needed_rows), key, build)
 
     def _sparse_input_pattern(self, node_features):
-        """For a sparse CSR input: the transposed pattern the projection's backward pass needs, built
-        once and reused while the same input tensor comes in (dropout changes values, not the pattern)."""
-        if node_features.layout != torch.sparse_csr:
-            return None
-        cached = self._input_cache
-        if cached is None or cached[0] is not node_features:
-            self._input_cache = cached = (node_features, transposed_csr_pattern(node_features))
-        return cached[1]
+        """What the projection of a sparse CSR input may reuse from call to call; the readable layers keep
+        nothing (project() then builds it each time), IMP3 caches it."""
+        return None
 
     def _finish(self, node_features, out, sparse_pattern=None):
         """Skip connection, concat/average heads, bias, activation. out: [N, H, F_out]."""
@@ -235,15 +230,15 @@ def _build_attention_mask(edge_index, num_nodes, device, dtype):
 class GATLayerImp1(_DenseGATLayer):
     """Dense, heads first. Easiest to map onto the equations: one N x N attention matrix per head."""
 
-    def _attend(self, projected, source, target, edge_index, targets=None):
+    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None):
         num_nodes = projected.shape[0]
         mask = self._attention_mask(edge_index, num_nodes, projected.device, projected.dtype)
         if self.attention_type == "gat":
             # [H, N, 1] + [H, 1, N] -> [H, N, N]; entry (k, i, j) scores edge j -> i for head k.
-            all_scores = self.leaky_relu(target.t().unsqueeze(-1) + source.t().unsqueeze(1))
+            all_scores = self.leaky_relu(target_terms.t().unsqueeze(-1) + source_terms.t().unsqueeze(1))
         else:
             # [H, N, 1, F] + [H, 1, N, F] -> [H, N, N, F], then a_k . (...) -> [H, N, N]
-            pre_activation = target.transpose(0, 1).unsqueeze(2) + source.transpose(0, 1).unsqueeze(1)
+            pre_activation = target_terms.transpose(0, 1).unsqueeze(2) + source_terms.transpose(0, 1).unsqueeze(1)
             all_scores = (self.leaky_relu(pre_activation) * self.scoring_fn.view(self.num_heads, 1, 1, -1)).sum(-1)
         # Softmax over each row = over each target's neighbourhood (torch subtracts the row max).
         attention = torch.softmax(all_scores + mask, dim=-1)
@@ -256,15 +251,16 @@ class GATLayerImp1(_DenseGATLayer):
 class GATLayerImp2(_DenseGATLayer):
     """Dense, heads last. The same computation laid out as [N, N, H] with broadcasting."""
 
-    def _attend(self, projected, source, target, edge_index, targets=None):
+    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None):
         num_nodes = projected.shape[0]
         mask = self._attention_mask(edge_index, num_nodes, projected.device, projected.dtype)
         if self.attention_type == "gat":
             # [N, 1, H] + [1, N, H] -> [N, N, H]; entry (i, j, k) scores edge j -> i for head k.
-            all_scores = self.leaky_relu(target.unsqueeze(1) + source.unsqueeze(0))
+            all_scores = self.leaky_relu(target_terms.unsqueeze(1) + source_terms.unsqueeze(0))
         else:
             # [N, 1, H, F] + [1, N, H, F] -> [N, N, H, F], then a_k . (...) -> [N, N, H]
-            all_scores = (self.leaky_relu(target.unsqueeze(1) + source.unsqueeze(0)) * self.scoring_fn).sum(-1)
+            all_scores = (self.leaky_relu(target_terms.unsqueeze(1) + source_terms.unsqueeze(0))
+                          * self.scoring_fn).sum(-1)
         attention = torch.softmax(all_scores + mask.unsqueeze(-1), dim=1)  # over sources j
         attention_dropped = self.dropout(attention)
         # sum_j alpha_ijk * Wh_jk : [N, N, H] x [N, H, F_out] -> [N, H, F_out]
@@ -281,23 +277,38 @@ class GATLayerImp3(GATLayer):
     segment reduction and the aggregation a gather-sum that never materialises an [E, H, F_out] tensor.
     """
 
-    def _attend(self, projected, source, target, edge_index, targets=None):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._input_cache = None  # (sparse input features, their transposed pattern)
+
+    def _sparse_input_pattern(self, node_features):
+        """For a sparse CSR input: the transposed pattern the projection's backward pass needs, built
+        once and reused while the same input tensor comes in (dropout changes values, not the pattern)."""
+        if node_features.layout != torch.sparse_csr:
+            return None
+        cached = self._input_cache
+        if cached is None or cached[0] is not node_features:
+            self._input_cache = cached = (node_features, transposed_csr_pattern(node_features))
+        return cached[1]
+
+    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None):
         num_nodes = projected.shape[0]
         if self.attention_type != "gat" or self.log_attention_weights:
             # GATv2's backward sums its attention vector's gradient over all edges at once: leaving out
             # edges with zero gradient would change that sum's rounding. Logged attention covers every edge.
-            targets = None
-        # The edges sorted by target (only those into `targets`, when given), built once per graph.
+            needed_rows = None
+        # The edges sorted by target (only those into the needed rows, when given), built once per graph.
         edges = self._graph_data(edge_index, (num_nodes, self.num_heads),
-                                 lambda: TargetSortedEdges(edge_index, num_nodes, self.num_heads, targets), targets)
+                                 lambda: TargetSortedEdges(edge_index, num_nodes, self.num_heads, needed_rows),
+                                 needed_rows)
         slope = self.leaky_relu.negative_slope
 
         if self.attention_type == "gat":
             # eq. (1), [E, H]: e_ij = LeakyReLU(a_target . W h_i + a_source . W h_j)
-            scores = gat_edge_scores(source, target, edges, slope)
+            scores = gat_edge_scores(source_terms, target_terms, edges, slope)
         else:
             # GATv2, [E, H]: e_ij = a . LeakyReLU(W h_j + W_t h_i)
-            scores = gatv2_edge_scores(source, target, self.scoring_fn, edges, slope)
+            scores = gatv2_edge_scores(source_terms, target_terms, self.scoring_fn, edges, slope)
         # eq. (2), [E, H]: alpha_ij = softmax of e_ij over the edges into i
         attention = neighbourhood_softmax(scores, edges)
         # (with only some edges kept: the dropout mask of the whole [E, H] attention, at the kept edges)

@@ -306,7 +306,7 @@ def test_checkpoints_from_before_runs_had_names_still_resume(cora, isolated_outp
     (checkpoints.last_checkpoint_path("new")).unlink()
     logs = []
     resumed = train_one_graph(dict(QUIET, resume="last", num_of_epochs=5), log=logs.append, data=cora)
-    assert any("Resuming run (a checkpoint from before runs had names" in line for line in logs), logs
+    assert any("Resuming run (a checkpoint of the older unnamed layout" in line for line in logs), logs
     assert resumed["epochs"] == 5 and resumed["run_name"].startswith("cora_gat_seed0_")
     assert load_checkpoint(checkpoints.last_checkpoint_path(resumed["run_name"]))["training_state"]["epoch"] == 5
     assert load_checkpoint(legacy)["training_state"]["epoch"] == 3  # the old file is left as it was

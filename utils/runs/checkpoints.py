@@ -18,7 +18,7 @@ neither a temp file nor a broken checkpoint):
     models/checkpoints/<run>/epoch_<N>.pth     every --checkpoint_freq epochs, newest K kept
     models/binaries/<run>.pth                  the kept model at the end; never overwritten
     models/pretrained/cora_gat_seed0.pth       committed with the code (utils/runs/pretrained.py); no run writes here
-Checkpoints written before runs had names (models/checkpoints/gat_<dataset>_last.pth, ..._ckpt_epoch_<N>.pth,
+Checkpoints of the older unnamed layout (models/checkpoints/gat_<dataset>_last.pth, ..._ckpt_epoch_<N>.pth,
 models/binaries/gat_<dataset>_<index>.pth) load and resume as before.
 """
 
@@ -182,7 +182,7 @@ def resolve_resume_path(resume, dataset_name, directory=None):
     """The checkpoint --resume names: 'last' (the dataset's newest run), a run name, a run's folder or a file."""
     directory = Path(directory or paths.CHECKPOINTS_DIR)
     if resume == "last":
-        # Run folders, and the single files of checkpoints written before runs had names.
+        # Run folders, and the single files of the older unnamed layout.
         candidates = [*directory.glob("*/last.pth"), *directory.glob(f"gat_{dataset_name}*_last.pth")]
         candidates.sort(key=lambda p: p.stat().st_mtime, reverse=True)
         for path in candidates:

@@ -89,7 +89,7 @@ def writes_files(config):
 
 def claim_run(config):
     """The run's settings with its name: a resumed run keeps its own; a new one (or one resumed from a checkpoint
-    written before runs had names) claims a name and its folder, if it writes any file."""
+    in the older unnamed layout) claims a name and its folder, if it writes any file."""
     if config["resume"] and config["run_name"] and checkpoints.run_folder(config["run_name"]).is_dir():
         return config
     name = config["run_name"] or default_run_name(config)
@@ -134,7 +134,7 @@ def prepare_run(defaults, overrides, datasets, script, log=print, writes=True):
         state = checkpoint["training_state"]
         config["run_name"] = state.get("run_name") or config["run_name"]
         _refuse_if_done(state, config, path)
-        name = config["run_name"] or "(a checkpoint from before runs had names: it goes on as a new run)"
+        name = config["run_name"] or "(a checkpoint of the older unnamed layout: it goes on as a new run)"
         log(f"Resuming run {name} ({display_path(path)}): {state['dataset']}, {state['epoch']} "
             f"epochs done" + (f" (it had stopped: {state['stop_reason']})"
                               if state.get("stop_reason") not in (None, "interrupted") else ""))
