@@ -1,7 +1,7 @@
 """The fast ops behind the GAT layers. Each one equals a plain PyTorch expression; this file is why they are fast.
 
 A reader of models/gat_layers.py needs none of this: every op below is a promise to compute exactly the
-plain expression next to its name (tests/test_fast_ops.py checks each one against it, forward and gradient,
+plain expression next to its name (tests/models/test_fast_ops.py checks each one against it, forward and gradient,
 through one chunk and through many). Shapes: N nodes, E edges, H heads, F features; `edges` is a
 TargetSortedEdges, the edge list laid out once per graph.
 

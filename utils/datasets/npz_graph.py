@@ -72,7 +72,8 @@ def npz_file_path(name_or_path, data_dir=None, download=True):
         return path
     if path.suffix != ".npz" and len(path.parts) == 1:
         raise DatasetError(f"unknown npz dataset {str(name_or_path)!r}: choose one of {sorted(NPZ_DATASETS)}, "
-                           f"or give the path of a .npz file in the gnn-benchmark layout (see utils/datasets/npz_graph.py)")
+                           f"or give the path of a .npz file in the gnn-benchmark layout "
+                           f"(see utils/datasets/npz_graph.py)")
     raise DatasetError(f"{path} does not exist (or is not a file). Give the path of a .npz graph file, or one of "
                        f"the dataset names {sorted(NPZ_DATASETS)}.")
 
@@ -99,7 +100,8 @@ def _dataset_file(dataset_name, data_dir, download):
 def _read_arrays(path):
     """Every array of the archive that this loader uses, read without pickle. Optional arrays that would need
     pickle are left out (they only name things); required ones are refused in the checks that follow."""
-    how_to_fix = "Re-download it, or re-write it with utils.datasets.npz_graph.save_npz_graph (plain numpy arrays only)."
+    how_to_fix = ("Re-download it, or re-write it with utils.datasets.npz_graph.save_npz_graph "
+                  "(plain numpy arrays only).")
     if not zipfile.is_zipfile(path):
         raise DatasetError(f"{path} is not an .npz archive (not a zip file: incomplete download, or another "
                            f"format?). {how_to_fix}")

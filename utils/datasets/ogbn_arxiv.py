@@ -115,8 +115,9 @@ def load_arxiv(data_dir=None, download=True):
     """ogbn-arxiv as a GraphData: undirected, one self loop per node, OGB's time split."""
     folder = ensure_arxiv(data_dir, download)
     edges, features, labels, splits = read_arxiv(folder)
+    edge_index = build_edge_index(edges[:, 0], edges[:, 1], len(labels))
     return GraphData(name="ogbn-arxiv", node_features=torch.from_numpy(np.ascontiguousarray(features)),
-                     labels=torch.from_numpy(labels), edge_index=build_edge_index(edges[:, 0], edges[:, 1], len(labels)),
+                     labels=torch.from_numpy(labels), edge_index=edge_index,
                      num_classes=NUM_CLASSES, train_indices=torch.from_numpy(splits["train"]),
                      val_indices=torch.from_numpy(splits["val"]), test_indices=torch.from_numpy(splits["test"]))
 

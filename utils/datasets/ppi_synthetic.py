@@ -110,7 +110,8 @@ def _random_edges(rng, num_nodes, avg_degree):
 def get_parser():
     from utils.runs.flags import new_parser, non_negative_int, positive_int
 
-    parser = new_parser("Write a PPI-format dataset whose labels depend on the graph.")
+    parser = new_parser("Write a PPI-format dataset whose labels depend on the graph.",
+                        prog="python -m utils.datasets.ppi_synthetic")
     parser.add_argument("--output", required=True, metavar="DIR",
                         help="folder for the files; write to DIR/ppi to train with --data_dir DIR")
     parser.add_argument("--graphs", type=positive_int, nargs=3, default=(20, 2, 2), metavar=("TRAIN", "VALID", "TEST"),

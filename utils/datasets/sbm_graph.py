@@ -124,7 +124,8 @@ def load_sbm_graph(folder):
 def get_parser():
     from utils.runs.flags import new_parser, non_negative_int, positive_float, positive_int
 
-    parser = new_parser("Write a stochastic-block-model graph whose classes need the edges.")
+    parser = new_parser("Write a stochastic-block-model graph whose classes need the edges.",
+                        prog="python -m utils.datasets.sbm_graph")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the files")
     parser.add_argument("--num_nodes", type=positive_int, required=True, help="number of nodes")
     parser.add_argument("--avg_degree", type=positive_int, default=10, help="average number of neighbours per node")

@@ -135,8 +135,9 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"usage: {self.prog} [options]   (--help lists them all)\n{self.prog}: error: {message}\n")
 
 
-def new_parser(description):
-    return ArgumentParser(description=description, formatter_class=HelpFormatter)
+def new_parser(description, prog=None):
+    """prog: how the command is typed, for a module run with `python -m` (its usage line would say __main__.py)."""
+    return ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
 
 
 # ----------------------------------------------------------------------------- the training flags

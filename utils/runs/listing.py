@@ -54,7 +54,8 @@ def format_runs(rows):
 
 
 def get_parser():
-    parser = new_parser("List the runs in models/checkpoints/: status, epochs, best validation and test metric.")
+    parser = new_parser("List the runs in models/checkpoints/: status, epochs, best validation and test metric.",
+                        prog="python -m utils.runs")
     parser.add_argument("--dataset_name", type=str.lower, default=None, help="only the runs of this dataset")
     return parser
 

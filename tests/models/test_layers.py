@@ -5,16 +5,8 @@ import torch
 
 from models import GAT, GATConfig, LayerType, edge_softmax
 from models.gat_layers import GATLayerImp1, GATLayerImp3
-from utils.datasets.graph import build_edge_index, sparsify_if_mostly_zero
-
-
-def random_graph(num_nodes=40, num_edges=160, num_features=12, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    sources = torch.randint(0, num_nodes, (num_edges,), generator=generator)
-    targets = torch.randint(0, num_nodes, (num_edges,), generator=generator)
-    edge_index = build_edge_index(sources.numpy(), targets.numpy(), num_nodes)
-    features = torch.randn(num_nodes, num_features, generator=generator)
-    return features, edge_index
+from tests.helpers import random_graph
+from utils.datasets.graph import sparsify_if_mostly_zero
 
 
 def make_models(config, **kwargs):

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from matplotlib.image import imread
 
 import playground
+from tests.helpers import assert_png
 from models import LayerType
 from utils import paths
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
@@ -14,12 +14,6 @@ from utils.runs.checkpoints import CheckpointError, make_checkpoint, model_from_
 from utils.runs.files import display_path
 from utils.training.many_graphs import train_many_graphs
 from utils.training.one_graph import train_one_graph
-
-
-def assert_png(path, min_side=300):
-    image = imread(path)
-    assert image.shape[0] >= min_side and image.shape[1] >= min_side, image.shape
-    assert image[..., :3].std() > 0.01  # not a blank canvas
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 written in exactly the OGB layout; the real one cannot be downloaded here)."""
 
 import gzip
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -12,6 +14,7 @@ import training_script_cora
 from utils.datasets.download import DatasetError
 from utils.datasets.ogbn_arxiv import NUM_CLASSES, ensure_arxiv, load_arxiv, write_arxiv_format_zip
 from utils.datasets.sbm_graph import load_sbm_graph, write_sbm_graph
+from utils.paths import PROJECT_ROOT
 
 
 def _is_symmetric_with_self_loops(edge_index, num_nodes):
@@ -103,3 +106,12 @@ def test_training_script_on_arxiv_format_data(tmp_path, isolated_outputs, capsys
     with pytest.raises(SystemExit) as exit_info:  # the interpreter prints this message to stderr
         training_script_cora.main(["--dataset_name", "ogbn-arxiv", "--data_dir", str(tmp_path), "--fanouts", "4", "4"])
     assert "one number per GAT layer (3 for ogbn-arxiv)" in str(exit_info.value.code)
+
+
+@pytest.mark.parametrize("command", [["-m", "utils.sbm_graph", "--help"], ["-m", "utils.ppi_synthetic", "--help"],
+                                     ["-m", "utils.datasets.sbm_graph", "--help"], ["-m", "utils.runs", "--help"]])
+def test_data_tools_answer_by_their_old_and_new_module_names(command):
+    """python -m utils.sbm_graph / utils.ppi_synthetic, as typed before the datasets had a package, still run."""
+    finished = subprocess.run([sys.executable, *command], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.startswith("usage: python -m ") or finished.stdout.startswith("usage:"), finished.stdout

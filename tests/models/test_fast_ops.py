@@ -8,22 +8,15 @@ import torch.nn.functional as F
 
 from models import fast_ops
 from models.fast_ops import TargetSortedEdges
+from tests.helpers import random_graph
 
 NUM_NODES, HEADS, WIDTH = 9, 2, 3
 SLOPE = 0.2
 
 
 def graph():
-    """Unsorted edges with self loops; node 8 has no outgoing edge but its self loop, node 7 a high degree."""
-    generator = torch.Generator().manual_seed(3)
-    source = torch.randint(0, NUM_NODES - 1, (30,), generator=generator)
-    target = torch.randint(0, NUM_NODES, (30,), generator=generator)
-    source[:8], target[:8] = torch.arange(8), 7
-    loops = torch.arange(NUM_NODES)
-    edge_index = torch.stack([torch.cat([source, loops]), torch.cat([target, loops])])
-    pairs = torch.unique(edge_index[1] * NUM_NODES + edge_index[0])
-    edge_index = torch.stack([pairs % NUM_NODES, pairs // NUM_NODES])
-    return edge_index[:, torch.randperm(edge_index.shape[1], generator=generator)]
+    """Directed, unsorted edges with self loops; node 8 has no outgoing edge but its self loop, node 7 a high degree."""
+    return random_graph(NUM_NODES, 30, seed=3, undirected=False, hub=7, sink=True, shuffle=True)[1]
 
 
 def rand(*shape, seed):

@@ -7,7 +7,7 @@ import torch
 import playground
 from benchmarks import dictionary_lookup, zero_attention
 from models import GAT
-from tests.test_visualizations import assert_png
+from tests.helpers import assert_png
 from utils.datasets.ppi import load_ppi
 from utils.datasets.ppi_synthetic import NUM_CODES, write_synthetic_ppi
 from utils.runs.checkpoints import make_checkpoint, save_binary

@@ -98,7 +98,7 @@ def test_cora_npz_by_path_trains_like_planetoid_cora(cora_data_dir, isolated_out
         pytest.skip(f"no {path}")
     result = train_one_graph(dict(QUIET, dataset_name=str(path), num_of_epochs=2, data_dir=str(cora_data_dir)),
                             log=no_log)
-    # The same graph as Planetoid Cora (tests/test_npz_graph.py), split as Shchur et al. did: 20 + 30 per class
+    # The same graph as Planetoid Cora (tests/datasets/test_npz_graph.py), split as Shchur et al. did: 20 + 30 per class
     # of the 2,485-node largest component.
     assert result["split"]["num_train"] == 140 and result["split"]["num_test"] == 2485 - 140 - 210
     assert torch.is_tensor(result["model"].layers[0].linear_proj.weight)
