@@ -39,9 +39,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# Temporaries of at most this many floats (16 MiB): malloc keeps reusing such blocks, where every larger
-# one is fresh memory whose pages the kernel must zero (at 10^6 nodes, ~0.5 s per [E, H] tensor here).
+# On the CPU, temporaries of at most this many floats (16 MiB): malloc keeps reusing such blocks, where every
+# larger one is fresh memory whose pages the kernel must zero on every step.
 CHUNK_ELEMENTS = 1 << 22
+# On CUDA the caching allocator reuses blocks of any size, so chunks only bound the memory of the largest
+# temporaries (1 GiB of float32): one chunk, PyTorch's plain kernels, up to a few 10^7 edges x heads.
+CUDA_CHUNK_ELEMENTS = 1 << 28
+
+
+def chunk_elements(device):
+    """How many floats one chunk of a temporary may hold on this device."""
+    return CHUNK_ELEMENTS if device.type == "cpu" else CUDA_CHUNK_ELEMENTS
 
 
 # ----------------------------------------------------------------------------- the ops the layers call
@@ -64,7 +72,7 @@ def gat_score_halves(projection, a_source, a_target):
 
     Small graphs run exactly that (autograd's own ops are quicker there); large ones the same products and
     sums through one reused buffer (_GATScoreHalves)."""
-    if projection.numel() > CHUNK_ELEMENTS:
+    if projection.numel() > chunk_elements(projection.device):
         return _run(_GATScoreHalves, projection, projection, a_source, a_target)
     return (projection * a_source).sum(dim=-1), (projection * a_target).sum(dim=-1)
 
@@ -196,8 +204,8 @@ class TargetSortedEdges:
         # The same edges grouped by source (a stable order, so each group keeps the edges' order).
         self.source_order = torch.argsort(source, stable=True)
         self.source_offsets = csr_offsets(source.index_select(0, self.source_order), num_nodes)
-        self.forward_bags = _bags(None, self.target_offsets, source, num_heads)
-        self.backward_bags = _bags(self.source_order, self.source_offsets, target, num_heads)
+        self.forward_bags = _Bags(*_bags(None, self.target_offsets, source, num_heads))
+        self.backward_bags = _Bags(*_bags(self.source_order, self.source_offsets, target, num_heads))
         # With few kept edges: (target nodes, each edge's index among them, the same for sources), so that the
         # backward pass's dot products rearrange only the rows they read (None: all rows, as without targets).
         self.endpoints = None
@@ -218,16 +226,23 @@ class TargetSortedEdges:
 
 def sort_by_target(source, target):
     """(source, target, order): the edges sorted by target (stable), and the permutation applied, or
-    None when they already were (the loaders' output is), which costs one comparison pass."""
-    if target.numel() > 1 and not bool((target[1:] >= target[:-1]).all()):
+    None when they already were (the loaders' output is), which costs one comparison pass. On a GPU the
+    edges are always sorted: asking whether they already are would wait for the device."""
+    if target.device.type != "cpu" or (target.numel() > 1 and not bool((target[1:] >= target[:-1]).all())):
         order = torch.argsort(target, stable=True)
         return source.index_select(0, order), target.index_select(0, order), order
     return source, target, None
 
 
 def csr_offsets(sorted_ids, num_nodes):
-    """[num_nodes + 1] offsets: the entries of id i are sorted_ids[offsets[i]:offsets[i + 1]]."""
-    offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=sorted_ids.device)
+    """[num_nodes + 1] offsets: the entries of id i are sorted_ids[offsets[i]:offsets[i + 1]].
+
+    The same integers either way: counted with bincount on the CPU; on a GPU found by binary search in the
+    sorted ids, since bincount there reads the largest id back to the host first."""
+    device = sorted_ids.device
+    if device.type != "cpu":
+        return torch.searchsorted(sorted_ids, torch.arange(num_nodes + 1, device=device, dtype=sorted_ids.dtype))
+    offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
     offsets[1:] = torch.cumsum(torch.bincount(sorted_ids, minlength=num_nodes), 0)
     return offsets
 
@@ -262,6 +277,28 @@ def _bags(order, offsets, gather_from, num_heads):
     return rows, weight_positions, starts
 
 
+class _Bags:
+    """What _bags built (rows, weight positions, bag starts), and where a long list of bags is cut into runs of
+    whole bags of about one chunk each: worked out once per graph and chunk size, since it reads the starts
+    back to the host."""
+
+    def __init__(self, rows, weight_positions, starts):
+        self.rows, self.weight_positions, self.starts = rows, weight_positions, starts
+        self._runs = {}
+
+    def runs(self, chunk):
+        """[(first bag, end bag, first entry, end entry)] covering every bag, each run ~`chunk` entries."""
+        if chunk not in self._runs:
+            starts, total = self.starts, self.rows.numel()
+            # The first bag of each run: the first bag starting at or after a multiple of `chunk`.
+            marks = torch.arange(0, total, chunk, dtype=starts.dtype, device=starts.device)
+            bounds = sorted(set(torch.searchsorted(starts, marks).tolist()) | {starts.numel()})
+            with_end = torch.cat([starts, starts.new_tensor([total])])
+            entries = with_end.index_select(0, torch.tensor(bounds, device=starts.device)).tolist()
+            self._runs[chunk] = [(bounds[i], bounds[i + 1], entries[i], entries[i + 1]) for i in range(len(bounds) - 1)]
+        return self._runs[chunk]
+
+
 class _TargetSegments:
     """Edges sorted by target as contiguous segments: sums and maxima of per-edge values per target."""
 
@@ -271,7 +308,8 @@ class _TargetSegments:
         self.edge_ids = torch.arange(target.numel(), device=target.device)
 
     def max(self, per_edge):
-        return torch.segment_reduce(per_edge, "max", lengths=self.lengths, axis=0)
+        # unsafe: no validity checks of the lengths (valid by construction), which would read them back to the host
+        return torch.segment_reduce(per_edge, "max", lengths=self.lengths, axis=0, unsafe=True)
 
     def sum(self, per_edge):
         return _segment_sum(per_edge, self.edge_ids, self.offsets)
@@ -321,7 +359,7 @@ def _gathered_in_chunks(values, index):
     """Yield (chunk, values.index_select(0, index[chunk])) for consecutive slices `chunk` of the index,
     each gathered into the same buffer (valid until the next chunk)."""
     num_rows, row_elements = index.numel(), max(1, values[0].numel())
-    step = max(1, min(num_rows, CHUNK_ELEMENTS // row_elements))
+    step = max(1, min(num_rows, chunk_elements(values.device) // row_elements))
     if step == num_rows:  # one chunk (Cora): a plain gather is quicker than the buffer's bookkeeping
         yield slice(None), _index_rows(values, index)
         return
@@ -342,25 +380,20 @@ def _segment_sum(per_edge, edge_ids, offsets):
 
 def _weighted_bag_sum(features, attention, bags):
     """Sum each bag's feature rows, weighted by their attention. A long list of bags is cut into runs of
-    whole bags of ~CHUNK_ELEMENTS entries, so the gathered weights fit one reused buffer."""
+    whole bags of about one chunk (bags.runs), so the gathered weights fit one reused buffer."""
     num_nodes, num_heads, num_features = features.shape
-    rows, weight_positions, starts = bags
+    rows, weight_positions, starts = bags.rows, bags.weight_positions, bags.starts
     table, flat_attention = features.reshape(num_nodes * num_heads, num_features), attention.reshape(-1)
-    total = rows.numel()
-    if total <= CHUNK_ELEMENTS:
+    chunk = chunk_elements(features.device)
+    if rows.numel() <= chunk:
         weights = flat_attention.index_select(0, weight_positions)
         out = F.embedding_bag(rows, table, starts, mode="sum", per_sample_weights=weights)
         return out.view(num_nodes, num_heads, num_features)
     out = features.new_empty(num_nodes * num_heads, num_features)
-    # The first bag of each run: the first bag starting at or after a multiple of CHUNK_ELEMENTS.
-    firsts = torch.searchsorted(starts, torch.arange(0, total, CHUNK_ELEMENTS, dtype=starts.dtype)).tolist()
-    bounds = sorted(set(firsts) | {starts.numel()})
     buffer = None
-    for first_bag, end_bag in zip(bounds[:-1], bounds[1:]):
-        first = int(starts[first_bag])
-        end = int(starts[end_bag]) if end_bag < starts.numel() else total
+    for first_bag, end_bag, first, end in bags.runs(chunk):
         if buffer is None or buffer.numel() < end - first:
-            buffer = flat_attention.new_empty(max(end - first, CHUNK_ELEMENTS))
+            buffer = flat_attention.new_empty(max(end - first, chunk))
         weights = torch.index_select(flat_attention, 0, weight_positions[first:end], out=buffer[:end - first])
         out[first_bag:end_bag] = F.embedding_bag(rows[first:end], table, starts[first_bag:end_bag] - first,
                                                  mode="sum", per_sample_weights=weights)
@@ -391,7 +424,7 @@ def _edge_dot_products(at_target, at_source, edges):
 def _gatv2_chunks(source, target, edges):
     """(slice of edges, their pre-activation [C, H, F]) for chunks of at most CHUNK_ELEMENTS floats."""
     num_heads, num_features = source.shape[1], source.shape[2]
-    step = max(1, CHUNK_ELEMENTS // (num_heads * num_features))
+    step = max(1, chunk_elements(source.device) // (num_heads * num_features))
     for start in range(0, edges.source.numel(), step):
         chunk = slice(start, start + step)
         yield chunk, source.index_select(0, edges.source[chunk]) + target.index_select(0, edges.target[chunk])
@@ -508,7 +541,9 @@ class _GATv2EdgeScores(torch.autograd.Function):
 
     The [E, H, F] pre-activation is what makes GATv2 costly in memory. Here it only ever exists one
     chunk of edges at a time: forward computes the scores chunk by chunk, backward recomputes each
-    chunk's pre-activation instead of keeping it, and scatters the gradients with index_add_.
+    chunk's pre-activation instead of keeping it. The backward pass sums each edge's gradient into its source
+    and target as segment sums (the edges of one node added in a fixed order), not with index_add_, whose
+    atomic additions on a GPU would make the sums' rounding, and so training, differ from run to run.
     """
 
     @staticmethod
@@ -530,10 +565,26 @@ class _GATv2EdgeScores(torch.autograd.Function):
             grad = grad_scores[chunk].unsqueeze(-1)  # [C, H, 1]
             grad_attention_vector += (F.leaky_relu(pre, slope) * grad).sum(0)
             # d LeakyReLU(x) / dx is 1 where x > 0, else the slope.
-            grad_pre = torch.where(pre > 0, grad, grad * slope) * attention_vector
-            grad_source.index_add_(0, edges.source[chunk], grad_pre)
-            grad_target.index_add_(0, edges.target[chunk], grad_pre)
+            grad_pre = torch.where(pre > 0, grad, grad * slope) * attention_vector  # [C, H, F]
+            if pre.shape[0] == edges.source.numel():  # one chunk: every edge's gradient at once
+                flat = grad_pre.reshape(pre.shape[0], -1)
+                grad_source = _segment_sum(flat, edges.source_order, edges.source_offsets).view_as(source)
+                grad_target = edges.by_target.sum(flat).view_as(target)
+            else:
+                _add_chunk_sums(grad_source, grad_pre, edges.source[chunk])
+                _add_chunk_sums(grad_target, grad_pre, edges.target[chunk])
         return grad_source, grad_target, grad_attention_vector.unsqueeze(0), None, None
+
+
+def _add_chunk_sums(out, per_edge, node_ids):
+    """out[n] += the sum of per_edge's rows whose node_ids is n, each node's rows added in their order (a stable
+    sort groups them, a segment sum adds them): deterministic on every device, unlike index_add_."""
+    order = torch.argsort(node_ids, stable=True)
+    nodes, counts = torch.unique_consecutive(node_ids.index_select(0, order), return_counts=True)
+    offsets = torch.zeros(counts.numel() + 1, dtype=torch.long, device=counts.device)
+    offsets[1:] = torch.cumsum(counts, 0)
+    sums = _segment_sum(per_edge.reshape(per_edge.shape[0], -1), order, offsets)
+    out[nodes] += sums.view((-1,) + out.shape[1:])
 
 
 class _SortedEdgeSoftmax(torch.autograd.Function):
