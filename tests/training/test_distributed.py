@@ -24,7 +24,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 def torchrun(output_dir, *args, **kwargs):
     command = [*TORCHRUN, str(PROJECT_ROOT / "tests" / "isolated_script.py"), str(output_dir), *map(str, args)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU
     return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240, **kwargs)
 
 
@@ -87,7 +87,8 @@ def test_ctrl_c_under_torchrun_stops_every_process_once(ppi_dir, tmp_path):
     command = [*TORCHRUN, str(PROJECT_ROOT / "tests" / "isolated_script.py"), str(output_dir), "training_script_ppi.py",
                "--data_dir", str(ppi_dir), "--batch_size", "2", "--num_of_epochs", "100000", "--hidden_features", "8",
                "--last_checkpoint_seconds", "0", "--no_save_binary", "--checkpoint_freq", "0"]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not list(output_dir.glob("checkpoints/*/last.pth")) and time.monotonic() < deadline and process.poll() is None:
@@ -120,6 +121,54 @@ def test_resume_under_torchrun_continues_exactly(ppi_dir, tmp_path):
     for name, value in whole["model_state"].items():
         assert torch.equal(resumed["model_state"][name], value), name
     assert resumed["training_state"]["history"] == whole["training_state"]["history"]
+
+
+@pytest.mark.slow
+def test_sampled_cora_resumed_under_torchrun_equals_an_uninterrupted_run(cora_data_dir, tmp_path):
+    """Each rank's dropout is seeded per step from (seed, epoch, step, rank): the ranks draw different masks, and a
+    run stopped after epoch 2 and resumed makes the very steps of a run never stopped."""
+    flags = ["training_script_cora.py", "--data_dir", cora_data_dir, "--fanouts", "5", "5", "--batch_size", "64",
+             "--num_of_epochs", "4", "--console_log_freq", "1", "--last_checkpoint_seconds", "0", "--no_save_binary",
+             "--checkpoint_freq", "0"]
+    assert torchrun(tmp_path / "whole", *flags).returncode == 0
+    half = list(flags)
+    half[half.index("--num_of_epochs") + 1] = "2"
+    assert torchrun(tmp_path / "split", *half).returncode == 0
+    run = torchrun(tmp_path / "split", *flags, "--resume", "last")
+    assert run.returncode == 0 and "2 epochs done" in run.stdout, run.stderr[-3000:]
+    whole = load_checkpoint(the_one(tmp_path / "whole" / "checkpoints", "*/last.pth"))
+    resumed = load_checkpoint(the_one(tmp_path / "split" / "checkpoints", "*/last.pth"))
+    for name, value in whole["model_state"].items():
+        assert torch.equal(resumed["model_state"][name], value), name
+    assert resumed["training_state"]["history"] == whole["training_state"]["history"]
+
+
+def test_every_rank_draws_its_own_dropout_masks_and_one_process_keeps_its_stream():
+    from utils.training.distributed import DistributedContext, seed_dropout_for_step
+    masks = []
+    for rank in (0, 1):
+        seed_dropout_for_step(DistributedContext(rank=rank, world_size=2), seed=3, epoch=1, step=0)
+        masks.append(torch.rand(8))
+    assert not torch.equal(masks[0], masks[1])
+    seed_dropout_for_step(DistributedContext(rank=1, world_size=2), seed=3, epoch=1, step=0)
+    assert torch.equal(torch.rand(8), masks[1])                   # the same (seed, epoch, step, rank): the same masks
+    torch.manual_seed(5)
+    expected = torch.rand(8)
+    torch.manual_seed(5)
+    seed_dropout_for_step(DistributedContext(), seed=3, epoch=1, step=0)  # one process: nothing changes
+    assert torch.equal(torch.rand(8), expected)
+
+
+def test_more_processes_than_gpus_is_refused_in_one_line(monkeypatch):
+    from utils.runs.flags import SettingsError
+    from utils.training import distributed
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(SettingsError, match=r"started 2 processes on this machine, which has 1 GPU: .*--force_cpu"):
+        distributed.setup()
 
 
 def test_a_signal_during_the_agreement_counts_at_the_next_point_on_every_rank():

@@ -273,14 +273,23 @@ def capture_random_states(generators=None):
 
 
 def restore_random_states(states, generators=None):
+    """Put back what capture_random_states saw. Returns a warning when the CUDA generators could not be restored
+    (the run was saved on another number of GPUs, or without one): the run then goes on, but not exactly as an
+    uninterrupted one would."""
     random.setstate(_as_tuples(states["python"]))
     name, keys, position, has_gauss, cached_gaussian = states["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
     torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
     for key, generator in (generators or {}).items():
         generator.set_state(states["generators"][key])
+    saved_gpus, gpus = len(states["cuda"]), torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if saved_gpus and saved_gpus == gpus:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    elif saved_gpus != gpus and (saved_gpus or gpus):
+        return (f"warning: the run was saved with {saved_gpus} GPU random state(s) and resumes with {gpus} GPU(s): "
+                f"its CUDA random numbers (dropout on a GPU) start afresh, so it will not repeat an uninterrupted run "
+                f"exactly")
+    return None
 
 
 def _as_tuples(value):

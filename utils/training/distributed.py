@@ -22,6 +22,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from utils.runs.flags import SettingsError
+
 
 class DistributedContext:
     """rank / world_size / device of this process, and the few collectives the training loop needs."""
@@ -94,7 +96,13 @@ def setup(force_cpu=False, timeout_seconds=1800):
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and not force_cpu
-    device = torch.device(f"cuda:{local_rank % torch.cuda.device_count()}") if use_cuda else torch.device("cpu")
+    if use_cuda and world_size > 1:
+        per_node, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", world_size)), torch.cuda.device_count()
+        if per_node > gpus:  # two processes on one GPU: NCCL refuses them
+            raise SettingsError(f"torchrun started {per_node} processes on this machine, which has {gpus} GPU"
+                                f"{'s' if gpus > 1 else ''}: start one process per GPU (--nproc_per_node={gpus}), "
+                                f"or add --force_cpu to train every process on the CPU (gloo)")
+    device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         if use_cuda:
             torch.cuda.set_device(device)
@@ -131,6 +139,15 @@ def data_parallel(model, ctx, device):
 
     # DDP broadcasts rank 0's parameters when it wraps the model: every rank starts from the same weights.
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def seed_dropout_for_step(ctx, seed, epoch, step):
+    """Under torchrun, seed this process's dropout for one training step from (seed, epoch, step, rank): each
+    rank draws its own masks, and a resumed run draws the very masks it would have drawn (no random state of the
+    other ranks needs saving). One process keeps its single stream, so its runs are as they always were."""
+    if ctx.is_distributed:
+        from utils.training.setup import step_seed
+        torch.manual_seed(step_seed(seed, epoch, step, ctx.rank, 1))
 
 
 def agreement(ctx):

@@ -55,7 +55,7 @@ class Progress:
     """Where a run is: its epoch (counted from 1), history, early stopping and training time; what a checkpoint
     records of them. Starts fresh, or from a resumed checkpoint (whose weights and optimizer it loads)."""
 
-    def __init__(self, model, optimizer, config, generators=None, resume=None):
+    def __init__(self, model, optimizer, config, generators=None, resume=None, log=print):
         self.model, self.optimizer, self.config, self.generators = model, optimizer, config, generators
         self.stopper = EarlyStopping(config["patience_period"])
         self.history, self.epoch, self.seconds_before, self.tensorboard_dir = [], 0, 0.0, None
@@ -66,7 +66,9 @@ class Progress:
             self.stopper.load_state(state["early_stopping"])
             self.history, self.epoch = list(state["history"]), state["epoch"]
             self.seconds_before, self.tensorboard_dir = state["train_seconds"], state["tensorboard_dir"]
-            checkpoints.restore_random_states(state["random_states"], generators)
+            warning = checkpoints.restore_random_states(state["random_states"], generators)
+            if warning:
+                log(warning)
         self.started = time.perf_counter()
 
     def seconds(self, at=None):
@@ -100,7 +102,7 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
     last finite state. A save that fails (a full disk, say) is a warning: training goes on and the next save
     tries again; a failed final save is reported in the Outcome.
     """
-    progress = Progress(model, optimizer, config, generators, resume)
+    progress = Progress(model, optimizer, config, generators, resume, log)
     writer, progress.tensorboard_dir = make_summary_writer(config["enable_tensorboard"], config["run_name"],
                                                            progress.tensorboard_dir, purge_step=progress.epoch + 1,
                                                            log=log)

@@ -69,7 +69,7 @@ def train_many_graphs(config=None, log=print, splits=None):
                "test": GraphDataLoader(splits["test"], config["batch_size"], rank=ctx.rank, world_size=ctx.world_size)}
     show_progress = ctx.is_main and (config["progress_bar"] if config["progress_bar"] is not None
                                      else sys.stderr.isatty())
-    passes = GraphPasses(model, trained, optimizer, loaders, ctx, device, show_progress)
+    passes = GraphPasses(model, trained, optimizer, loaders, ctx, device, show_progress, config["seed"])
 
     config = claim_run(config)  # (data and model are ready: the run's name and folder, right before it trains)
     layer_type = model.layer_type.name
@@ -95,8 +95,8 @@ class GraphPasses:
     """One pass over a split's batches of whole graphs: training steps, or an evaluation. Each returns (mean loss
     per node and label, micro-F1 over all the split's nodes), summed over every process."""
 
-    def __init__(self, model, trained, optimizer, loaders, ctx, device, show_progress=False):
-        self.model, self.trained, self.optimizer, self.loaders = model, trained, optimizer, loaders
+    def __init__(self, model, trained, optimizer, loaders, ctx, device, show_progress=False, seed=0):
+        self.model, self.trained, self.optimizer, self.loaders, self.seed = model, trained, optimizer, loaders, seed
         self.ctx, self.device, self.show_progress = ctx, device, show_progress
         self.loss_sum = nn.BCEWithLogitsLoss(reduction="sum")
 
@@ -114,9 +114,11 @@ class GraphPasses:
         loader = self.loaders[split]
         with torch.set_grad_enabled(train), tqdm(loader, desc=f"epoch {epoch}" if train else split,
                                                  leave=False, disable=not self.show_progress) as batches:
-            for batch in batches:
+            for step, batch in enumerate(batches):
                 if check_stop is not None:
                     check_stop()
+                if train:
+                    distributed.seed_dropout_for_step(self.ctx, self.seed, epoch, step)
                 if batch is None:  # a short last batch left this rank without a graph
                     if train:
                         self.optimizer.zero_grad(set_to_none=True)

@@ -212,8 +212,9 @@ class SampledEpochs:
             if share.numel() == 0:
                 distributed.join_step_without_data(self.trained, self.dense_features.shape[1], self.device)
             else:
-                # The draws of a step depend only on (seed, epoch, step): exact on resume, on any rank.
+                # The draws of a step depend only on (seed, epoch, step, rank): exact on resume, on any rank.
                 self.sampler.generator.manual_seed(step_seed(self.seed, epoch, step, ctx.rank))
+                distributed.seed_dropout_for_step(ctx, self.seed, epoch, step)
                 batch = self.sampler.sample(share)
                 targets = batch.nodes[:batch.num_targets].to(self.device)
                 logits = self.trained(self.dense_features.index_select(0, batch.nodes.to(self.device)),
