@@ -47,6 +47,8 @@ def get_parser():
                         help="train on neighbour-sampled mini-batches with these fanouts (default: full batch)")
     parser.add_argument("--batch_size", type=positive_int, default=256, help="with --fanouts: training nodes per step")
     parser.add_argument("--num_threads", type=positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where every run trains (default: cuda when there is a GPU); recorded in the JSON")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--output", type=writable_file, default=None,
                         help="write every run and the summaries as JSON here")
@@ -74,7 +76,7 @@ def main(argv=None):
                           seed=seed, data_dir=args.data_dir, fanouts=args.fanouts, batch_size=args.batch_size,
                           split=args.split, split_seed=split_seed or 0, train_per_class=args.train_per_class,
                           val_per_class=args.val_per_class, console_log_freq=0, checkpoint_freq=0,
-                          save_binary=False, last_checkpoint_seconds=None)
+                          save_binary=False, last_checkpoint_seconds=None, force_cpu=args.device == "cpu")
             result = train_one_graph(config, log=lambda *_: None)
             result.pop("history"), result.pop("model")
             result.update(split_seed=split_seed, init_seed=seed)
@@ -98,9 +100,14 @@ def main(argv=None):
     if args.output:
         write_json(args.output, {"date": datetime.date.today().isoformat(), "machine": platform.platform(),
                                  "processor": platform.processor(), "torch": torch.__version__,
-                                 "threads": torch.get_num_threads(), "settings": vars(args) | {
+                                 "threads": torch.get_num_threads(), "device": _device_name(args.device),
+                                 "settings": vars(args) | {
                                      "layer_type": args.layer_type.name}, "summaries": summaries, "runs": every_run})
     return summaries
+
+
+def _device_name(device):
+    return torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({platform.processor() or platform.machine()})"
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def run_workload(spec, implementations, device, args):
         name = workload["name"] + ("" if workload["attention_type"] == "gat" else " (gatv2)")
         if _only_what_is_read(impl, workload, args.output_nodes):
             name += ", ours: only the nodes read"
-        row = {"workload": name, "impl": impl, "nodes": num_nodes, "edges": num_edges,
+        row = {"workload": name, "impl": impl, "device": device.type, "nodes": num_nodes, "edges": num_edges,
                "train": summarise(times[impl]["train"]), "eval": summarise(times[impl]["eval"]),
                "train_samples": times[impl]["train"], "eval_samples": times[impl]["eval"]}
         if not args.skip_memory:
@@ -278,9 +278,10 @@ def run_cli(args):
         def command(implementation, epochs):
             common = ["--num_of_epochs", str(epochs), "--patience_period", "1000000", "--data_dir", data_dir]
             if implementation == "PyG":
-                return [sys.executable, "-m", "benchmarks.pyg_cora_script", *common]
+                return [sys.executable, "-m", "benchmarks.pyg_cora_script", *common, "--device", args.device]
+            on_device = ["--force_cpu"] if args.device == "cpu" else []  # (the script takes CUDA when it has one)
             return [sys.executable, str(PROJECT_ROOT / "tests" / "isolated_script.py"), outputs,
-                    "training_script_cora.py", *common]
+                    "training_script_cora.py", *common, *on_device]
 
         for _ in range(args.cli_repeats):
             for epochs in (short, long):
@@ -299,7 +300,8 @@ def run_cli(args):
             continue
         per_epoch = 1000 * (statistics.median(runs[long]) - statistics.median(runs[short])) / (long - short)
         clock = [ms for ms in in_run[implementation] if ms is not None]
-        rows.append({"workload": "cora, the script's epoch", "impl": implementation, "epoch_ms": per_epoch,
+        rows.append({"workload": "cora, the script's epoch", "impl": implementation, "device": args.device,
+                     "epoch_ms": per_epoch,
                      "startup_s": statistics.median(runs[short]) - short * per_epoch / 1000,
                      "in_run_epoch_ms": statistics.median(clock) if clock else None,
                      "in_run_samples_ms": clock, "runs_s": runs})
@@ -364,13 +366,16 @@ def main(argv=None):
                              "runs' console clock (epoch 100 to the last line) gives the other")
     parser.add_argument("--cli_repeats", type=positive_int, default=3, help="cli: runs of each length and script")
     parser.add_argument("--num_threads", type=positive_int, default=None)
-    parser.add_argument("--force_cpu", action="store_true")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where both sides run (default: cuda when there is a GPU); recorded in every row")
+    parser.add_argument("--force_cpu", action="store_true", help="the same as --device cpu")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--output", type=writable_file, default=None, help="write all measurements as JSON here")
     args = parser.parse_args(argv)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.force_cpu else "cpu")
+    device = torch.device("cpu" if args.force_cpu else args.device)
+    args.device = device.type
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
 
     rows, cli_rows = [], []

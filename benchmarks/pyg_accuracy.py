@@ -95,15 +95,18 @@ def check_edge_index(edge_index, num_nodes):
         raise ValueError("edge_index holds repeated edges: they would be counted twice in the attention")
 
 
-def train_pyg_gat(data, train_idx, val_idx, test_idx, seed, *, patience=PATIENCE, max_epochs=MAX_EPOCHS):
+def train_pyg_gat(data, train_idx, val_idx, test_idx, seed, *, patience=PATIENCE, max_epochs=MAX_EPOCHS,
+                  device="cpu"):
     """Train PygGAT on `data` (a GraphData) with our protocol; test the kept model on test_idx once.
 
     Returns {test_acc, best_val_acc, best_epoch, epochs}: best_val_acc and best_epoch are the kept model's
     (as in our trainer's results), epochs how many were run (counted from 1)."""
     check_edge_index(data.edge_index, data.num_nodes)
+    data = data.to(device)
+    train_idx, val_idx, test_idx = train_idx.to(device), val_idx.to(device), test_idx.to(device)
     node_features, edge_index, labels = data.node_features, data.edge_index, data.labels
     torch.manual_seed(seed)
-    model = PygGAT(node_features.shape[1], data.num_classes)
+    model = PygGAT(node_features.shape[1], data.num_classes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     stopper = EarlyStopping(patience)
 
@@ -153,6 +156,8 @@ def main(argv=None):
     parser.add_argument("--patience", type=positive_int, default=PATIENCE)
     parser.add_argument("--max_epochs", type=positive_int, default=MAX_EPOCHS)
     parser.add_argument("--num_threads", type=positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where every run trains (default: cuda when there is a GPU); recorded in the JSON")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--output", type=writable_file, default=None,
                         help="write every run and the summaries as JSON here")
@@ -171,7 +176,7 @@ def main(argv=None):
                     split_description(split, split_seed, TRAIN_PER_CLASS, VAL_PER_CLASS))
             for init_seed in range(args.first_seed, args.first_seed + args.inits):
                 result = train_pyg_gat(data, split["train"], split["val"], split["test"], init_seed,
-                                       patience=args.patience, max_epochs=args.max_epochs)
+                                       patience=args.patience, max_epochs=args.max_epochs, device=args.device)
                 runs.append(dict(dataset=name, split=args.split, split_seed=split_seed, init_seed=init_seed, **result))
                 test_accuracies.append(result["test_acc"])
                 where = "public split" if split_seed is None else f"split seed {split_seed}"
@@ -188,6 +193,7 @@ def main(argv=None):
         write_json(args.output, {
             "date": datetime.date.today().isoformat(), "machine": platform.platform(), "torch": torch.__version__,
             "torch_geometric": torch_geometric.__version__, "num_threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
             "settings": dict(vars(args), hidden_features=HIDDEN_FEATURES, num_heads=NUM_HEADS, dropout=DROPOUT,
                              lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY),
             "split_descriptions": split_descriptions, "summaries": summaries, "runs": runs})

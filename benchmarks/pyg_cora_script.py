@@ -27,10 +27,14 @@ def main(argv=None):
     parser.add_argument("--patience_period", type=int, default=100)
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where the model trains (default: cuda when there is a GPU, as training_script_cora.py)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    print(f"Using device: {device}", flush=True)
 
-    data = load_planetoid("cora", args.data_dir)
+    data = load_planetoid("cora", args.data_dir).to(device)
     x, edge_index, y = data.node_features, data.edge_index, data.labels
 
     class Net(torch.nn.Module):
@@ -46,7 +50,7 @@ def main(argv=None):
             x = F.dropout(x, p=0.6, training=self.training)
             return self.conv2(x, edge_index)
 
-    model = Net()
+    model = Net().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.005, weight_decay=5e-4)
     best_loss, best_acc, best_state, waited = float("inf"), 0.0, None, 0
     start = time.perf_counter()
