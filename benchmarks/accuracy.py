@@ -28,6 +28,7 @@ from models.gat_layers import ATTENTION_TYPES
 from utils.runs.files import write_json
 from utils.runs.flags import layer_type_arg, non_negative_int, positive_int, writable_file
 from utils.training.one_graph import train_one_graph
+from utils.training.precision import PRECISIONS
 
 
 def get_parser():
@@ -47,6 +48,8 @@ def get_parser():
                         help="train on neighbour-sampled mini-batches with these fanouts (default: full batch)")
     parser.add_argument("--batch_size", type=positive_int, default=256, help="with --fanouts: training nodes per step")
     parser.add_argument("--num_threads", type=positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32 (the table's), or mixed precision: bf16, fp16 (training_script_cora.py --precision)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
                         help="where every run trains (default: cuda when there is a GPU); recorded in the JSON")
     parser.add_argument("--data_dir", default=None)
@@ -76,7 +79,8 @@ def main(argv=None):
                           seed=seed, data_dir=args.data_dir, fanouts=args.fanouts, batch_size=args.batch_size,
                           split=args.split, split_seed=split_seed or 0, train_per_class=args.train_per_class,
                           val_per_class=args.val_per_class, console_log_freq=0, checkpoint_freq=0,
-                          save_binary=False, last_checkpoint_seconds=None, force_cpu=args.device == "cpu")
+                          save_binary=False, last_checkpoint_seconds=None, force_cpu=args.device == "cpu",
+                          precision=args.precision)
             result = train_one_graph(config, log=lambda *_: None)
             result.pop("history"), result.pop("model")
             result.update(split_seed=split_seed, init_seed=seed)

@@ -432,6 +432,19 @@ def _gatv2_chunks(source, target, edges):
 
 # ----------------------------------------------------------------------------- hand-written backward passes
 
+def _computed_in_float32(function):
+    """Declare an autograd Function's precision, as torch.amp asks custom Functions to: under autocast (on the CPU
+    or on CUDA) its floating inputs are cast to float32 and it runs without autocast, and its backward pass runs as
+    its forward did. The attention (scores, softmax, weighted sums) is then computed in float32 under --precision
+    bf16 or fp16, while the projections before it follow autocast."""
+    forward, backward = function.forward, function.backward
+    for device_type in ("cpu", "cuda"):
+        forward = torch.amp.custom_fwd(forward, device_type=device_type, cast_inputs=torch.float32)
+        backward = torch.amp.custom_bwd(backward, device_type=device_type)
+    function.forward, function.backward = staticmethod(forward), staticmethod(backward)
+    return function
+
+
 def _run(function, *args):
     """function.apply(*args) for the autograd Functions below; without gradients (evaluation, torch.no_grad)
     their forward alone, the same computation without autograd's bookkeeping."""
@@ -447,6 +460,7 @@ class _NoGradContext:
         pass
 
 
+@_computed_in_float32
 class _SparseCSRProjection(torch.autograd.Function):
     """y = X @ W^T for a constant sparse CSR X (the input features) and a trainable W.
 
@@ -473,6 +487,7 @@ class _SparseCSRProjection(torch.autograd.Function):
         return None, None, grad_weight_t.t(), None
 
 
+@_computed_in_float32
 class _GATScoreHalves(torch.autograd.Function):
     """(source, target) [N, H]: each node's two halves of GAT's score, sum over f of
     projection[n, h, f] * a[h, f], for a = a_source and a = a_target.
@@ -505,6 +520,7 @@ class _GATScoreHalves(torch.autograd.Function):
         return through_target, through_source, grad_a_source, grad_a_target
 
 
+@_computed_in_float32
 class _GATEdgeScores(torch.autograd.Function):
     """scores[e, h] = LeakyReLU(source[j, h] + target[i, h]) for every edge e = (j -> i): GAT's score.
 
@@ -536,6 +552,7 @@ class _GATEdgeScores(torch.autograd.Function):
         return grad_source, grad_target, None, None
 
 
+@_computed_in_float32
 class _GATv2EdgeScores(torch.autograd.Function):
     """scores[e, h] = a[h] . LeakyReLU(source[j, h] + target[i, h]) for every edge e = (j -> i).
 
@@ -587,6 +604,7 @@ def _add_chunk_sums(out, per_edge, node_ids):
     out[nodes] += sums.view((-1,) + out.shape[1:])
 
 
+@_computed_in_float32
 class _SortedEdgeSoftmax(torch.autograd.Function):
     """edge_softmax for edges sorted by target (`segments`: their _TargetSegments).
 
@@ -617,6 +635,7 @@ class _SortedEdgeSoftmax(torch.autograd.Function):
         return weighted, None
 
 
+@_computed_in_float32
 class _NeighbourhoodSum(torch.autograd.Function):
     """out[i, h] = sum over edges e = (j -> i) of attention[e, h] * features[j, h]   ([N, H, F]).
 

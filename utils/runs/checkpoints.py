@@ -175,7 +175,7 @@ def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_wei
 # layer implementation, which share weights) may change on resume.
 FIXED_ON_RESUME = ("dataset_name", "attention_type", "lr", "weight_decay", "seed", "batch_size", "hidden_features",
                    "standardize", "fanouts", "run_name", "split", "split_seed", "train_per_class", "val_per_class",
-                   "largest_component")
+                   "largest_component", "precision")
 
 
 def resolve_resume_path(resume, dataset_name, directory=None):

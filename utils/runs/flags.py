@@ -9,6 +9,7 @@ import re
 
 from models import LayerType
 from models.gat_layers import ATTENTION_TYPES
+from utils.training.precision import PRECISIONS
 
 
 class SettingsError(ValueError):
@@ -159,6 +160,9 @@ def add_common_training_args(parser, defaults):
     add("--seed", type=non_negative_int, default=defaults["seed"], help="random seed (CPU runs are repeatable)")
     add("--force_cpu", action=OnOffFlag, default=defaults["force_cpu"],
         help="train on the CPU even if CUDA is available")
+    add("--precision", choices=PRECISIONS, default=defaults["precision"],
+        help="fp32 (the paper's), or mixed precision with torch.autocast on the run's device: bf16, or fp16 "
+             "with a gradient scaler")
     add("--data_dir", default=defaults["data_dir"], metavar="DIR",
         help="dataset folder; without it: $GAT_DATA_DIR if set, else data/")
     add("--should_test", action=OnOffFlag, default=defaults["should_test"],

@@ -55,8 +55,9 @@ class Progress:
     """Where a run is: its epoch (counted from 1), history, early stopping and training time; what a checkpoint
     records of them. Starts fresh, or from a resumed checkpoint (whose weights and optimizer it loads)."""
 
-    def __init__(self, model, optimizer, config, generators=None, resume=None, log=print):
+    def __init__(self, model, optimizer, config, generators=None, resume=None, precision=None, log=print):
         self.model, self.optimizer, self.config, self.generators = model, optimizer, config, generators
+        self.precision = precision
         self.stopper = EarlyStopping(config["patience_period"])
         self.history, self.epoch, self.seconds_before, self.tensorboard_dir = [], 0, 0.0, None
         if resume is not None:
@@ -66,6 +67,8 @@ class Progress:
             self.stopper.load_state(state["early_stopping"])
             self.history, self.epoch = list(state["history"]), state["epoch"]
             self.seconds_before, self.tensorboard_dir = state["train_seconds"], state["tensorboard_dir"]
+            if precision is not None:
+                precision.load_state_dict(state.get("grad_scaler"))
             warning = checkpoints.restore_random_states(state["random_states"], generators)
             if warning:
                 log(warning)
@@ -82,12 +85,13 @@ class Progress:
                               early_stopping=self.stopper.state(), history=list(self.history),
                               random_states=checkpoints.capture_random_states(self.generators),
                               tensorboard_dir=self.tensorboard_dir, stop_reason=stop_reason,
-                              train_seconds=self.seconds(at))
+                              train_seconds=self.seconds(at),
+                              grad_scaler=self.precision.state_dict() if self.precision is not None else None)
         return checkpoints.make_checkpoint(self.model, self.optimizer, training_state)
 
 
 def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, resume=None, generators=None,
-        epochs_can_be_abandoned=False, agree_on_stop=None, log=print):
+        epochs_can_be_abandoned=False, agree_on_stop=None, precision=None, log=print):
     """Train until --num_of_epochs, early stopping or Ctrl-C; leave the model at its kept weights.
 
     train_one_epoch(epoch, check_stop) -> (loss, metric) on the training data; it may call check_stop()
@@ -95,14 +99,15 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
     memory, to go back to if the epoch in progress is dropped). evaluate(split) -> (loss, metric).
     resume: a checkpoint from checkpoints.load_resumable; generators: {name: torch.Generator} whose
     states belong in a checkpoint (e.g. the PPI shuffle order). agree_on_stop: under torchrun, the
-    collective that makes every process stop at the same step (DistributedContext.agree_on_stop).
+    collective that makes every process stop at the same step (DistributedContext.agree_on_stop). precision: the
+    run's Precision, whose gradient scaler (fp16) a checkpoint keeps.
 
     A non-finite training or validation loss (the latter: non-finite weights after the epoch's steps) stops the
     run at that epoch as "diverged": nothing of that epoch is saved, the last checkpoint written stays the
     last finite state. A save that fails (a full disk, say) is a warning: training goes on and the next save
     tries again; a failed final save is reported in the Outcome.
     """
-    progress = Progress(model, optimizer, config, generators, resume, log)
+    progress = Progress(model, optimizer, config, generators, resume, precision, log)
     writer, progress.tensorboard_dir = make_summary_writer(config["enable_tensorboard"], config["run_name"],
                                                            progress.tensorboard_dir, purge_step=progress.epoch + 1,
                                                            log=log)

@@ -14,7 +14,8 @@ from utils.runs.flags import SettingsError
 from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
 from utils.training import distributed
 from utils.training.loop import fit
-from utils.training.metrics import micro_f1_counts, micro_f1_from_counts
+from utils.training.metrics import micro_f1_counts_on_device, micro_f1_from_counts
+from utils.training.precision import Precision
 from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent
 
 # The paper's inductive architecture: 3 layers, 4/4/6 heads, 256 features per hidden head,
@@ -69,7 +70,8 @@ def train_many_graphs(config=None, log=print, splits=None):
                "test": GraphDataLoader(splits["test"], config["batch_size"], rank=ctx.rank, world_size=ctx.world_size)}
     show_progress = ctx.is_main and (config["progress_bar"] if config["progress_bar"] is not None
                                      else sys.stderr.isatty())
-    passes = GraphPasses(model, trained, optimizer, loaders, ctx, device, show_progress, config["seed"])
+    precision = Precision(config["precision"], device)
+    passes = GraphPasses(model, trained, optimizer, loaders, ctx, device, precision, show_progress, config["seed"])
 
     config = claim_run(config)  # (data and model are ready: the run's name and folder, right before it trains)
     layer_type = model.layer_type.name
@@ -82,7 +84,7 @@ def train_many_graphs(config=None, log=print, splits=None):
     try:
         outcome = fit(model, optimizer, passes.train, passes.evaluate, config, "micro_f1", resume=resume,
                       generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True,
-                      agree_on_stop=distributed.agreement(ctx), log=log)
+                      agree_on_stop=distributed.agreement(ctx), precision=precision, log=log)
         finish(model, config, outcome, results, "micro_f1", lambda: passes.evaluate("test")[1], log=log)
     except torch.cuda.OutOfMemoryError:
         raise MemoryError(OUT_OF_MEMORY_ADVICE) from None
@@ -95,8 +97,9 @@ class GraphPasses:
     """One pass over a split's batches of whole graphs: training steps, or an evaluation. Each returns (mean loss
     per node and label, micro-F1 over all the split's nodes), summed over every process."""
 
-    def __init__(self, model, trained, optimizer, loaders, ctx, device, show_progress=False, seed=0):
+    def __init__(self, model, trained, optimizer, loaders, ctx, device, precision, show_progress=False, seed=0):
         self.model, self.trained, self.optimizer, self.loaders, self.seed = model, trained, optimizer, loaders, seed
+        self.precision = precision
         self.ctx, self.device, self.show_progress = ctx, device, show_progress
         self.loss_sum = nn.BCEWithLogitsLoss(reduction="sum")
 
@@ -109,8 +112,10 @@ class GraphPasses:
     def _run(self, split, train, epoch=None, check_stop=None):
         from tqdm import tqdm
         self.model.train(train)
-        # Summed over all ranks at the end: loss, nodes, true positives, false positives, false negatives.
-        totals = torch.zeros(5, dtype=torch.float64)
+        # Summed on the device in float64 (exactly as Python floats would), read once at the end of the pass:
+        # loss, true positives, false positives, false negatives; the number of values is known on the host.
+        totals = torch.zeros(4, dtype=torch.float64, device=self.device)
+        num_values = 0
         loader = self.loaders[split]
         with torch.set_grad_enabled(train), tqdm(loader, desc=f"epoch {epoch}" if train else split,
                                                  leave=False, disable=not self.show_progress) as batches:
@@ -124,19 +129,22 @@ class GraphPasses:
                         self.optimizer.zero_grad(set_to_none=True)
                         distributed.join_step_without_data(self.trained, self.model.config.num_features_per_layer[0],
                                                            self.device)
-                        self.optimizer.step()
+                        self.precision.step(self.optimizer)
                     continue
                 batch = batch.to(self.device)
-                logits = (self.trained if train else self.model)(batch.node_features, batch.edge_index)
-                loss = self.loss_sum(logits, batch.labels)
+                with self.precision.autocast():
+                    logits = (self.trained if train else self.model)(batch.node_features, batch.edge_index)
+                loss = self.loss_sum(logits.float(), batch.labels)
                 if train:
                     # Mean over the step's nodes and labels on all ranks; DDP averages gradients over
                     # ranks, hence the world_size.
                     step_values = loader.step_num_nodes * batch.labels.shape[1]
                     self.optimizer.zero_grad(set_to_none=True)
-                    (loss * (self.ctx.world_size / step_values)).backward()
-                    self.optimizer.step()
-                totals += torch.tensor([loss.item(), batch.labels.numel(), *micro_f1_counts(batch.labels, logits)],
-                                       dtype=torch.float64)
-        total_loss, values, *counts = self.ctx.sum(totals.tolist())
+                    self.precision.backward(loss * (self.ctx.world_size / step_values))
+                    self.precision.step(self.optimizer)
+                totals += torch.cat([loss.detach().double().view(1),
+                                     micro_f1_counts_on_device(batch.labels, logits).double()])
+                num_values += batch.labels.numel()
+        total_loss, *counts = totals.tolist()
+        total_loss, values, *counts = self.ctx.sum([total_loss, num_values, *counts])
         return total_loss / values, micro_f1_from_counts(*counts)

@@ -3,15 +3,24 @@
 Each is written so that several processes can add up their parts before dividing (counts, not ratios).
 """
 
+import torch
+
 
 def accuracy(logits, labels):
     """The fraction of nodes whose highest logit is their label (a float)."""
-    return (logits.argmax(dim=-1) == labels).float().mean().item()
+    return accuracy_on_device(logits, labels).item()
 
 
-def num_correct(logits, labels):
-    """How many nodes' highest logit is their label (an int): accuracy's numerator, for summing over batches."""
-    return (logits.argmax(dim=-1) == labels).sum().item()
+def accuracy_on_device(logits, labels):
+    """accuracy as a 0-dim float32 tensor on the logits' device: reading it is left to the caller (a training loop
+    reads its numbers once per epoch, not once per step, so that a GPU never waits for the host in between)."""
+    return (logits.argmax(dim=-1) == labels).float().mean()
+
+
+def num_correct_on_device(logits, labels):
+    """How many nodes' highest logit is their label (a 0-dim int64 tensor): accuracy's numerator, for summing
+    over batches."""
+    return (logits.argmax(dim=-1) == labels).sum()
 
 
 def micro_f1(labels, logits):
@@ -22,9 +31,13 @@ def micro_f1(labels, logits):
 def micro_f1_counts(labels, logits):
     """(true positives, false positives, false negatives) over every (node, label) pair: the sums behind
     micro-F1, which several processes can add up before dividing."""
+    return tuple(micro_f1_counts_on_device(labels, logits).tolist())
+
+
+def micro_f1_counts_on_device(labels, logits):
+    """micro_f1_counts as an int64 tensor [3] on the logits' device."""
     predicted, actual = logits.detach() > 0, labels > 0.5
-    return ((predicted & actual).sum().item(), (predicted & ~actual).sum().item(),
-            (~predicted & actual).sum().item())
+    return torch.stack([(predicted & actual).sum(), (predicted & ~actual).sum(), (~predicted & actual).sum()])
 
 
 def micro_f1_from_counts(true_pos, false_pos, false_neg):

@@ -4,6 +4,7 @@
 neighbour-sampled mini-batches) and one evaluation are, and hands them to `fit` (utils/training/loop.py).
 """
 
+import contextlib
 import dataclasses
 
 import torch
@@ -16,7 +17,8 @@ from utils.runs.flags import SettingsError
 from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
 from utils.training import distributed
 from utils.training.loop import fit
-from utils.training.metrics import accuracy, num_correct
+from utils.training.metrics import accuracy_on_device, num_correct_on_device
+from utils.training.precision import Precision
 from utils.training.sampling import NeighbourSampler, layerwise_inference
 from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, step_seed
 
@@ -93,14 +95,15 @@ def train_one_graph(config=None, log=print, data=None):
         checkpoints.check_model_matches(resume, model, config["resume"])
     trained = distributed.data_parallel(model, ctx, device)
     optimizer = make_optimizer(model, config["lr"], config["weight_decay"])
+    precision = Precision(config["precision"], device)
     if config["fanouts"]:
-        epochs = SampledEpochs(model, trained, optimizer, graph, config, ctx)
+        epochs = SampledEpochs(model, trained, optimizer, graph, config, ctx, precision)
     else:
-        epochs = FullBatchEpochs(model, optimizer, graph)
+        epochs = FullBatchEpochs(model, optimizer, graph, precision)
     chunk_size = config["eval_chunk_size"] or (EVAL_CHUNK_SIZE if data.num_nodes > EVAL_ONE_PASS_NODES else None)
 
     def evaluate(split):
-        return graph.evaluate(model, split, chunk_size)
+        return graph.evaluate(model, split, chunk_size, precision)
 
     config = claim_run(config)  # (data and model are ready: the run's name and folder, right before it trains)
     layer_type = model.layer_type.name
@@ -108,7 +111,7 @@ def train_one_graph(config=None, log=print, data=None):
         log(line)
     outcome = fit(model, optimizer, epochs.train, evaluate, config, "acc", resume=resume,
                   generators=epochs.generators, epochs_can_be_abandoned=config["fanouts"] is not None,
-                  agree_on_stop=distributed.agreement(ctx), log=log)
+                  agree_on_stop=distributed.agreement(ctx), precision=precision, log=log)
     results = {"dataset": data.name, "layer_type": layer_type, "attention_type": config["attention_type"],
                "seed": config["seed"], "processes": ctx.world_size, "split": split}
     finish(model, config, outcome, results, "acc", lambda: evaluate("test")[1], log=log)
@@ -151,17 +154,20 @@ class LabelledGraph:
         self.loss_fn = nn.CrossEntropyLoss()
 
     def loss_and_accuracy(self, logits, split):
-        """logits: of the split's nodes, in the split's order."""
+        """(loss, accuracy) as tensors on the graph's device; logits: of the split's nodes, in the split's order.
+        The loss is taken in float32 whatever the logits' precision."""
         split_labels = self.labels[self.nodes[split]]
-        return self.loss_fn(logits, split_labels), accuracy(logits, split_labels)
+        return self.loss_fn(logits.float(), split_labels), accuracy_on_device(logits, split_labels)
 
     @torch.no_grad()
-    def evaluate(self, model, split, chunk_size=None):
-        """(loss, accuracy) of a split. Every process evaluates the whole graph (the same numbers on each)."""
-        logits = layerwise_inference(model, self.node_features, self.edge_index, chunk_size,
-                                     output_nodes=self.nodes[split])
+    def evaluate(self, model, split, chunk_size=None, precision=None):
+        """(loss, accuracy) of a split, read from the device at once. Every process evaluates the whole graph
+        (the same numbers on each)."""
+        with precision.autocast() if precision is not None else contextlib.nullcontext():
+            logits = layerwise_inference(model, self.node_features, self.edge_index, chunk_size,
+                                         output_nodes=self.nodes[split])
         loss, split_accuracy = self.loss_and_accuracy(logits, split)
-        return loss.item(), split_accuracy
+        return tuple(torch.stack([loss, split_accuracy]).tolist())
 
 
 class FullBatchEpochs:
@@ -169,26 +175,29 @@ class FullBatchEpochs:
 
     generators = None
 
-    def __init__(self, model, optimizer, graph):
-        self.model, self.optimizer, self.graph = model, optimizer, graph
+    def __init__(self, model, optimizer, graph, precision):
+        self.model, self.optimizer, self.graph, self.precision = model, optimizer, graph, precision
 
     def train(self, epoch, check_stop):
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         # Only the training nodes' logits: the layers skip the edges the loss does not depend on (bit-identical).
-        logits = self.model(self.graph.node_features, self.graph.edge_index, output_nodes=self.graph.nodes["train"])
+        with self.precision.autocast():
+            logits = self.model(self.graph.node_features, self.graph.edge_index,
+                                output_nodes=self.graph.nodes["train"])
         loss, train_accuracy = self.graph.loss_and_accuracy(logits, "train")
-        loss.backward()
-        self.optimizer.step()
-        return loss.item(), train_accuracy
+        self.precision.backward(loss)
+        self.precision.step(self.optimizer)
+        return tuple(torch.stack([loss.detach(), train_accuracy]).tolist())  # (the epoch's one read from the device)
 
 
 class SampledEpochs:
     """Neighbour-sampled mini-batches: batch_size training nodes per step (all processes together), each step on
     the subgraph sampled around them; the loss is taken on those nodes only."""
 
-    def __init__(self, model, trained, optimizer, graph, config, ctx):
+    def __init__(self, model, trained, optimizer, graph, config, ctx, precision):
         self.model, self.trained, self.optimizer, self.graph, self.ctx = model, trained, optimizer, graph, ctx
+        self.precision = precision
         self.seed, self.batch_size = config["seed"], config["batch_size"]
         data = graph.data
         self.sampler = NeighbourSampler(data.edge_index, data.num_nodes, config["fanouts"], seed=self.seed)
@@ -203,7 +212,8 @@ class SampledEpochs:
         ctx, labels = self.ctx, self.graph.labels
         train_nodes = self.graph.nodes["train"].cpu()
         train_nodes = train_nodes[torch.randperm(train_nodes.numel(), generator=self.order_generator)]
-        total_loss = total_correct = 0.0
+        # Summed on the device in float64 (exactly as Python floats would), read once at the end of the epoch.
+        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss, correctly classified nodes
         for step, first in enumerate(range(0, train_nodes.numel(), self.batch_size)):
             check_stop()
             step_nodes = train_nodes[first:first + self.batch_size]
@@ -217,13 +227,13 @@ class SampledEpochs:
                 distributed.seed_dropout_for_step(ctx, self.seed, epoch, step)
                 batch = self.sampler.sample(share)
                 targets = batch.nodes[:batch.num_targets].to(self.device)
-                logits = self.trained(self.dense_features.index_select(0, batch.nodes.to(self.device)),
-                                      batch.edge_index.to(self.device))[:batch.num_targets]
-                loss = self.loss_sum(logits, labels[targets])
+                with self.precision.autocast():
+                    logits = self.trained(self.dense_features.index_select(0, batch.nodes.to(self.device)),
+                                          batch.edge_index.to(self.device))[:batch.num_targets]
+                loss = self.loss_sum(logits.float(), labels[targets])
                 # Mean over the step's nodes on all processes (DDP averages gradients over them).
-                (loss * (ctx.world_size / step_nodes.numel())).backward()
-                total_loss += loss.item()
-                total_correct += num_correct(logits, labels[targets])
-            self.optimizer.step()
-        total_loss, total_correct = ctx.sum([total_loss, total_correct])
+                self.precision.backward(loss * (ctx.world_size / step_nodes.numel()))
+                totals += torch.stack([loss.detach().double(), num_correct_on_device(logits, labels[targets]).double()])
+            self.precision.step(self.optimizer)
+        total_loss, total_correct = ctx.sum(totals.tolist())
         return total_loss / train_nodes.numel(), total_correct / train_nodes.numel()
