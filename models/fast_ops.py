@@ -224,23 +224,26 @@ class TargetSortedEdges:
         return torch.empty_like(per_edge).index_copy_(0, self.order, per_edge)
 
 
-def sort_by_target(source, target):
+def sort_by_target(source, target, always=None):
     """(source, target, order): the edges sorted by target (stable), and the permutation applied, or
-    None when they already were (the loaders' output is), which costs one comparison pass. On a GPU the
-    edges are always sorted: asking whether they already are would wait for the device."""
-    if target.device.type != "cpu" or (target.numel() > 1 and not bool((target[1:] >= target[:-1]).all())):
+    None when they already were (the loaders' output is), which costs one comparison pass. On a GPU
+    (always=None: anywhere but the CPU) the edges are always sorted: asking whether they already are would
+    make the host wait for the device."""
+    always = target.device.type != "cpu" if always is None else always
+    if always or (target.numel() > 1 and not bool((target[1:] >= target[:-1]).all())):
         order = torch.argsort(target, stable=True)
         return source.index_select(0, order), target.index_select(0, order), order
     return source, target, None
 
 
-def csr_offsets(sorted_ids, num_nodes):
+def csr_offsets(sorted_ids, num_nodes, by_search=None):
     """[num_nodes + 1] offsets: the entries of id i are sorted_ids[offsets[i]:offsets[i + 1]].
 
-    The same integers either way: counted with bincount on the CPU; on a GPU found by binary search in the
-    sorted ids, since bincount there reads the largest id back to the host first."""
+    The same integers either way: counted with bincount on the CPU; on a GPU (by_search=None: anywhere but the
+    CPU) found by binary search in the sorted ids, since bincount there reads the largest id back to the host."""
     device = sorted_ids.device
-    if device.type != "cpu":
+    by_search = device.type != "cpu" if by_search is None else by_search
+    if by_search:
         return torch.searchsorted(sorted_ids, torch.arange(num_nodes + 1, device=device, dtype=sorted_ids.dtype))
     offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
     offsets[1:] = torch.cumsum(torch.bincount(sorted_ids, minlength=num_nodes), 0)

@@ -81,6 +81,11 @@ class GAT(nn.Module):
                 attention_type=attention_type,
             ))
         self.layers = nn.ModuleList(layers)
+        # One per-graph cache for all layers: layers with the same number of heads share one edge layout, built
+        # once per graph (once per batch, for graphs that change every step).
+        shared = IdentityCache(size=2 * num_of_layers)  # (a training and a validation graph per layer)
+        for layer in self.layers:
+            layer._graph_cache = shared
         self._receptive_fields = IdentityCache()
 
     @classmethod

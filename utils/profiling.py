@@ -5,6 +5,7 @@ measurement runs in a fresh child process whose peak resident set size (Linux Vm
 setup, so imports and data loading do not count, only the work being profiled.
 """
 
+import collections
 import json
 import multiprocessing
 import time
@@ -13,9 +14,44 @@ import tracemalloc
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from utils import paths
 from utils.datasets.graph import row_normalise
+
+# ----------------------------------------------------------------------------- host-device synchronisations
+
+class HostSyncCounter(TorchDispatchMode):
+    """Counts the ops that make the host wait for the device, as they run (a TorchDispatchMode, so it works on the
+    CPU too, where nothing actually waits): reading a value back (`.item()`, `bool()`, `int()`), ops whose output
+    size depends on the data (nonzero, unique, bincount without a known size, repeat_interleave without
+    output_size), and segment_reduce with its checks on (they read the lengths back).
+
+        with HostSyncCounter() as syncs:
+            loss = model(x, edge_index).sum(); loss.backward()
+        syncs.counts   # Counter({op name: calls}); empty: the step never waits for the device
+
+    `.tolist()` and `.cpu()` copy whole tensors back without passing through an op it can see; on a GPU,
+    torch.cuda.set_sync_debug_mode("warn") sees those too (benchmarks/gpu_check.py)."""
+
+    ALWAYS = {"_local_scalar_dense", "nonzero", "unique", "_unique", "_unique2", "unique_dim", "unique_consecutive",
+              "bincount", "masked_select", "is_nonzero", "equal"}
+
+    def __init__(self):
+        super().__init__()
+        self.counts = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = func.overloadpacket.__name__
+        if name in self.ALWAYS:
+            self.counts[name] += 1
+        elif name == "segment_reduce" and not kwargs.get("unsafe", False):
+            self.counts["segment_reduce (checked)"] += 1
+        elif name == "repeat_interleave" and kwargs.get("output_size") is None:
+            self.counts["repeat_interleave (no output_size)"] += 1
+        return func(*args, **kwargs)
+
 
 # ----------------------------------------------------------------------------- peak memory in a child process
 
