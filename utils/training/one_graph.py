@@ -88,6 +88,7 @@ def train_one_graph(config=None, log=print, data=None):
     data, split = choose_split(data, config)
     config = dict(config, split=split["split"])  # (saved with the run: --resume draws the same split)
     graph = LabelledGraph(data.to(device))
+    host_graph = data  # (on the CPU: the sampler draws there)
 
     model = build_model(architecture, data.node_features.shape[1], data.num_classes,
                         config["layer_type"], attention_type=config["attention_type"]).to(device)
@@ -97,7 +98,7 @@ def train_one_graph(config=None, log=print, data=None):
     optimizer = make_optimizer(model, config["lr"], config["weight_decay"])
     precision = Precision(config["precision"], device)
     if config["fanouts"]:
-        epochs = SampledEpochs(model, trained, optimizer, graph, config, ctx, precision)
+        epochs = SampledEpochs(model, trained, optimizer, graph, host_graph, config, ctx, precision)
     else:
         epochs = FullBatchEpochs(model, optimizer, graph, precision)
     chunk_size = config["eval_chunk_size"] or (EVAL_CHUNK_SIZE if data.num_nodes > EVAL_ONE_PASS_NODES else None)
@@ -195,12 +196,16 @@ class SampledEpochs:
     """Neighbour-sampled mini-batches: batch_size training nodes per step (all processes together), each step on
     the subgraph sampled around them; the loss is taken on those nodes only."""
 
-    def __init__(self, model, trained, optimizer, graph, config, ctx, precision):
+    def __init__(self, model, trained, optimizer, graph, host_graph, config, ctx, precision):
+        """graph: the LabelledGraph on the run's device; host_graph: the same GraphData on the CPU, where the
+        sampler draws each step's subgraph (data-dependent work that a GPU would have to report back)."""
         self.model, self.trained, self.optimizer, self.graph, self.ctx = model, trained, optimizer, graph, ctx
         self.precision = precision
         self.seed, self.batch_size = config["seed"], config["batch_size"]
         data = graph.data
-        self.sampler = NeighbourSampler(data.edge_index, data.num_nodes, config["fanouts"], seed=self.seed)
+        self.train_nodes = host_graph.train_indices
+        self.sampler = NeighbourSampler(host_graph.edge_index, host_graph.num_nodes, config["fanouts"],
+                                        seed=self.seed)
         self.order_generator = torch.Generator().manual_seed(self.seed)
         self.generators = {"batch_order": self.order_generator}  # the sampler is reseeded per step (below)
         self.dense_features = data.node_features
@@ -210,8 +215,7 @@ class SampledEpochs:
     def train(self, epoch, check_stop):
         self.model.train()
         ctx, labels = self.ctx, self.graph.labels
-        train_nodes = self.graph.nodes["train"].cpu()
-        train_nodes = train_nodes[torch.randperm(train_nodes.numel(), generator=self.order_generator)]
+        train_nodes = self.train_nodes[torch.randperm(self.train_nodes.numel(), generator=self.order_generator)]
         # Summed on the device in float64 (exactly as Python floats would), read once at the end of the epoch.
         totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss, correctly classified nodes
         for step, first in enumerate(range(0, train_nodes.numel(), self.batch_size)):
@@ -226,10 +230,10 @@ class SampledEpochs:
                 self.sampler.generator.manual_seed(step_seed(self.seed, epoch, step, ctx.rank))
                 distributed.seed_dropout_for_step(ctx, self.seed, epoch, step)
                 batch = self.sampler.sample(share)
-                targets = batch.nodes[:batch.num_targets].to(self.device)
+                nodes, edge_index = to_device(batch.nodes, self.device), to_device(batch.edge_index, self.device)
+                targets = nodes[:batch.num_targets]
                 with self.precision.autocast():
-                    logits = self.trained(self.dense_features.index_select(0, batch.nodes.to(self.device)),
-                                          batch.edge_index.to(self.device))[:batch.num_targets]
+                    logits = self.trained(self.dense_features.index_select(0, nodes), edge_index)[:batch.num_targets]
                 loss = self.loss_sum(logits.float(), labels[targets])
                 # Mean over the step's nodes on all processes (DDP averages gradients over them).
                 self.precision.backward(loss * (ctx.world_size / step_nodes.numel()))
@@ -237,3 +241,10 @@ class SampledEpochs:
             self.precision.step(self.optimizer)
         total_loss, total_correct = ctx.sum(totals.tolist())
         return total_loss / train_nodes.numel(), total_correct / train_nodes.numel()
+
+
+def to_device(tensor, device):
+    """A CPU tensor on the run's device: to a GPU through pinned memory, without making the host wait."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
