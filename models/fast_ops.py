@@ -22,7 +22,8 @@ measures it: docs/performance.md, "What makes IMP3 fast"):
                                                                          att[..., None] * feat[edges.source])
         never builds [E, H, F]: weighted gather-sums (embedding_bag)
     FastDropout(p)                             nn.Dropout(p): the same distribution (a sparse input: its values)
-        rand + compare instead of bernoulli_, whose CPU path costs about twice as much per element
+        rand + compare instead of bernoulli_, whose CPU path costs about twice as much per element; on a GPU
+        (whole tensors) PyTorch's fused dropout kernel
 
 Three things recur below:
 - *Segment sums* with F.embedding_bag(mode="sum"): the same additions in the same order as index_add_, so
@@ -144,12 +145,17 @@ class FastDropout(nn.Dropout):
     def _dense(self, x, rows=None, num_rows=None):
         if self.p == 1:
             return torch.zeros_like(x)
+        if rows is None and x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)  # on a GPU PyTorch's fused kernel is the fast one
+        # Uniform numbers in float32 at least: in bf16 or fp16 their coarse steps would shift the kept fraction.
+        draw_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         if rows is None:
-            uniform = torch.rand_like(x)
+            uniform = torch.rand_like(x, dtype=draw_dtype)
         else:
-            uniform = torch.rand((num_rows,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device).index_select(0, rows)
-        # One float mask holding 0 or 1/(1-p): a single multiply forward and backward.
-        return x * uniform.ge_(self.p).mul_(1.0 / (1.0 - self.p))
+            uniform = torch.rand((num_rows,) + tuple(x.shape[1:]), dtype=draw_dtype, device=x.device)
+            uniform = uniform.index_select(0, rows)
+        # One mask holding 0 or 1/(1-p): a single multiply forward and backward.
+        return x * uniform.ge_(self.p).mul_(1.0 / (1.0 - self.p)).to(x.dtype)
 
 
 def is_sparse(tensor):
