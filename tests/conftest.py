@@ -56,6 +56,15 @@ def isolated_outputs(tmp_path, monkeypatch):
     return tmp_path
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Every device present: the CPU always, CUDA where there is a GPU (tests of layers and fast ops)."""
+    return torch.device(request.param)
+
+
 @pytest.fixture(scope="session")
 def cora_data_dir():
     data_dir = resolve_data_dir()
