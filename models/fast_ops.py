@@ -337,20 +337,31 @@ class IdentityCache:
     changes): get((tensor, ...), key, build) returns build() of the first call for those very tensors, while
     none of them changed. It keeps the `size` most recently used entries (training and validation on one
     graph each need one) and holds their tensors, so their ids cannot be reused while they are in it.
-    Not for parameters: an optimizer's fused step (Adam(fused=True)) changes them without counting a version."""
+    Not for parameters: an optimizer's fused step (Adam(fused=True)) changes them without counting a version.
+
+    The entries are found by identity alone (a dict of ints, which torch.compile traces through without a graph
+    break) and the versions compared after; a compiled model skips that comparison, since it cannot read them."""
 
     def __init__(self, size=2):
         self.size, self.entries = size, {}
 
     def get(self, tensors, key, build):
-        full_key = tuple((id(t), t._version) if t is not None else None for t in tensors) + tuple(key)
+        full_key = tuple(id(t) if t is not None else None for t in tensors) + tuple(key)
         entry = self.entries.pop(full_key, None)  # (re)inserted below: the newest entry is the last one
+        # A tensor changed in place since: build again. (Under torch.compile versions cannot be read; a compiled
+        # model is handed the same unchanged graph every step, as the trainers do.)
+        if entry is not None and not torch.compiler.is_compiling() and entry[2] != _versions(tensors):
+            entry = None
         if entry is None:
-            entry = (tensors, build())
+            entry = (tensors, build(), _versions(tensors))
             while len(self.entries) >= self.size:
                 self.entries.pop(next(iter(self.entries)))
         self.entries[full_key] = entry
         return entry[1]
+
+
+def _versions(tensors):
+    return tuple(t._version if t is not None else None for t in tensors)
 
 
 # ----------------------------------------------------------------------------- gathers and sums

@@ -287,7 +287,7 @@ def test_output_nodes_train_bit_for_bit_like_the_full_pass_on_cora(cora):
     # nodes' receptive field, the second only those into the training nodes.
     # (The layers share one cache; an IMP3 layer's entries end with its number of heads: 8, then 1.)
     entries = runs[1][0].layers[0]._graph_cache.entries
-    kept = [len(next(layout for key, (_, layout) in reversed(entries.items()) if key[-1] == layer.num_heads).source)
+    kept = [len(next(layout for key, (_, layout, _) in reversed(entries.items()) if key[-1] == layer.num_heads).source)
             for layer in runs[1][0].layers]
     into_train = torch.isin(cora.edge_index[1], cora.train_indices).sum()
     assert kept[1] == into_train < kept[0] < cora.edge_index.shape[1]
