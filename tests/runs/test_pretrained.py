@@ -14,7 +14,8 @@ from utils.training.setup import build_model
 
 def test_the_committed_model_is_the_papers_gat_and_scores_its_recorded_accuracy(cora):
     checkpoint = checkpoints.load_checkpoint(paths.PRETRAINED_CORA)
-    paper = build_model(CITATION_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3", attention_type="gat")
+    paper = build_model(CITATION_ARCHITECTURE, cora.node_features.shape[1], cora.num_classes, "IMP3",
+                        attention_type="gat")
     assert GATConfig(**checkpoint["config"]) == paper.config
     assert checkpoint["optimizer_state"] is None
     state = checkpoint["training_state"]
