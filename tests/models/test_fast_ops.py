@@ -47,6 +47,15 @@ def assert_same_values_and_gradients(fast, plain, inputs):
     assert torch.autograd.gradcheck(fast, inputs)
 
 
+def plain_neighbourhood_sum(edges):
+    """What neighbourhood_sum equals: index_add of each edge's attention-weighted source features into its target."""
+    def plain(attention, features):
+        weighted = attention.unsqueeze(-1) * features[edges.source]
+        empty = torch.zeros(NUM_NODES, HEADS, WIDTH, dtype=features.dtype, device=features.device)
+        return empty.index_add(0, edges.target, weighted)
+    return plain
+
+
 def test_project_equals_a_matmul_for_dense_and_sparse_inputs(chunks, device):
     generator = torch.Generator().manual_seed(0)
     dense = (torch.rand(NUM_NODES, 7, generator=generator, dtype=torch.float64) > 0.6).double().to(device)
@@ -92,7 +101,7 @@ def test_gatv2_edge_scores_equal_the_attention_vector_after_leaky_relu(chunks, d
 
 def test_neighbourhood_softmax_equals_the_plain_edge_softmax(chunks, device):
     edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS)
-    scores = rand(edges.source.numel(), HEADS, seed=0)
+    scores = rand(edges.source.numel(), HEADS, seed=0, device=device)
     assert_same_values_and_gradients(lambda x: fast_ops.neighbourhood_softmax(x, edges),
                                      lambda x: fast_ops.edge_softmax(x, edges.target, NUM_NODES), (scores,))
 
@@ -109,12 +118,10 @@ def test_edge_softmax_equals_torch_softmax_per_neighbourhood(device):
 def test_neighbourhood_sum_equals_index_add_of_weighted_sources(chunks, device):
     edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS)
 
-    def plain(attention, features):
-        weighted = attention.unsqueeze(-1) * features[edges.source]
-        empty = torch.zeros(NUM_NODES, HEADS, WIDTH, dtype=features.dtype, device=features.device)
-        return empty.index_add(0, edges.target, weighted)
-    inputs = (rand(edges.source.numel(), HEADS, seed=0), rand(NUM_NODES, HEADS, WIDTH, seed=1, device=device))
-    assert_same_values_and_gradients(lambda a, f: fast_ops.neighbourhood_sum(a, f, edges), plain, inputs)
+    inputs = (rand(edges.source.numel(), HEADS, seed=0, device=device),
+              rand(NUM_NODES, HEADS, WIDTH, seed=1, device=device))
+    assert_same_values_and_gradients(lambda a, f: fast_ops.neighbourhood_sum(a, f, edges),
+                                     plain_neighbourhood_sum(edges), inputs)
 
 
 def test_ops_on_kept_edges_equal_the_plain_expressions_on_those_edges(chunks, device):
@@ -125,13 +132,11 @@ def test_ops_on_kept_edges_equal_the_plain_expressions_on_those_edges(chunks, de
     edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS, targets)
     assert edges.endpoints is not None and bool(targets[edges.target].all())
 
-    def plain(attention, features):
-        weighted = attention.unsqueeze(-1) * features[edges.source]
-        empty = torch.zeros(NUM_NODES, HEADS, WIDTH, dtype=features.dtype, device=features.device)
-        return empty.index_add(0, edges.target, weighted)
-    inputs = (rand(edges.source.numel(), HEADS, seed=0), rand(NUM_NODES, HEADS, WIDTH, seed=1, device=device))
-    assert_same_values_and_gradients(lambda a, f: fast_ops.neighbourhood_sum(a, f, edges), plain, inputs)
-    scores = rand(edges.source.numel(), HEADS, seed=2)
+    inputs = (rand(edges.source.numel(), HEADS, seed=0, device=device),
+              rand(NUM_NODES, HEADS, WIDTH, seed=1, device=device))
+    assert_same_values_and_gradients(lambda a, f: fast_ops.neighbourhood_sum(a, f, edges),
+                                     plain_neighbourhood_sum(edges), inputs)
+    scores = rand(edges.source.numel(), HEADS, seed=2, device=device)
     assert_same_values_and_gradients(lambda x: fast_ops.neighbourhood_softmax(x, edges),
                                      lambda x: fast_ops.edge_softmax(x, edges.target, NUM_NODES), (scores,))
 

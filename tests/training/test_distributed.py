@@ -106,10 +106,8 @@ def test_ctrl_c_under_torchrun_stops_every_process_once(ppi_dir, tmp_path):
     assert f"Interrupted at epoch {epoch}." in stderr
 
 
-@pytest.mark.slow
-def test_resume_under_torchrun_continues_exactly(ppi_dir, tmp_path):
-    flags = ["training_script_ppi.py", "--data_dir", ppi_dir, *PPI_FLAGS]
-    flags[flags.index("--num_of_epochs") + 1] = "4"
+def assert_resumed_run_equals_whole_run(tmp_path, flags):
+    """flags (with --num_of_epochs 4) run whole, and run for 2 epochs then resumed to 4: the same weights and history."""
     assert torchrun(tmp_path / "whole", *flags).returncode == 0
     half = list(flags)
     half[half.index("--num_of_epochs") + 1] = "2"
@@ -121,6 +119,13 @@ def test_resume_under_torchrun_continues_exactly(ppi_dir, tmp_path):
     for name, value in whole["model_state"].items():
         assert torch.equal(resumed["model_state"][name], value), name
     assert resumed["training_state"]["history"] == whole["training_state"]["history"]
+
+
+@pytest.mark.slow
+def test_resume_under_torchrun_continues_exactly(ppi_dir, tmp_path):
+    flags = ["training_script_ppi.py", "--data_dir", ppi_dir, *PPI_FLAGS]
+    flags[flags.index("--num_of_epochs") + 1] = "4"
+    assert_resumed_run_equals_whole_run(tmp_path, flags)
 
 
 @pytest.mark.slow
@@ -130,17 +135,7 @@ def test_sampled_cora_resumed_under_torchrun_equals_an_uninterrupted_run(cora_da
     flags = ["training_script_cora.py", "--data_dir", cora_data_dir, "--fanouts", "5", "5", "--batch_size", "64",
              "--num_of_epochs", "4", "--console_log_freq", "1", "--last_checkpoint_seconds", "0", "--no_save_binary",
              "--checkpoint_freq", "0"]
-    assert torchrun(tmp_path / "whole", *flags).returncode == 0
-    half = list(flags)
-    half[half.index("--num_of_epochs") + 1] = "2"
-    assert torchrun(tmp_path / "split", *half).returncode == 0
-    run = torchrun(tmp_path / "split", *flags, "--resume", "last")
-    assert run.returncode == 0 and "2 epochs done" in run.stdout, run.stderr[-3000:]
-    whole = load_checkpoint(the_one(tmp_path / "whole" / "checkpoints", "*/last.pth"))
-    resumed = load_checkpoint(the_one(tmp_path / "split" / "checkpoints", "*/last.pth"))
-    for name, value in whole["model_state"].items():
-        assert torch.equal(resumed["model_state"][name], value), name
-    assert resumed["training_state"]["history"] == whole["training_state"]["history"]
+    assert_resumed_run_equals_whole_run(tmp_path, flags)
 
 
 def test_every_rank_draws_its_own_dropout_masks_and_one_process_keeps_its_stream():
