@@ -175,7 +175,7 @@ def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_wei
 # layer implementation, which share weights) may change on resume.
 FIXED_ON_RESUME = ("dataset_name", "attention_type", "lr", "weight_decay", "seed", "batch_size", "hidden_features",
                    "standardize", "fanouts", "run_name", "split", "split_seed", "train_per_class", "val_per_class",
-                   "largest_component")
+                   "largest_component", "num_of_layers", "num_heads_per_layer", "dropout", "add_skip_connection")
 
 
 def resolve_resume_path(resume, dataset_name, directory=None):
@@ -219,11 +219,12 @@ def settings_for_resume(checkpoint, defaults, overrides, path):
 
     Raises CheckpointError naming every typed setting that contradicts a FIXED_ON_RESUME one.
     Returns (settings, [(name, saved value, new value)] for the settings that changed)."""
-    saved = checkpoint["training_state"]["settings"]
+    saved = _upgraded(checkpoint["training_state"]["settings"])
     contradictions = [(key, saved[key], _plain(overrides[key])) for key in FIXED_ON_RESUME
                       if key in overrides and key in saved and _plain(overrides[key]) != saved[key]]
     if contradictions:
-        listing = "; ".join(f"--{key} {new} (checkpoint: {old})" for key, old, new in contradictions)
+        listing = "; ".join(f"--{key} {_as_typed(new)} (checkpoint: {_as_typed(old)})"
+                            for key, old, new in contradictions)
         raise CheckpointError(f"cannot resume {path} with different settings: {listing}. These define the run; "
                               f"leave them out to continue it as it was, or start a new run without --resume.")
     settings = dict(defaults)
@@ -232,6 +233,20 @@ def settings_for_resume(checkpoint, defaults, overrides, path):
     changed = [(key, saved[key], _plain(overrides[key])) for key in overrides
                if key in saved and key != "resume" and _plain(overrides[key]) != saved[key]]
     return settings, changed
+
+
+def _as_typed(value):
+    """A setting's value as it is typed after its flag: '8 8 1' for a list, 'on'/'off' for a switch."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return " ".join(map(str, value)) if isinstance(value, list) else value
+
+
+def _upgraded(saved):
+    """Saved settings in today's form: PPI's hidden_features, one number before it was one per hidden layer."""
+    if isinstance(saved.get("hidden_features"), int):
+        return dict(saved, hidden_features=[saved["hidden_features"]])
+    return saved
 
 
 def check_model_matches(checkpoint, model, path):

@@ -1,4 +1,5 @@
-"""The runs there are, from their checkpoints: name, dataset, attention, seed, epochs, status, best validation, test.
+"""The runs there are, from their checkpoints: name, dataset, attention, seed, model, split, sampling, epochs,
+status, best validation and test metric.
 
     python -m utils.runs                      # every run
     python -m utils.runs --dataset_name cora
@@ -12,6 +13,7 @@ from utils.runs.checkpoints import CheckpointError
 from utils.runs.files import display_path
 from utils.runs.flags import new_parser
 from utils.runs.run import STATUSES
+from utils.training.architecture import describe_architecture, from_checkpoint_model
 
 
 def list_runs(dataset_name=None):
@@ -20,7 +22,8 @@ def list_runs(dataset_name=None):
     found = []
     for path in sorted(paths.CHECKPOINTS_DIR.glob("*/last.pth"), key=lambda p: p.stat().st_mtime):
         try:
-            state = checkpoints.load_checkpoint(path)["training_state"]
+            checkpoint = checkpoints.load_checkpoint(path)
+            state = checkpoint["training_state"]
         except (CheckpointError, KeyError, TypeError):
             found.append(dict(name=path.parent.name, status="unreadable"))
             continue
@@ -28,7 +31,8 @@ def list_runs(dataset_name=None):
             continue
         settings, stopping = state.get("settings", {}), state.get("early_stopping", {})
         row = dict(name=path.parent.name, dataset=state.get("dataset"), attention=settings.get("attention_type"),
-                   seed=settings.get("seed"), epochs=state.get("epoch"),
+                   seed=settings.get("seed"), model=describe_architecture(from_checkpoint_model(settings, checkpoint)),
+                   split=describe_split(settings), sampling=describe_sampling(settings), epochs=state.get("epoch"),
                    status=STATUSES.get(state.get("stop_reason"), state.get("stop_reason")),
                    best_val=stopping.get("best_model_val_metric"), test=None)
         binary = checkpoints.binary_path(path.parent.name)
@@ -39,10 +43,26 @@ def list_runs(dataset_name=None):
     return found
 
 
+def describe_split(settings):
+    """'public', 'random 3' (the split seed), or '-' for datasets whose split is their own (PPI's graphs)."""
+    split = settings.get("split")
+    return f"random {settings.get('split_seed')}" if split == "random" else split or "-"
+
+
+def describe_sampling(settings):
+    """'full-batch', 'fanouts 10 10, batch 256' (neighbour-sampled), or PPI's 'batch 2 graphs'."""
+    if settings.get("dataset_name") == "ppi" or "standardize" in settings:
+        return f"batch {settings.get('batch_size')} graphs"
+    if settings.get("fanouts"):
+        return f"fanouts {' '.join(map(str, settings['fanouts']))}, batch {settings.get('batch_size')}"
+    return "full-batch"
+
+
 def format_runs(rows):
     if not rows:
         return f"No runs in {display_path(paths.CHECKPOINTS_DIR)} yet."
-    columns = ("name", "dataset", "attention", "seed", "epochs", "status", "best_val", "test")
+    columns = ("name", "dataset", "attention", "seed", "model", "split", "sampling", "epochs", "status", "best_val",
+               "test")
 
     def cell(value):
         if isinstance(value, float):

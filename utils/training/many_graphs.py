@@ -13,6 +13,7 @@ from utils.runs import checkpoints
 from utils.runs.flags import SettingsError
 from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
 from utils.training import distributed
+from utils.training.architecture import describe_architecture, from_checkpoint_model, recorded, resolve_architecture
 from utils.training.loop import fit
 from utils.training.metrics import micro_f1_counts, micro_f1_from_counts
 from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent
@@ -22,9 +23,13 @@ from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, s
 PPI_ARCHITECTURE = dict(num_of_layers=3, num_heads_per_layer=[4, 4, 6], hidden_features=[256, 256],
                         add_skip_connection=True, bias=True, dropout=0.0)
 
+# num_of_layers and num_heads_per_layer are None here: PPI_ARCHITECTURE's unless given (with another number of
+# layers: 4 heads per hidden layer, 6 output heads; utils/training/architecture.py).
 MANY_GRAPHS_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="ppi", num_of_epochs=200, weight_decay=0.0,
-                            console_log_freq=10, checkpoint_freq=50, batch_size=2, hidden_features=256,
-                            standardize=True, progress_bar=None)
+                            console_log_freq=10, checkpoint_freq=50, batch_size=2, hidden_features=[256],
+                            standardize=True, progress_bar=None, num_of_layers=None, num_heads_per_layer=None,
+                            dropout=PPI_ARCHITECTURE["dropout"],
+                            add_skip_connection=PPI_ARCHITECTURE["add_skip_connection"])
 
 OUT_OF_MEMORY_ADVICE = ("CUDA ran out of memory. Try --batch_size 1 (one graph per step) and/or fewer features "
                         "per head, e.g. --hidden_features 128, or train on the CPU with --force_cpu.")
@@ -54,7 +59,10 @@ def train_many_graphs(config=None, log=print, splits=None):
     device = distributed.device_for(ctx, config, log)
     if splits is None:
         splits = load_ppi(config["data_dir"], standardize=config["standardize"])
-    architecture = dict(PPI_ARCHITECTURE, hidden_features=[config["hidden_features"]] * 2)
+    if resume is not None:
+        config = from_checkpoint_model(config, resume)  # (a run older than the architecture flags)
+    architecture = resolve_architecture(config, PPI_ARCHITECTURE)
+    config = dict(config, **recorded(architecture))
     model = build_model(architecture, splits["train"][0].node_features.shape[1], splits["train"][0].num_classes,
                         config["layer_type"], attention_type=config["attention_type"]).to(device)
     if resume is not None:
@@ -76,9 +84,10 @@ def train_many_graphs(config=None, log=print, splits=None):
     num_graphs = {split: len(graphs) for split, graphs in splits.items()}
     log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on PPI: "
         f"{num_graphs['train']}/{num_graphs['valid']}/{num_graphs['test']} "
-        f"train/valid/test graphs, batch size {config['batch_size']}")
+        f"train/valid/test graphs, batch size {config['batch_size']}; model: heads x features per hidden layer, "
+        f"then output heads: {describe_architecture(config)}")
     results = {"dataset": "ppi", "layer_type": layer_type, "attention_type": config["attention_type"],
-               "seed": config["seed"], "processes": ctx.world_size}
+               "seed": config["seed"], "processes": ctx.world_size, **recorded(architecture)}
     try:
         outcome = fit(model, optimizer, passes.train, passes.evaluate, config, "micro_f1", resume=resume,
                       generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True,
