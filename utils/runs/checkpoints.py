@@ -155,7 +155,8 @@ def load_checkpoint(path):
 
 
 def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_weights=False):
-    """Rebuild the model saved in a checkpoint. Any layer type loads any other's weights."""
+    """Rebuild the model saved in a checkpoint, in evaluation mode (dropout off), ready to predict; call
+    `model.train()` to train it further. Any layer type loads any other's weights. Returns (model, checkpoint)."""
     checkpoint = path_or_checkpoint if isinstance(path_or_checkpoint, dict) else load_checkpoint(path_or_checkpoint)
     overrides = {"log_attention_weights": log_attention_weights}
     if layer_type is not None:
@@ -165,7 +166,7 @@ def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_wei
         model.load_state_dict(checkpoint["model_state"])
     except (TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"checkpoint does not match the GAT model: {error}") from None
-    return model, checkpoint
+    return model.eval(), checkpoint
 
 
 # ----------------------------------------------------------------------------- resuming
