@@ -60,6 +60,12 @@ def predict(args):
     write_predictions(find_model(args.model_name, None, print), args.output, args.data_dir)
 
 
+def any_dataset(text):
+    """ppi, or a dataset name or .npz path that training_script_cora.py takes."""
+    from training_script_cora import dataset_name_arg
+    return "ppi" if text.lower() == "ppi" else dataset_name_arg(text)
+
+
 def get_parser():
     from models import LayerType
     from utils.figures.plots import LAYOUTS
@@ -107,16 +113,16 @@ def get_parser():
                          help="where PNGs go; without it: $GAT_FIGURES_DIR if set, else data/visualizations/")
         sub.add_argument("--show", action=OnOffFlag, default=False, help="also open the figures in a window")
         if fn is PlaygroundFn.VISUALIZE_DATASET:
-            sub.add_argument("--dataset_name", type=str.lower, default="cora",
-                             choices=["cora", "citeseer", "pubmed", "ppi"], help="the dataset to draw")
+            sub.add_argument("--dataset_name", type=any_dataset, default="cora",
+                             help="the dataset to draw: ppi, or any one-graph dataset training_script_cora.py takes "
+                                  "(a name, or the path of an .npz graph)")
             sub.add_argument("--layout", choices=sorted(LAYOUTS), default="kk", help="igraph layout of the graph")
         else:
             sub.add_argument("--visualization_type", choices=["attention", "entropy", "embeddings"],
                              default="attention", help="which figure to draw")
             sub.add_argument("--model_name", default=None,
                              help=model_name_help.format(" (of --dataset_name, if given)"))
-            sub.add_argument("--dataset_name", type=str.lower, default=None,
-                             choices=["cora", "citeseer", "pubmed", "ppi"],
+            sub.add_argument("--dataset_name", type=any_dataset, default=None,
                              help="without --model_name: take the newest binary of this dataset")
             sub.add_argument("--compare_with", default=None, metavar="MODEL",
                              help="entropy only: a second binary of the same dataset, drawn side by side "
