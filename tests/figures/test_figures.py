@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import playground
-from tests.helpers import assert_png
 from models import LayerType
+from tests.helpers import assert_png
 from utils import paths
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
 from utils.figures import commands, plots, trained_model

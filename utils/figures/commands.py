@@ -26,7 +26,8 @@ def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk",
         labels, class_names = data.labels.numpy(), plots.class_names_for(data.name, data.num_classes)
     log(f"Laying out {graph_name}'s {data.num_nodes} nodes and computing edge betweenness ...")
     graph_path = plots.plot_graph(data.edge_index, labels, data.num_nodes,
-                                  output_dir / f"{file_stem}_graph_{layout}.png", layout=layout, class_names=class_names, show=show,
+                                  output_dir / f"{file_stem}_graph_{layout}.png", layout=layout,
+                                  class_names=class_names, show=show,
                                   title=f"{graph_name}: {data.num_nodes} nodes ({layout} layout). Node size: degree, "
                                         f"edge width: edge betweenness")
     degrees_path, stats = plots.plot_degree_statistics(data.edge_index, data.num_nodes,
