@@ -12,7 +12,20 @@ from utils.datasets.npz_graph import NPZ_DATASETS
 # cora is "cora", their cora.npz is read by path), ogbn-arxiv, a generated graph. Any .npz path works too.
 NPZ_GRAPHS = tuple(name for name in NPZ_DATASETS if name != "cora")
 ONE_GRAPH_DATASETS = ("cora", "citeseer", "pubmed", *NPZ_GRAPHS, "ogbn-arxiv", "sbm")
-MANY_GRAPH_DATASETS = ("ppi",)
+MANY_GRAPH_DATASETS = ("ppi", "ppi-generated")  # (the second: data of utils/datasets/ppi_synthetic.py)
+
+# Generated graphs under the name a user reads (run names, the run list, results, figures): never as real data.
+GENERATED_NAMES = {"sbm": "sbm-generated"}
+
+
+def same_dataset(recorded, asked):
+    """Whether a run recorded as `recorded` is one of dataset `asked`: 'ppi' takes in 'ppi-generated' runs."""
+    return recorded == asked or recorded == f"{asked}-generated"
+
+
+def honest_name(dataset_name):
+    """The dataset's name as a user should read it: generated data says so ('sbm-generated')."""
+    return GENERATED_NAMES.get(dataset_name, dataset_name)
 
 
 def load_graph(dataset_name, data_dir=None):

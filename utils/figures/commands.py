@@ -15,9 +15,11 @@ def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk",
     .npz graph). For PPI: the first training graph, coloured by label 0."""
     output_dir = Path(output_dir or paths.FIGURES_DIR)
     if dataset_name.lower() == "ppi":
-        from utils.datasets.ppi import load_ppi
-        data = load_ppi(data_dir)["train"][0]
-        graph_name, file_stem = "PPI train graph 1", "ppi"
+        from utils.datasets.ppi import dataset_name_of, load_ppi
+        from utils.figures.trained_model import display_name
+        splits = load_ppi(data_dir)
+        data, file_stem = splits["train"][0], dataset_name_of(splits)
+        graph_name = f"{display_name(file_stem)} train graph 1"
         labels, class_names = data.labels[:, 0].long().numpy(), ["label 0 = 0", "label 0 = 1"]
     else:
         from utils.datasets.catalog import load_graph

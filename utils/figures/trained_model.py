@@ -76,5 +76,5 @@ def run_on_its_graph(path, data_dir=None, label=0):
 
 
 def display_name(dataset_name):
-    """How figure titles name a many-graph dataset: 'PPI'."""
+    """How figure titles name a many-graph dataset: 'PPI', and generated data as generated ('ppi-generated')."""
     return "PPI" if dataset_name == "ppi" else dataset_name

@@ -8,7 +8,8 @@ status, best validation and test metric.
 import math
 
 from utils import paths
-from utils.runs import checkpoints
+from utils.datasets.catalog import honest_name
+from utils.runs import checkpoints, lock
 from utils.runs.checkpoints import CheckpointError
 from utils.runs.files import display_path
 from utils.runs.flags import new_parser
@@ -30,10 +31,10 @@ def list_runs(dataset_name=None):
         if dataset_name is not None and state.get("dataset") != dataset_name:
             continue
         settings, stopping = state.get("settings", {}), state.get("early_stopping", {})
-        row = dict(name=path.parent.name, dataset=state.get("dataset"), attention=settings.get("attention_type"),
+        row = dict(name=path.parent.name, dataset=honest_name(state.get("dataset")), attention=settings.get("attention_type"),
                    seed=settings.get("seed"), model=describe_architecture(from_checkpoint_model(settings, checkpoint)),
                    split=describe_split(settings), sampling=describe_sampling(settings), epochs=state.get("epoch"),
-                   status=STATUSES.get(state.get("stop_reason"), state.get("stop_reason")),
+                   status=describe_status(state.get("stop_reason"), path.parent),
                    best_val=stopping.get("best_model_val_metric"), test=None)
         binary = checkpoints.binary_path(path.parent.name)
         if binary.is_file():
@@ -41,6 +42,15 @@ def list_runs(dataset_name=None):
             row["test"] = next((v for k, v in binary_state.items() if k.startswith("test_")), None)
         found.append(row)
     return found
+
+
+def describe_status(stop_reason, folder):
+    """'training (pid N)' while a process holds the run's lock (utils/runs/lock.py); else how its last save says it
+    ended: 'finished', 'interrupted', 'diverged', or 'killed' (saved while it trained, and nothing since)."""
+    owner = lock.holder(folder)
+    if owner is not None:
+        return f"training (pid {owner or '?'})"
+    return STATUSES.get(stop_reason, stop_reason)
 
 
 def describe_split(settings):
