@@ -31,7 +31,8 @@ def list_runs(dataset_name=None):
         if dataset_name is not None and state.get("dataset") != dataset_name:
             continue
         settings, stopping = state.get("settings", {}), state.get("early_stopping", {})
-        row = dict(name=path.parent.name, dataset=honest_name(state.get("dataset")), attention=settings.get("attention_type"),
+        row = dict(name=path.parent.name, dataset=honest_name(state.get("dataset")),
+                   attention=settings.get("attention_type"),
                    seed=settings.get("seed"), model=describe_architecture(from_checkpoint_model(settings, checkpoint)),
                    split=describe_split(settings), sampling=describe_sampling(settings), epochs=state.get("epoch"),
                    status=describe_status(state.get("stop_reason"), path.parent),
