@@ -97,3 +97,9 @@ def test_ppi_takes_hidden_features_as_before(ppi_dir, isolated_outputs):
     with pytest.raises(SystemExit) as exit_info:
         training_script_ppi.main([*flags, "--resume", "small", "--hidden_features", "16"])
     assert "--hidden_features 16 (checkpoint: 8)" in str(exit_info.value.code)
+
+
+def test_a_split_seed_without_a_random_split_is_refused(cora_data_dir):
+    with pytest.raises(SystemExit) as exit_info:
+        training_script_cora.main(["--data_dir", str(cora_data_dir), "--split_seed", "3", *QUIET])
+    assert "add --split random" in str(exit_info.value.code)

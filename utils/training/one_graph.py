@@ -76,6 +76,9 @@ def choose_split(data, config):
     if split == "public":
         if data.train_indices is None:
             raise SettingsError(f"{data.name} has no public split; train it with --split random")
+        if config["split_seed"] != ONE_GRAPH_DEFAULTS["split_seed"]:
+            raise SettingsError(f"--split_seed {config['split_seed']} draws a random split, but {data.name} trains on "
+                                f"its public split; add --split random, or leave --split_seed out")
         return data, {"split": "public"}
     try:
         nodes = random_split(data.labels, data.edge_index, data.num_nodes, config["train_per_class"],
