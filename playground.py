@@ -9,6 +9,7 @@ command line:
     python playground.py visualize_gat          # the newest trained model, or the committed Cora one
     python playground.py visualize_gat --visualization_type attention --model_name cora_gat_seed0_20261202-013000
     python playground.py visualize_gat --visualization_type entropy --model_name A.pth --compare_with B.pth
+    python playground.py predict --model_name cora_gat_seed0_20261202-013000 --output predictions.csv
 """
 
 import enum
@@ -22,6 +23,7 @@ class PlaygroundFn(enum.Enum):
     PROFILE_SPARSE = "profile_sparse"
     VISUALIZE_DATASET = "visualize_dataset"
     VISUALIZE_GAT = "visualize_gat"
+    PREDICT = "predict"
 
 
 # Edit this line to choose what `python playground.py` (with no arguments) runs.
@@ -52,20 +54,36 @@ def visualize_gat(args):
         dataset_name=args.dataset_name, compare_with=args.compare_with)
 
 
+def predict(args):
+    from utils.figures.trained_model import find_model
+    from utils.runs.predictions import write_predictions
+    write_predictions(find_model(args.model_name, None, print), args.output, args.data_dir)
+
+
+def any_dataset(text):
+    """ppi, or a dataset name or .npz path that training_script_cora.py takes."""
+    from training_script_cora import dataset_name_arg
+    return "ppi" if text.lower() == "ppi" else dataset_name_arg(text)
+
+
 def get_parser():
     from models import LayerType
     from utils.figures.plots import LAYOUTS
     from utils.runs.flags import (HelpFormatter, OnOffFlag, layer_number, layer_type_arg, new_parser, non_negative_int,
-                                  positive_int)
+                                  positive_int, writable_file)
 
     parser = new_parser(__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(f.value for f in PlaygroundFn) + "}")
 
-    def command(fn, help_text):
+    def command(fn, help_text, data_dir_help="dataset folder; without it: $GAT_DATA_DIR if set, else data/"):
         sub = commands.add_parser(fn.value, help=help_text, description=help_text, formatter_class=HelpFormatter)
-        sub.add_argument("--data_dir", default=None, metavar="DIR",
-                         help="dataset folder; without it: $GAT_DATA_DIR if set, else data/")
+        sub.add_argument("--data_dir", default=None, metavar="DIR", help=data_dir_help)
         return sub
+
+    run_data_dir_help = ("dataset folder; without it: the folder the run trained from (its --data_dir), else "
+                         "$GAT_DATA_DIR if set, else data/")
+    model_name_help = ("a run's name, a file in models/binaries/ or a path; without it: the newest binary{}, else "
+                       "the committed Cora model models/pretrained/cora_gat_seed0.pth")
 
     sub = command(PlaygroundFn.PROFILE_GAT, "time and peak memory of IMP1/IMP2/IMP3 training on Cora")
     sub.add_argument("--num_of_epochs", type=positive_int, default=10, help="training epochs to time per layer type")
@@ -80,25 +98,31 @@ def get_parser():
 
     command(PlaygroundFn.PROFILE_SPARSE, "row-normalise and multiply Cora's features in COO/CSR/CSC/LIL/dense")
 
+    sub = command(PlaygroundFn.PREDICT, "write a trained model's predictions for every node of its data as CSV",
+                  run_data_dir_help)
+    sub.add_argument("--model_name", default=None, help=model_name_help.format(""))
+    sub.add_argument("--output", type=writable_file, required=True, metavar="FILE.csv",
+                     help="the CSV file: one row per node (node, known label, predicted class, each class's "
+                          "probability; PPI: split, graph, node, predicted labels, each label's probability)")
+
     for fn, help_text in ((PlaygroundFn.VISUALIZE_DATASET, "draw a dataset and its degree statistics"),
                           (PlaygroundFn.VISUALIZE_GAT, "attention, entropy or t-SNE figures of a trained GAT")):
-        sub = command(fn, help_text)
+        sub = command(fn, help_text, run_data_dir_help if fn is PlaygroundFn.VISUALIZE_GAT else
+                      "dataset folder; without it: $GAT_DATA_DIR if set, else data/")
         sub.add_argument("--output_dir", default=None, metavar="DIR",
                          help="where PNGs go; without it: $GAT_FIGURES_DIR if set, else data/visualizations/")
         sub.add_argument("--show", action=OnOffFlag, default=False, help="also open the figures in a window")
         if fn is PlaygroundFn.VISUALIZE_DATASET:
-            sub.add_argument("--dataset_name", type=str.lower, default="cora",
-                             choices=["cora", "citeseer", "pubmed", "ppi"], help="the dataset to draw")
+            sub.add_argument("--dataset_name", type=any_dataset, default="cora",
+                             help="the dataset to draw: ppi, or any one-graph dataset training_script_cora.py takes "
+                                  "(a name, or the path of an .npz graph)")
             sub.add_argument("--layout", choices=sorted(LAYOUTS), default="kk", help="igraph layout of the graph")
         else:
             sub.add_argument("--visualization_type", choices=["attention", "entropy", "embeddings"],
                              default="attention", help="which figure to draw")
             sub.add_argument("--model_name", default=None,
-                             help="a run's name, a file in models/binaries/ or a path; without it: the newest "
-                                  "binary (of --dataset_name, if given), else the committed Cora model "
-                                  "models/pretrained/cora_gat_seed0.pth")
-            sub.add_argument("--dataset_name", type=str.lower, default=None,
-                             choices=["cora", "citeseer", "pubmed", "ppi"],
+                             help=model_name_help.format(" (of --dataset_name, if given)"))
+            sub.add_argument("--dataset_name", type=any_dataset, default=None,
                              help="without --model_name: take the newest binary of this dataset")
             sub.add_argument("--compare_with", default=None, metavar="MODEL",
                              help="entropy only: a second binary of the same dataset, drawn side by side "
@@ -118,14 +142,15 @@ def get_parser():
 def main(argv=None):
     from utils.datasets.download import DatasetError
     from utils.runs.checkpoints import CheckpointError
+    from utils.runs.files import OutputError
 
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv if argv else [playground_fn.value])
     try:
         {"profile_gat": profile_gat, "profile_sparse": profile_sparse, "visualize_dataset": visualize_dataset,
-         "visualize_gat": visualize_gat}[args.command](args)
-    except (DatasetError, CheckpointError, ValueError) as error:
+         "visualize_gat": visualize_gat, "predict": predict}[args.command](args)
+    except (DatasetError, CheckpointError, OutputError, ValueError) as error:
         sys.exit(f"error: {error}")
 
 

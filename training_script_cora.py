@@ -8,13 +8,15 @@
     python training_script_cora.py --split random --split_seed 3      # 20 + 30 nodes per class, as Shchur et al.
     python training_script_cora.py --dataset_name amazon-photo        # no public split: a random one
     python training_script_cora.py --dataset_name path/to/graph.npz   # your own graph (utils/datasets/npz_graph.py)
+    python training_script_cora.py --num_of_layers 3 --hidden_features 16 --dropout 0.5   # another architecture
 """
 
 import argparse
 
 from utils.datasets.catalog import ONE_GRAPH_DATASETS
 from utils.runs.command_line import run_training_script
-from utils.runs.flags import OnOffFlag, add_common_training_args, new_parser, non_negative_int, positive_int
+from utils.runs.flags import (OnOffFlag, add_architecture_args, add_common_training_args, new_parser, non_negative_int,
+                              positive_int, say_default_per_dataset)
 from utils.training.one_graph import EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES, ONE_GRAPH_DEFAULTS, train_one_graph
 
 
@@ -57,7 +59,19 @@ def get_parser():
                         help="evaluate layer by layer over N target nodes at a time (bounds the memory of "
                              f"evaluation on large graphs); without it: one forward pass up to "
                              f"{EVAL_ONE_PASS_NODES:,} nodes, chunks of {EVAL_CHUNK_SIZE:,} above")
-    return add_common_training_args(parser, ONE_GRAPH_DEFAULTS)
+    add_architecture_args(parser, ONE_GRAPH_DEFAULTS, ARCHITECTURE_DEFAULTS_HELP)
+    add_common_training_args(parser, ONE_GRAPH_DEFAULTS)
+    return say_default_per_dataset(parser, {"lr": "0.005; pubmed: 0.01", "weight_decay": "0.0005; pubmed: 0.001"})
+
+
+# How each architecture flag's default depends on the dataset (utils/training/one_graph.py: architecture_for).
+ARCHITECTURE_DEFAULTS_HELP = {
+    "num_of_layers": "2; ogbn-arxiv: 3",
+    "num_heads_per_layer": "8 1, pubmed 8 8, ogbn-arxiv 3 3 3; with another --num_of_layers, the dataset's first "
+                           "number for every hidden layer and its last for the output layer",
+    "hidden_features": "8; ogbn-arxiv: 250",
+    "dropout": "0.6; ogbn-arxiv: 0.5",
+    "add_skip_connection": "off; ogbn-arxiv: on"}
 
 
 def main(argv=None):

@@ -115,10 +115,10 @@ def test_script_end_to_end(ppi_data_dir, isolated_outputs, capsys):
     results = json.loads(results_path.read_text())
     assert set(results) >= {"dataset", "layer_type", "seed", "test_micro_f1", "best_val_micro_f1", "best_val_loss",
                             "epochs", "train_seconds"}
-    assert results["dataset"] == "ppi" and results["epochs"] == 2 and 0 <= results["test_micro_f1"] <= 1
+    assert results["dataset"] == "ppi-generated" and results["epochs"] == 2 and 0 <= results["test_micro_f1"] <= 1
     assert len(list((isolated_outputs / "checkpoints").glob(f"{results['run_name']}/epoch_*.pth"))) == 2
     assert [p.name for p in (isolated_outputs / "binaries").glob("*.pth")] == [f"{results['run_name']}.pth"]
-    assert results["run_name"].startswith("ppi_gat_seed0_")
+    assert results["run_name"].startswith("ppi-generated_gat_seed0_")
     assert "Test micro-F1 = " in capsys.readouterr().out
 
 
@@ -216,5 +216,7 @@ def test_missing_ppi_says_how_to_generate_it_offline(tmp_path, monkeypatch):
         with pytest.raises(DatasetError) as error:
             ensure_ppi(tmp_path / "empty", download=download)
         message = str(error.value)
-        assert f"python -m utils.datasets.ppi_synthetic --output {tmp_path / 'empty' / 'ppi'}" in message
-        assert f"--data_dir {tmp_path / 'empty'}" in message
+        # Generated data goes beside the real PPI's folder, never into it, and is said to be generated.
+        generated = tmp_path / "empty" / "ppi-generated"
+        assert f"python -m utils.datasets.ppi_synthetic --output {generated / 'ppi'}" in message
+        assert f"--data_dir {generated}." in message and "not PPI" in message

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import playground
-from tests.helpers import assert_png
 from models import LayerType
+from tests.helpers import assert_png
 from utils import paths
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
 from utils.figures import commands, plots, trained_model
@@ -242,3 +242,30 @@ def test_visualize_gat_without_a_name_uses_the_newest_binary(cora_binary, cora_d
                      "--data_dir", str(cora_data_dir), "--output_dir", str(isolated_outputs)])
     output = capsys.readouterr().out
     assert f"Using the newest cora model: {newer}" in output and older.name not in output
+
+
+def test_an_npz_run_is_drawn_on_its_own_graph_and_missing_data_is_one_line(tmp_path, isolated_outputs, capsys):
+    from helpers import write_own_graph
+
+    import training_script_cora
+    graph = write_own_graph(tmp_path / "my_graph.npz")
+    training_script_cora.main(["--dataset_name", str(graph), "--split", "random", "--train_per_class", "5",
+                               "--val_per_class", "5", "--num_of_epochs", "3", "--run_name", "mine",
+                               "--console_log_freq", "0", "--checkpoint_freq", "0"])
+    figures = tmp_path / "figures"
+    playground.main(["visualize_gat", "--output_dir", str(figures)])  # the newest binary: this run's
+    playground.main(["visualize_gat", "--model_name", "mine", "--visualization_type", "entropy",
+                     "--output_dir", str(figures)])
+    playground.main(["visualize_dataset", "--dataset_name", str(graph), "--output_dir", str(figures), "--layout", "fr"])
+    for path in sorted(figures.glob("*.png")):
+        assert_png(path)
+    attention = next(figures.glob("mine_IMP3_attention_node*.png"))
+    assert figure_titles(attention)[0].startswith("my_graph: attention of node")
+    assert (figures / "my_graph_graph_fr.png").is_file() and (figures / "my_graph_degrees.png").is_file()
+
+    graph.rename(tmp_path / "moved.npz")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        playground.main(["visualize_gat", "--model_name", "mine", "--output_dir", str(figures)])
+    message = str(exit_info.value.code)
+    assert message.startswith("error: ") and "my_graph.npz" in message and "\n" not in message

@@ -207,7 +207,7 @@ def test_resume_refuses_another_architecture_or_dataset(ppi_dir, cora_data_dir, 
     ppi_checkpoint = str(checkpoints.resolve_resume_path("last", "ppi"))
     with pytest.raises(SystemExit) as exit_info:
         training_script_cora.main(["--data_dir", str(cora_data_dir), "--resume", ppi_checkpoint])
-    assert "is a ppi run; resume it with the script that trains ppi" in str(exit_info.value.code)
+    assert "is a ppi-generated run; resume it with the script that trains ppi-generated" in str(exit_info.value.code)
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -8,6 +8,8 @@ import json
 import math
 import shlex
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -17,7 +19,7 @@ from test_resume import assert_same_run, interrupt_after, run_script
 import playground
 import training_script_cora
 from utils import paths
-from utils.runs import checkpoints, listing
+from utils.runs import checkpoints, listing, lock
 from utils.runs import run as runs
 from utils.runs.checkpoints import load_checkpoint
 from utils.runs.flags import SettingsError
@@ -238,8 +240,10 @@ def test_the_run_list_says_what_each_run_did(cora, isolated_outputs, capsys):
     assert listing.list_runs("ppi") == []
     listing.main([])
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["name", "dataset", "attention", "seed", "epochs", "status", "best_val", "test"]
-    assert table[1].split()[:6] == ["done", "cora", "gat", "0", "3", "finished"]
+    assert table[0].split() == ["name", "dataset", "attention", "seed", "model", "split", "sampling", "epochs",
+                                "status", "best_val", "test"]
+    assert table[1].split()[:4] == ["done", "cora", "gat", "0"]
+    assert "8x8 1, dropout 0.6  public  full-batch  3       finished" in table[1]
 
 
 @pytest.mark.slow
@@ -310,3 +314,51 @@ def test_checkpoints_from_before_runs_had_names_still_resume(cora, isolated_outp
     assert resumed["epochs"] == 5 and resumed["run_name"].startswith("cora_gat_seed0_")
     assert load_checkpoint(checkpoints.last_checkpoint_path(resumed["run_name"]))["training_state"]["epoch"] == 5
     assert load_checkpoint(legacy)["training_state"]["epoch"] == 3  # the old file is left as it was
+
+
+def test_a_run_that_saved_nothing_does_not_keep_its_name(cora, cora_data_dir, isolated_outputs):
+    # Diverged before its first save: no folder is left to block the name.
+    with pytest.raises(TrainingDiverged):
+        train_one_graph(dict(QUIET, lr=1e9, num_of_epochs=50, run_name="boom", last_checkpoint_seconds=3600.0),
+                        log=no_log, data=cora)
+    assert not checkpoints.run_folder("boom").exists()
+    train_one_graph(dict(QUIET, num_of_epochs=2, run_name="boom"), log=no_log, data=cora)
+    assert load_checkpoint(checkpoints.last_checkpoint_path("boom"))["training_state"]["epoch"] == 2
+
+    # Killed before its first save: its folder holds only the lock file of a process that is gone.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = checkpoints.run_folder("killed")
+    folder.mkdir(parents=True)
+    (folder / lock.LOCK_NAME).write_text(dead.stdout)
+    with pytest.raises(SystemExit) as exit_info:
+        training_script_cora.main(["--data_dir", str(cora_data_dir), "--resume", "killed"])
+    assert "run killed saved nothing before it stopped" in str(exit_info.value.code)
+    assert "--run_name killed" in str(exit_info.value.code)
+    train_one_graph(dict(QUIET, num_of_epochs=2, run_name="killed"), log=no_log, data=cora)
+    assert sorted(p.name for p in folder.iterdir()) == ["last.pth"]  # and the lock file went with the run's end
+
+
+@pytest.mark.slow
+def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(cora, cora_data_dir, isolated_outputs):
+    train_one_graph(dict(QUIET, num_of_epochs=2, run_name="shared"), log=no_log, data=cora)
+    first = run_script(isolated_outputs, "training_script_cora.py", "--data_dir", str(cora_data_dir), "--resume",
+                       "shared", "--num_of_epochs", "100000", "--patience_period", "100000", "--console_log_freq", "1",
+                       "--last_checkpoint_seconds", "0")
+    try:
+        for line in first.stdout:
+            if line.startswith("epoch"):
+                break
+        with pytest.raises(SystemExit) as exit_info:
+            training_script_cora.main(["--data_dir", str(cora_data_dir), "--resume", "shared"])
+        message = str(exit_info.value.code)
+        assert message == (f"error: run shared is being trained right now by another process (pid {first.pid}); "
+                           f"wait for it to end (or stop it with Ctrl-C) before resuming it, or start a new run")
+        assert [row["status"] for row in listing.list_runs()] == [f"training (pid {first.pid})"]
+    finally:
+        first.kill()  # as kill -9 would: its lock file stays, and blocks nothing
+        first.communicate(timeout=60)
+    assert (checkpoints.run_folder("shared") / lock.LOCK_NAME).is_file()
+    assert [row["status"] for row in listing.list_runs()] == ["killed"]
+    epochs = load_checkpoint(checkpoints.last_checkpoint_path("shared"))["training_state"]["epoch"]
+    resumed = train_one_graph(dict(QUIET, resume="shared", num_of_epochs=epochs + 1), log=no_log, data=cora)
+    assert resumed["epochs"] == epochs + 1

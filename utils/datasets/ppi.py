@@ -7,6 +7,10 @@ On-disk format (`ppi.zip`, extracted into DIR/ppi/), for each split in train / v
     <split>_graph_id.npy   [N_split] the graph each node belongs to
 The real dataset has 20 / 2 / 2 graphs and 44,906 / 6,514 / 5,524 nodes. No pickle anywhere:
 numpy files are read with allow_pickle=False.
+
+Data written by utils/datasets/ppi_synthetic.py has the same files plus GENERATED_MARKER (its generator's
+settings); its graphs are named "ppi-generated_<split>_<id>" instead of "ppi_<split>_<id>", and runs on it are
+named and recorded as ppi-generated (`dataset_name_of`).
 """
 
 import json
@@ -22,6 +26,7 @@ PPI_URL = "https://data.dgl.ai/dataset/ppi.zip"
 SPLITS = ("train", "valid", "test")
 NUM_FEATURES = 50
 NUM_LABELS = 121
+GENERATED_MARKER = "generated.json"
 
 
 def ppi_files(split):
@@ -46,8 +51,10 @@ def ensure_ppi(data_dir=None, download=True):
                 if (candidate / "ppi").is_dir() or (candidate / "ppi.zip").is_file():
                     raise DatasetError(f"PPI is not in {data_dir}, but {candidate} has it: did you mean "
                                        f"--data_dir {candidate}?")
-        offline = (f"Without network access, generate PPI-format data offline instead: python -m "
-                   f"utils.datasets.ppi_synthetic --output {folder}, then train with --data_dir {data_dir}.")
+        elsewhere = data_dir / "ppi-generated"
+        offline = (f"Without network access, generated PPI-format data (not PPI: its runs are named ppi-generated) "
+                   f"can stand in: python -m utils.datasets.ppi_synthetic --output {elsewhere / 'ppi'}, then train "
+                   f"with --data_dir {elsewhere}.")
         if not download:
             raise DatasetError(f"PPI not found in {folder}. Download {PPI_URL} and unzip it there.\n{offline}")
         try:
@@ -121,6 +128,7 @@ def load_ppi(data_dir=None, download=True, standardize=True):
     standard deviation of the training graphs' nodes only.
     """
     folder = ensure_ppi(data_dir, download)
+    name = "ppi-generated" if (folder / GENERATED_MARKER).is_file() else "ppi"
     raw = {split: _read_split(folder, split) for split in SPLITS}
     if standardize:
         train_features = raw["train"][1]
@@ -129,10 +137,15 @@ def load_ppi(data_dir=None, download=True, standardize=True):
         std[std == 0] = 1.0
         raw = {split: (links, (features - mean) / std, labels, graph_ids)
                for split, (links, features, labels, graph_ids) in raw.items()}
-    return {split: _split_into_graphs(split, *raw[split]) for split in SPLITS}
+    return {split: _split_into_graphs(name, split, *raw[split]) for split in SPLITS}
 
 
-def _split_into_graphs(split, links, features, labels, graph_ids):
+def dataset_name_of(splits):
+    """'ppi', or 'ppi-generated' for data written by utils/datasets/ppi_synthetic.py (from its graphs' names)."""
+    return splits["train"][0].name.rsplit("_", 2)[0]
+
+
+def _split_into_graphs(name, split, links, features, labels, graph_ids):
     graphs = []
     for graph_id in np.unique(graph_ids):
         nodes = np.flatnonzero(graph_ids == graph_id)
@@ -140,7 +153,7 @@ def _split_into_graphs(split, links, features, labels, graph_ids):
         local[nodes] = np.arange(len(nodes))
         inside = (local[links[0]] >= 0) & (local[links[1]] >= 0)
         edge_index = build_edge_index(local[links[0][inside]], local[links[1][inside]], len(nodes))
-        graphs.append(GraphData(name=f"ppi_{split}_{int(graph_id)}", node_features=torch.from_numpy(features[nodes]),
+        graphs.append(GraphData(name=f"{name}_{split}_{int(graph_id)}", node_features=torch.from_numpy(features[nodes]),
                                 labels=torch.from_numpy(labels[nodes]), edge_index=edge_index,
                                 num_classes=NUM_LABELS))
     return graphs

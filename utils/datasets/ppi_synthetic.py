@@ -16,6 +16,10 @@ with labels that need the graph. Two rules make the labels:
 
     python -m utils.datasets.ppi_synthetic --output /tmp/ppi_data/ppi --graphs 20 2 2 --nodes 80 120
     python training_script_ppi.py --data_dir /tmp/ppi_data
+
+Next to the files it writes GENERATED_MARKER (utils/datasets/ppi.py), a small JSON of its settings, so that the
+loader names the data ppi-generated, and so do the runs trained on it. It never writes where the real PPI goes:
+the default data folder's ppi/, or a folder that holds real PPI files.
 """
 
 import json
@@ -23,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.datasets.ppi import NUM_FEATURES, NUM_LABELS, SPLITS, ppi_files
+from utils.datasets.download import DatasetError, resolve_data_dir
+from utils.datasets.ppi import GENERATED_MARKER, NUM_FEATURES, NUM_LABELS, SPLITS, ppi_files
 
 LABEL_RULES = ("neighbour_mean", "matching_neighbour")
 NUM_CODES = 16  # matching_neighbour: identity and query codes, one-hot in features 0-15 and 16-31
@@ -35,7 +40,12 @@ def write_synthetic_ppi(folder, graphs_per_split=(20, 2, 2), nodes_per_graph=(80
     if label_rule not in LABEL_RULES:
         raise ValueError(f"label_rule must be one of {', '.join(LABEL_RULES)}, got {label_rule!r}")
     folder = Path(folder)
+    _refuse_real_ppi_location(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    settings = dict(generator="utils.datasets.ppi_synthetic", graphs_per_split=list(graphs_per_split),
+                    nodes_per_graph=list(nodes_per_graph), avg_degree=avg_degree, seed=seed, self_weight=self_weight,
+                    label_rule=label_rule)
+    (folder / GENERATED_MARKER).write_text(json.dumps(settings, indent=2) + "\n")
     rng = np.random.default_rng(seed)
     # Shared across all graphs, so what is learnt on training graphs transfers to unseen ones.
     neighbour_weights = rng.standard_normal((NUM_FEATURES, NUM_LABELS)) / np.sqrt(NUM_FEATURES)
@@ -72,6 +82,16 @@ def write_synthetic_ppi(folder, graphs_per_split=(20, 2, 2), nodes_per_graph=(80
         np.save(folder / labels_file, np.concatenate(labels))
         np.save(folder / ids_file, np.concatenate(graph_ids))
     return folder
+
+
+def _refuse_real_ppi_location(folder):
+    """DatasetError for the folder the real PPI goes in (the default data folder's ppi/), or one holding real PPI."""
+    real = resolve_data_dir(None) / "ppi"
+    if folder.resolve() == real.resolve():
+        raise DatasetError(f"{folder} is where the real PPI goes; write generated data elsewhere, e.g. --output "
+                           f"{real.parent / 'ppi-generated' / 'ppi'}")
+    if (folder / ppi_files("train")[0]).exists() and not (folder / GENERATED_MARKER).exists():
+        raise DatasetError(f"{folder} holds PPI data that was not generated; write generated data elsewhere")
 
 
 def _matching_neighbour_logits(rng, x, adjacency, weights):
@@ -131,10 +151,13 @@ def main(argv=None):
     args = get_parser().parse_args(argv)
     if args.nodes[0] > args.nodes[1]:
         get_parser().error(f"--nodes MIN MAX needs MIN <= MAX, got {args.nodes[0]} {args.nodes[1]}")
-    folder = write_synthetic_ppi(args.output, args.graphs, args.nodes, args.avg_degree, args.seed,
-                                 label_rule=args.labels)
-    print(f"Wrote a synthetic PPI-format dataset to {folder}; train on it with: "
-          f"python training_script_ppi.py --data_dir {Path(folder).parent}")
+    try:
+        folder = write_synthetic_ppi(args.output, args.graphs, args.nodes, args.avg_degree, args.seed,
+                                     label_rule=args.labels)
+    except DatasetError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(f"Wrote a generated PPI-format dataset to {folder} (not PPI: runs on it are named ppi-generated); train "
+          f"on it with: python training_script_ppi.py --data_dir {Path(folder).parent}")
 
 
 if __name__ == "__main__":

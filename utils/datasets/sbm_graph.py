@@ -114,7 +114,7 @@ def load_sbm_graph(folder):
         raise DatasetError(f"{folder}: array shapes do not match meta.json (a partial or mixed copy?); "
                            f"generate the graph again")
     edge_index = build_edge_index(edges[:, 0], edges[:, 1], n)
-    return GraphData(name=f"sbm_{n}", node_features=torch.from_numpy(features), labels=torch.from_numpy(labels),
+    return GraphData(name="sbm-generated", node_features=torch.from_numpy(features), labels=torch.from_numpy(labels),
                      edge_index=edge_index, num_classes=meta["num_classes"],
                      train_indices=torch.from_numpy(np.flatnonzero(split == 0)),
                      val_indices=torch.from_numpy(np.flatnonzero(split == 1)),

@@ -11,23 +11,29 @@ from utils.figures.trained_model import find_model, run_on_its_graph
 
 
 def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk", show=False, log=print):
-    """Draw the graph and its degree statistics. For PPI: the first training graph, coloured by label 0."""
+    """Draw the graph and its degree statistics: any dataset the training scripts take (a name, or the path of an
+    .npz graph). For PPI: the first training graph, coloured by label 0."""
     output_dir = Path(output_dir or paths.FIGURES_DIR)
-    dataset_name = dataset_name.lower()
-    if dataset_name == "ppi":
-        from utils.datasets.ppi import load_ppi
-        data, graph_name = load_ppi(data_dir)["train"][0], "PPI train graph 1"
+    if dataset_name.lower() == "ppi":
+        from utils.datasets.ppi import dataset_name_of, load_ppi
+        from utils.figures.trained_model import display_name
+        splits = load_ppi(data_dir)
+        data, file_stem = splits["train"][0], dataset_name_of(splits)
+        graph_name = f"{display_name(file_stem)} train graph 1"
         labels, class_names = data.labels[:, 0].long().numpy(), ["label 0 = 0", "label 0 = 1"]
     else:
-        from utils.datasets.planetoid import load_planetoid
-        data, graph_name = load_planetoid(dataset_name, data_dir), dataset_name
-        labels, class_names = data.labels.numpy(), plots.class_names_for(dataset_name, data.num_classes)
-    graph_path = plots.plot_graph(data.edge_index, labels, data.num_nodes, output_dir / f"{dataset_name}_graph_{layout}.png",
-                            layout=layout, class_names=class_names, show=show,
-                            title=f"{graph_name}: {data.num_nodes} nodes ({layout} layout). Node size: degree, "
-                                  f"edge width: edge betweenness")
+        from utils.datasets.catalog import load_graph
+        data = load_graph(dataset_name if dataset_name.endswith(".npz") else dataset_name.lower(), data_dir)
+        graph_name = file_stem = data.name
+        labels, class_names = data.labels.numpy(), plots.class_names_for(data.name, data.num_classes)
+    log(f"Laying out {graph_name}'s {data.num_nodes} nodes and computing edge betweenness ...")
+    graph_path = plots.plot_graph(data.edge_index, labels, data.num_nodes,
+                                  output_dir / f"{file_stem}_graph_{layout}.png", layout=layout,
+                                  class_names=class_names, show=show,
+                                  title=f"{graph_name}: {data.num_nodes} nodes ({layout} layout). Node size: degree, "
+                                        f"edge width: edge betweenness")
     degrees_path, stats = plots.plot_degree_statistics(data.edge_index, data.num_nodes,
-                                                 output_dir / f"{dataset_name}_degrees.png", graph_name, show=show)
+                                                       output_dir / f"{file_stem}_degrees.png", graph_name, show=show)
     log(f"{graph_name}: node {stats['max_degree_node']} has the most neighbours: {stats['max_neighbours']} "
         f"(+ self loop). Figures: {graph_path}, {degrees_path}")
     return [graph_path, degrees_path]
@@ -92,6 +98,7 @@ def visualize_gat(model_name=None, visualization_type="attention", data_dir=None
         log("mean entropy, learned / uniform, per layer (from 1): " + ", ".join(f"{r:.3f}" for r in ratios))
     elif visualization_type == "embeddings":
         # The output layer: what the classes (Cora) or the 121 labels (PPI) are read from.
+        log(f"Computing the t-SNE of {graph.num_nodes} nodes' embeddings ...")
         output = plots.plot_embeddings_tsne(hidden[-1], labels, output_dir / f"{stem}_tsne_layer{num_layers}.png",
                                       class_names=class_names, show=show,
                                       title=f"{graph_name}: t-SNE of the output layer's output "

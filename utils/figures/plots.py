@@ -21,6 +21,10 @@ LAYOUTS = {"kk": "layout_kamada_kawai", "fr": "layout_fruchterman_reingold", "dr
            "circle": "layout_circle", "tree": "layout_reingold_tilford_circular"}
 CORA_CLASS_NAMES = ["Case based", "Genetic algorithms", "Neural networks", "Probabilistic methods",
                     "Reinforcement learning", "Rule learning", "Theory"]
+# Citeseer's six topics in the order of the LINQS release's README, the order Planetoid's label columns are
+# commonly read in: Agents, artificial intelligence, databases, information retrieval, machine learning, HCI.
+CITESEER_CLASS_NAMES = ["Agents", "AI", "DB", "IR", "ML", "HCI"]
+UNLABELLED_COLOUR = (0.6, 0.6, 0.6, 1.0)
 
 
 def _new_figure(show, nrows=1, ncols=1, **kwargs):
@@ -75,8 +79,10 @@ def _undirected_edges(edge_index):
 
 
 def class_names_for(dataset_name, num_classes):
-    if dataset_name == "cora" and num_classes == len(CORA_CLASS_NAMES):
-        return CORA_CLASS_NAMES
+    """The topics of Cora's and Citeseer's classes; 'class <i>' for any other graph."""
+    names = {"cora": CORA_CLASS_NAMES, "citeseer": CITESEER_CLASS_NAMES}.get(dataset_name)
+    if names is not None and num_classes == len(names):
+        return names
     return [f"class {i}" for i in range(num_classes)]
 
 
@@ -93,7 +99,6 @@ def plot_graph(edge_index, labels, num_nodes, output_path, layout="kk", class_na
     num_classes = int(labels.max()) + 1
     class_names = class_names or [f"class {i}" for i in range(num_classes)]
     colours = _class_colours(num_classes)
-    unlabelled = (0.6, 0.6, 0.6, 1.0)
 
     import random
     random.seed(seed)  # igraph's layouts draw from Python's random module
@@ -102,11 +107,15 @@ def plot_graph(edge_index, labels, num_nodes, output_path, layout="kk", class_na
     edge_widths = 0.2 + 3.0 * betweenness / betweenness.max() if betweenness.size else []
     ig.plot(graph, target=ax, layout=layout_coordinates,
             vertex_size=3 + 2.5 * np.sqrt(degrees),
-            vertex_color=[colours[c] if c >= 0 else unlabelled for c in labels],
+            vertex_color=[colours[c] if c >= 0 else UNLABELLED_COLOUR for c in labels],
             vertex_frame_width=0, edge_width=edge_widths, edge_color=(0.3, 0.3, 0.3, 0.35))
     handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
                for i, name in enumerate(class_names)]
-    ax.legend(handles=handles, loc="upper left", fontsize=10, title="class", frameon=True)
+    if (labels < 0).any():
+        handles.append(matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=UNLABELLED_COLOUR,
+                                               label="no label"))
+    # Beside the graph, not over it: a layout fills its square to the corners.
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=10, title="class", frameon=True)
     ax.set_title(title or f"{num_nodes} nodes, {graph.ecount()} edges ({layout} layout). Node size: degree, "
                  f"edge width: edge betweenness", fontsize=12)
     ax.set_axis_off()
@@ -184,14 +193,16 @@ def plot_neighbourhood_attention(edge_index, attention, labels, node, output_pat
     fig, ax = _new_figure(show, figsize=(11, 10))
     ig.plot(graph, target=ax, layout=coordinates,
             vertex_size=[24] + [14] * (len(nodes) - 1),
-            vertex_color=[colours[labels[n]] for n in nodes], vertex_frame_width=0.5,
+            vertex_color=[colours[labels[n]] if labels[n] >= 0 else UNLABELLED_COLOUR for n in nodes],
+            vertex_frame_width=0.5,
             edge_width=[1.5 + min(6.0, max(0.0, r - 2.0)) for r in ratios], edge_arrow_size=0.004,
             edge_color=[mappable.to_rgba(v) for v in log_ratio], edge_loop_size=60)
     colour_bar = fig.colorbar(mappable, ax=ax, shrink=0.6, pad=0.02)
     colour_bar.set_label("log2(attention / uniform attention)")
     present = sorted({int(labels[n]) for n in nodes})
-    handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[c], label=class_names[c])
-               for c in present]
+    handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="",
+                                       color=colours[c] if c >= 0 else UNLABELLED_COLOUR,
+                                       label=class_names[c] if c >= 0 else "no label") for c in present]
     ax.legend(handles=handles, loc="upper left", fontsize=9, title=legend_title)
     self_weight = next((float(w) for j, w in zip(neighbours, weights) if j == node), None)
     self_text = f", self loop {self_weight:.3f}" if self_weight is not None else ""

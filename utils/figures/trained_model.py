@@ -42,31 +42,39 @@ def find_model(model_name, dataset_name, log):
 def run_on_its_graph(path, data_dir=None, label=0):
     """Load a trained binary and run it once on the graph it is shown on, keeping its attention.
 
-    Cora-like models: their whole graph; PPI models: the first test graph, nodes coloured by PPI
-    label `label`. Returns a dict: model, dataset_name, graph, graph_name (what figures call the graph:
-    'cora', 'PPI test graph 1'), labels, class_names, attention (one [E, H] tensor per layer, aligned
-    with graph.edge_index) and hidden (every layer's output).
+    The data is the run's own, as its checkpoint recorded it (utils/datasets/catalog.py: load_dataset_of_run):
+    one-graph runs (Planetoid, an .npz graph, sbm, ogbn-arxiv) are shown on their whole graph; PPI models on the
+    first test graph, nodes coloured by PPI label `label`. Returns a dict: model, dataset_name, graph, graph_name
+    (what figures call the graph: 'cora', 'PPI test graph 1'), labels, class_names, attention (one [E, H] tensor
+    per layer, aligned with graph.edge_index) and hidden (every layer's output).
     """
+    from utils.datasets.catalog import load_dataset_of_run
 
     model, checkpoint = checkpoints.model_from_checkpoint(path, log_attention_weights=True)
-    dataset_name = checkpoint.get("training_state", {}).get("dataset", "cora")
-    if dataset_name == "ppi":
-        from utils.datasets.ppi import load_ppi
-        graph, graph_name = load_ppi(data_dir)["test"][0], "PPI test graph 1"
+    state = checkpoint.get("training_state", {})
+    dataset_name = state.get("dataset", "cora")
+    data = load_dataset_of_run(state, data_dir)
+    if "graph" not in data:
+        graph, graph_name = data["test"][0], f"{display_name(dataset_name)} test graph 1"
         if not 0 <= label < graph.labels.shape[1]:
             raise ValueError(f"--label must be in [0, {graph.labels.shape[1] - 1}], got {label}")
         labels = graph.labels[:, label].long().numpy()
         class_names = [f"label {label} = 0", f"label {label} = 1"]
     else:
-        from utils.datasets.planetoid import load_planetoid
-        graph, graph_name = load_planetoid(dataset_name, data_dir), dataset_name
-        labels, class_names = graph.labels.numpy(), class_names_for(dataset_name, graph.num_classes)
+        graph = data["graph"]
+        graph_name = graph.name
+        labels, class_names = graph.labels.numpy(), class_names_for(graph.name, graph.num_classes)
     if graph.node_features.shape[1] != model.config.num_features_per_layer[0]:
         raise ValueError(f"{Path(path).name} expects {model.config.num_features_per_layer[0]} input features, but "
-                         f"{dataset_name} has {graph.node_features.shape[1]}")
+                         f"{graph_name} has {graph.node_features.shape[1]}")
     model.eval()
     with torch.no_grad():
         _, hidden = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features), graph.edge_index)
     return {"model": model, "dataset_name": dataset_name, "graph": graph, "graph_name": graph_name, "labels": labels,
             "class_names": class_names, "attention": [layer.attention_weights for layer in model.layers],
             "hidden": hidden}
+
+
+def display_name(dataset_name):
+    """How figure titles name a many-graph dataset: 'PPI', and generated data as generated ('ppi-generated')."""
+    return "PPI" if dataset_name == "ppi" else dataset_name

@@ -33,6 +33,7 @@ import torch
 
 from models import GAT, GATConfig, LayerType
 from utils import paths
+from utils.datasets.catalog import same_dataset
 from utils.runs.files import atomic_write
 
 FORMAT_VERSION = 2
@@ -127,7 +128,7 @@ def newest_binary(dataset_name=None, directory=None):
     directory = Path(directory or paths.BINARIES_DIR)
     newest_first = sorted(directory.glob("*.pth"), key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
     for path in newest_first:
-        if dataset_name is None or checkpoint_dataset(path) == dataset_name:
+        if dataset_name is None or same_dataset(checkpoint_dataset(path), dataset_name):
             return path
     which = f"{dataset_name} model" if dataset_name else "model"
     raise CheckpointError(f"no trained {which} in {directory}; train one first (python training_script_"
@@ -155,7 +156,8 @@ def load_checkpoint(path):
 
 
 def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_weights=False):
-    """Rebuild the model saved in a checkpoint. Any layer type loads any other's weights."""
+    """Rebuild the model saved in a checkpoint, in evaluation mode (dropout off), ready to predict; call
+    `model.train()` to train it further. Any layer type loads any other's weights. Returns (model, checkpoint)."""
     checkpoint = path_or_checkpoint if isinstance(path_or_checkpoint, dict) else load_checkpoint(path_or_checkpoint)
     overrides = {"log_attention_weights": log_attention_weights}
     if layer_type is not None:
@@ -165,7 +167,7 @@ def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_wei
         model.load_state_dict(checkpoint["model_state"])
     except (TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"checkpoint does not match the GAT model: {error}") from None
-    return model, checkpoint
+    return model.eval(), checkpoint
 
 
 # ----------------------------------------------------------------------------- resuming
@@ -175,7 +177,8 @@ def model_from_checkpoint(path_or_checkpoint, layer_type=None, log_attention_wei
 # layer implementation, which share weights) may change on resume.
 FIXED_ON_RESUME = ("dataset_name", "attention_type", "lr", "weight_decay", "seed", "batch_size", "hidden_features",
                    "standardize", "fanouts", "run_name", "split", "split_seed", "train_per_class", "val_per_class",
-                   "largest_component", "precision")
+                   "largest_component", "precision", "num_of_layers", "num_heads_per_layer", "dropout",
+                   "add_skip_connection")
 
 
 def resolve_resume_path(resume, dataset_name, directory=None):
@@ -186,13 +189,16 @@ def resolve_resume_path(resume, dataset_name, directory=None):
         candidates = [*directory.glob("*/last.pth"), *directory.glob(f"gat_{dataset_name}*_last.pth")]
         candidates.sort(key=lambda p: p.stat().st_mtime, reverse=True)
         for path in candidates:
-            if checkpoint_dataset(path) == dataset_name:
+            if same_dataset(checkpoint_dataset(path), dataset_name):
                 return path
         raise CheckpointError(f"--resume last: no {dataset_name} run in {directory}; nothing of a {dataset_name} "
                               f"run has been saved there yet")
     named = last_checkpoint_path(resume, directory)
     if "/" not in resume and named.is_file():
         return named
+    if "/" not in resume and named.parent.is_dir() and not any(named.parent.glob("*.pth")):
+        raise CheckpointError(f"--resume {resume}: run {resume} saved nothing before it stopped, so there is nothing "
+                              f"to continue; start it again with --run_name {resume}")
     path = Path(resume)
     if path.is_dir():
         return path / "last.pth"
@@ -219,19 +225,35 @@ def settings_for_resume(checkpoint, defaults, overrides, path):
 
     Raises CheckpointError naming every typed setting that contradicts a FIXED_ON_RESUME one.
     Returns (settings, [(name, saved value, new value)] for the settings that changed)."""
-    saved = checkpoint["training_state"]["settings"]
-    contradictions = [(key, saved[key], _plain(overrides[key])) for key in FIXED_ON_RESUME
-                      if key in overrides and key in saved and _plain(overrides[key]) != saved[key]]
+    saved = _upgraded(checkpoint["training_state"]["settings"])
+    typed = _upgraded({key: _plain(value) for key, value in overrides.items()})
+    contradictions = [(key, saved[key], typed[key]) for key in FIXED_ON_RESUME
+                      if key in typed and key in saved and typed[key] != saved[key]]
     if contradictions:
-        listing = "; ".join(f"--{key} {new} (checkpoint: {old})" for key, old, new in contradictions)
+        listing = "; ".join(f"--{key} {_as_typed(new)} (checkpoint: {_as_typed(old)})"
+                            for key, old, new in contradictions)
         raise CheckpointError(f"cannot resume {path} with different settings: {listing}. These define the run; "
                               f"leave them out to continue it as it was, or start a new run without --resume.")
     settings = dict(defaults)
     settings.update((key, value) for key, value in saved.items() if key in defaults)
     settings.update(overrides)
-    changed = [(key, saved[key], _plain(overrides[key])) for key in overrides
-               if key in saved and key != "resume" and _plain(overrides[key]) != saved[key]]
+    changed = [(key, saved[key], typed[key]) for key in typed
+               if key in saved and key != "resume" and typed[key] != saved[key]]
     return settings, changed
+
+
+def _as_typed(value):
+    """A setting's value as it is typed after its flag: '8 8 1' for a list, 'on'/'off' for a switch."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return " ".join(map(str, value)) if isinstance(value, list) else value
+
+
+def _upgraded(saved):
+    """Settings in today's form: PPI's hidden_features, one number before it was one per hidden layer."""
+    if isinstance(saved.get("hidden_features"), int):
+        return dict(saved, hidden_features=[saved["hidden_features"]])
+    return saved
 
 
 def check_model_matches(checkpoint, model, path):

@@ -45,6 +45,7 @@ def atomic_write(path, mode="wb", exclusive=False):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes it 0600; a saved file gets what open() would give
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -56,6 +57,13 @@ def atomic_write(path, mode="wb", exclusive=False):
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
+
+
+def current_umask():
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path, payload):

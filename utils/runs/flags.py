@@ -61,6 +61,13 @@ def non_negative_float(text):
     return value
 
 
+def unit_interval(text):
+    value = _parse(text, float, "a number")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def writable_file(text):
     """A file the command will write at its end (a results JSON): checked now, so that a long run does not end
     in an error about its folder. Nothing is created by the check."""
@@ -189,6 +196,34 @@ def add_common_training_args(parser, defaults):
         help="save the kept model to models/binaries/<run>.pth at the end")
     add("--results_json", default=defaults["results_json"], metavar="PATH",
         help="write the final metrics (and why training stopped) here as JSON")
+    return parser
+
+
+def add_architecture_args(parser, defaults, per_dataset=None):
+    """The model's shape, named as the original's gat_config. `per_dataset`: {flag's dest: how its default depends on
+    the dataset}, for the settings whose default in `defaults` is None (utils/training/architecture.py fills
+    them in)."""
+    per_dataset = per_dataset or {}
+
+    def add(flag, help_text, **kwargs):
+        note = per_dataset.get(flag)
+        parser.add_argument(f"--{flag}", default=defaults[flag], help=help_text + (f" (default: {note})" if note
+                                                                                   else ""), **kwargs)
+    add("num_of_layers", "GAT layers", type=positive_int)
+    add("num_heads_per_layer", "attention heads of each layer, one number per layer (hidden layers concatenate "
+        "their heads, the output layer averages them)", type=positive_int, nargs="+", metavar="H")
+    add("hidden_features", "features per head of each hidden layer: one number per hidden layer, or one for all",
+        type=positive_int, nargs="+", metavar="F")
+    add("dropout", "dropout probability on every layer's input and attention", type=unit_interval)
+    add("add_skip_connection", "add each layer's input to its output (a skip connection)", action=OnOffFlag)
+    return parser
+
+
+def say_default_per_dataset(parser, notes):
+    """Append '(default: <note>)' to the help of the flags (by dest) whose default depends on the dataset."""
+    for action in parser._actions:
+        if action.dest in notes:
+            action.help = f"{action.help} (default: {notes[action.dest]})"
     return parser
 
 

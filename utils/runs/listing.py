@@ -1,4 +1,5 @@
-"""The runs there are, from their checkpoints: name, dataset, attention, seed, epochs, status, best validation, test.
+"""The runs there are, from their checkpoints: name, dataset, attention, seed, model, split, sampling, epochs,
+status, best validation and test metric.
 
     python -m utils.runs                      # every run
     python -m utils.runs --dataset_name cora
@@ -7,11 +8,13 @@
 import math
 
 from utils import paths
-from utils.runs import checkpoints
+from utils.datasets.catalog import honest_name
+from utils.runs import checkpoints, lock
 from utils.runs.checkpoints import CheckpointError
 from utils.runs.files import display_path
 from utils.runs.flags import new_parser
 from utils.runs.run import STATUSES
+from utils.training.architecture import describe_architecture, from_checkpoint_model
 
 
 def list_runs(dataset_name=None):
@@ -20,16 +23,19 @@ def list_runs(dataset_name=None):
     found = []
     for path in sorted(paths.CHECKPOINTS_DIR.glob("*/last.pth"), key=lambda p: p.stat().st_mtime):
         try:
-            state = checkpoints.load_checkpoint(path)["training_state"]
+            checkpoint = checkpoints.load_checkpoint(path)
+            state = checkpoint["training_state"]
         except (CheckpointError, KeyError, TypeError):
             found.append(dict(name=path.parent.name, status="unreadable"))
             continue
         if dataset_name is not None and state.get("dataset") != dataset_name:
             continue
         settings, stopping = state.get("settings", {}), state.get("early_stopping", {})
-        row = dict(name=path.parent.name, dataset=state.get("dataset"), attention=settings.get("attention_type"),
-                   seed=settings.get("seed"), epochs=state.get("epoch"),
-                   status=STATUSES.get(state.get("stop_reason"), state.get("stop_reason")),
+        row = dict(name=path.parent.name, dataset=honest_name(state.get("dataset")),
+                   attention=settings.get("attention_type"),
+                   seed=settings.get("seed"), model=describe_architecture(from_checkpoint_model(settings, checkpoint)),
+                   split=describe_split(settings), sampling=describe_sampling(settings), epochs=state.get("epoch"),
+                   status=describe_status(state.get("stop_reason"), path.parent),
                    best_val=stopping.get("best_model_val_metric"), test=None)
         binary = checkpoints.binary_path(path.parent.name)
         if binary.is_file():
@@ -39,10 +45,35 @@ def list_runs(dataset_name=None):
     return found
 
 
+def describe_status(stop_reason, folder):
+    """'training (pid N)' while a process holds the run's lock (utils/runs/lock.py); else how its last save says it
+    ended: 'finished', 'interrupted', 'diverged', or 'killed' (saved while it trained, and nothing since)."""
+    owner = lock.holder(folder)
+    if owner is not None:
+        return f"training (pid {owner or '?'})"
+    return STATUSES.get(stop_reason, stop_reason)
+
+
+def describe_split(settings):
+    """'public', 'random 3' (the split seed), or '-' for datasets whose split is their own (PPI's graphs)."""
+    split = settings.get("split")
+    return f"random {settings.get('split_seed')}" if split == "random" else split or "-"
+
+
+def describe_sampling(settings):
+    """'full-batch', 'fanouts 10 10, batch 256' (neighbour-sampled), or PPI's 'batch 2 graphs'."""
+    if settings.get("dataset_name") == "ppi" or "standardize" in settings:
+        return f"batch {settings.get('batch_size')} graphs"
+    if settings.get("fanouts"):
+        return f"fanouts {' '.join(map(str, settings['fanouts']))}, batch {settings.get('batch_size')}"
+    return "full-batch"
+
+
 def format_runs(rows):
     if not rows:
         return f"No runs in {display_path(paths.CHECKPOINTS_DIR)} yet."
-    columns = ("name", "dataset", "attention", "seed", "epochs", "status", "best_val", "test")
+    columns = ("name", "dataset", "attention", "seed", "model", "split", "sampling", "epochs", "status", "best_val",
+               "test")
 
     def cell(value):
         if isinstance(value, float):

@@ -9,8 +9,11 @@ cora_gat_seed0_20261202-013000. All of its files carry it, so no run can overwri
     runs/<run>/                              TensorBoard logs (--enable_tensorboard)
 
 A new run claims its folder with one mkdir, which succeeds for exactly one process: two runs started in the
-same second with the same settings get <name> and <name>-2. `--resume last | NAME | PATH` continues a run in
-its own files. `python -m utils.runs` lists the runs there are (utils/runs/listing.py).
+same second with the same settings get <name> and <name>-2. While a process trains a run, it holds the lock in
+the run's folder (utils/runs/lock.py): a second process cannot resume it at the same time, and a run that stopped
+before its first save leaves no folder behind (or an empty one, after a kill, that the next run of that name
+takes). `--resume last | NAME | PATH` continues a run in its own files. `python -m utils.runs` lists the runs
+there are (utils/runs/listing.py).
 """
 
 import datetime
@@ -19,7 +22,8 @@ from pathlib import Path
 
 from models import LayerType
 from utils import paths
-from utils.runs import checkpoints
+from utils.datasets.catalog import honest_name
+from utils.runs import checkpoints, lock
 from utils.runs.checkpoints import CheckpointError
 from utils.runs.files import OutputError, check_writable, display_path, write_json
 from utils.runs.flags import RUN_NAME_PATTERN, SettingsError
@@ -31,7 +35,8 @@ COMMON_DEFAULTS = dict(attention_type="gat", patience_period=100, lr=5e-3, shoul
                        data_dir=None, results_json=None, save_binary=True, keep_checkpoints=5,
                        last_checkpoint_seconds=5.0, resume=None, run_name=None)
 
-STATUSES = {None: "in progress (or killed)", "interrupted": "interrupted", "early_stopping": "finished",
+# (A run with no stop reason whose lock no process holds was killed; utils/runs/listing.py says which are training.)
+STATUSES = {None: "killed", "interrupted": "interrupted", "early_stopping": "finished",
             "num_of_epochs": "finished", "diverged": "diverged"}
 
 
@@ -52,7 +57,7 @@ class SaveFailed(Exception):
 def default_run_name(config, now=None):
     """<dataset>_<attention>_seed<seed>_<YYYYmmdd-HHMMSS>: sortable by start time within a dataset."""
     started = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    dataset = Path(str(config["dataset_name"])).name.removesuffix(".npz")  # (a graph file of your own: its stem)
+    dataset = Path(honest_name(str(config["dataset_name"]))).name.removesuffix(".npz")  # (your own graph: its stem)
     dataset = re.sub(r"[^A-Za-z0-9.-]+", "-", dataset).strip("-.") or "graph"
     return f"{dataset}_{config['attention_type']}_seed{config['seed']}_{started}"
 
@@ -68,17 +73,33 @@ def claim_run_name(name, chosen_by_user):
         if not taken_by.exists():
             try:
                 checkpoints.run_folder(candidate).mkdir(parents=True)
-                return candidate
             except FileExistsError:
                 taken_by = checkpoints.run_folder(candidate)
+                if _take_if_it_saved_nothing(taken_by):
+                    return candidate
             except OSError as error:
                 check_writable(paths.CHECKPOINTS_DIR)  # says why, where it can
                 raise OutputError(f"cannot create {display_path(checkpoints.run_folder(candidate))}: "
                                   f"{describe_os_error(error)}") from None
+            else:
+                if lock.try_lock(checkpoints.run_folder(candidate)):
+                    return candidate
+                taken_by = checkpoints.run_folder(candidate)  # (a process that found it empty took it first)
         if chosen_by_user:
             raise SettingsError(f"--run_name {name}: {display_path(taken_by)} exists already; continue that run "
                                 f"with --resume {name}, or choose another name")
     raise SettingsError(f"no free run name like {name} in {display_path(paths.CHECKPOINTS_DIR)}")
+
+
+def _take_if_it_saved_nothing(folder):
+    """Take the folder of a run that stopped before its first save (killed, or diverged on an older version), if no
+    process trains it: True if it is ours now. (One this process trains is not: a new run is another run.)"""
+    if lock.holds(folder) or not lock.try_lock(folder):
+        return False
+    if lock.saved_nothing(folder):
+        return True
+    lock.release(folder)
+    return False
 
 
 def writes_files(config):
@@ -133,7 +154,13 @@ def prepare_run(defaults, overrides, datasets, script, log=print, writes=True):
                                   f"{config['dataset_name']}, not {script}")
         state = checkpoint["training_state"]
         config["run_name"] = state.get("run_name") or config["run_name"]
-        _refuse_if_done(state, config, path)
+        if writes and state.get("run_name") and path.parent.name == state["run_name"]:
+            lock.lock_run(path.parent, state["run_name"])  # (a checkpoint of the older unnamed layout: a new run)
+        try:
+            _refuse_if_done(state, config, path)
+        except (RunFinished, TrainingDiverged):
+            lock.release(path.parent)
+            raise
         name = config["run_name"] or "(a checkpoint of the older unnamed layout: it goes on as a new run)"
         log(f"Resuming run {name} ({display_path(path)}): {state['dataset']}, {state['epoch']} "
             f"epochs done" + (f" (it had stopped: {state['stop_reason']})"
@@ -169,9 +196,17 @@ def _refuse_if_done(state, config, path):
 # ----------------------------------------------------------------------------- end
 
 def finish(model, config, outcome, results, metric_name, test, log=print):
-    """After fit: test the kept model, save it as a binary, write the results JSON, as the settings ask.
+    """After fit: test the kept model, save it as a binary, write the results JSON, as the settings ask; then let
+    go of the run's lock (and of its folder, if it saved nothing).
 
     Raises TrainingInterrupted (after a stop signal), TrainingDiverged (non-finite loss), SaveFailed."""
+    try:
+        return _finish(model, config, outcome, results, metric_name, test, log)
+    finally:
+        lock.release(checkpoints.run_folder(config["run_name"]))
+
+
+def _finish(model, config, outcome, results, metric_name, test, log):
     stopper = outcome.stopper
     results.update(run_name=config["run_name"], stop_reason=outcome.stop_reason, epochs=outcome.epochs,
                    train_seconds=round(outcome.train_seconds, 3),

@@ -9,10 +9,12 @@ import sys
 import torch
 import torch.nn as nn
 
+from utils.datasets.catalog import MANY_GRAPH_DATASETS
 from utils.runs import checkpoints
 from utils.runs.flags import SettingsError
 from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
 from utils.training import distributed
+from utils.training.architecture import describe_architecture, from_checkpoint_model, recorded, resolve_architecture
 from utils.training.loop import fit
 from utils.training.metrics import micro_f1_counts_on_device, micro_f1_from_counts
 from utils.training.precision import Precision
@@ -23,9 +25,15 @@ from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, s
 PPI_ARCHITECTURE = dict(num_of_layers=3, num_heads_per_layer=[4, 4, 6], hidden_features=[256, 256],
                         add_skip_connection=True, bias=True, dropout=0.0)
 
+# num_of_layers and num_heads_per_layer are None here: PPI_ARCHITECTURE's unless given (with another number of
+# layers: 4 heads per hidden layer, 6 output heads; utils/training/architecture.py).
 MANY_GRAPHS_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="ppi", num_of_epochs=200, weight_decay=0.0,
-                            console_log_freq=10, checkpoint_freq=50, batch_size=2, hidden_features=256,
-                            standardize=True, progress_bar=None)
+                            console_log_freq=10, checkpoint_freq=50, batch_size=2, hidden_features=[256],
+                            standardize=True, progress_bar=None, num_of_layers=None, num_heads_per_layer=None,
+                            dropout=PPI_ARCHITECTURE["dropout"],
+                            add_skip_connection=PPI_ARCHITECTURE["add_skip_connection"])
+
+DISPLAY_NAMES = {"ppi": "PPI", "ppi-generated": "generated PPI-format data (ppi-generated)"}
 
 OUT_OF_MEMORY_ADVICE = ("CUDA ran out of memory. Try --batch_size 1 (one graph per step) and/or fewer features "
                         "per head, e.g. --hidden_features 128, or train on the CPU with --force_cpu.")
@@ -40,11 +48,12 @@ def train_many_graphs(config=None, log=print, splits=None):
     step's batch_size graphs are split between them, the loss is normalised by the step's total number of
     nodes (so N processes make the same step as one process with the same batch_size), and every
     metric is summed over all of them. Only rank 0 prints and writes files."""
-    from utils.datasets.ppi import GraphDataLoader, load_ppi
+    from utils.datasets.ppi import GraphDataLoader, dataset_name_of, load_ppi
 
     is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
     log = log if is_main else silent
-    config, resume = prepare_run(MANY_GRAPHS_DEFAULTS, config, ("ppi",), "training_script_ppi.py", log, writes=is_main)
+    config, resume = prepare_run(MANY_GRAPHS_DEFAULTS, config, MANY_GRAPH_DATASETS, "training_script_ppi.py", log,
+                                 writes=is_main)
     ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
     if config["batch_size"] % ctx.world_size:
         raise SettingsError(f"--batch_size {config['batch_size']} does not split evenly over {ctx.world_size} "
@@ -55,7 +64,11 @@ def train_many_graphs(config=None, log=print, splits=None):
     device = distributed.device_for(ctx, config, log)
     if splits is None:
         splits = load_ppi(config["data_dir"], standardize=config["standardize"])
-    architecture = dict(PPI_ARCHITECTURE, hidden_features=[config["hidden_features"]] * 2)
+    config = _named_for_its_data(config, dataset_name_of(splits), resume)
+    if resume is not None:
+        config = from_checkpoint_model(config, resume)  # (a run older than the architecture flags)
+    architecture = resolve_architecture(config, PPI_ARCHITECTURE)
+    config = dict(config, **recorded(architecture))
     model = build_model(architecture, splits["train"][0].node_features.shape[1], splits["train"][0].num_classes,
                         config["layer_type"], attention_type=config["attention_type"]).to(device)
     if resume is not None:
@@ -76,11 +89,13 @@ def train_many_graphs(config=None, log=print, splits=None):
     config = claim_run(config)  # (data and model are ready: the run's name and folder, right before it trains)
     layer_type = model.layer_type.name
     num_graphs = {split: len(graphs) for split, graphs in splits.items()}
-    log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on PPI: "
+    log(f"Training {ATTENTION_NAMES[config['attention_type']]} ({layer_type}) on "
+        f"{DISPLAY_NAMES[config['dataset_name']]}: "
         f"{num_graphs['train']}/{num_graphs['valid']}/{num_graphs['test']} "
-        f"train/valid/test graphs, batch size {config['batch_size']}")
-    results = {"dataset": "ppi", "layer_type": layer_type, "attention_type": config["attention_type"],
-               "seed": config["seed"], "processes": ctx.world_size}
+        f"train/valid/test graphs, batch size {config['batch_size']}; model: heads x features per hidden layer, "
+        f"then output heads: {describe_architecture(config)}")
+    results = {"dataset": config["dataset_name"], "layer_type": layer_type, "attention_type": config["attention_type"],
+               "seed": config["seed"], "processes": ctx.world_size, **recorded(architecture)}
     try:
         outcome = fit(model, optimizer, passes.train, passes.evaluate, config, "micro_f1", resume=resume,
                       generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True,
@@ -91,6 +106,15 @@ def train_many_graphs(config=None, log=print, splits=None):
     if results["test_micro_f1"] is not None:
         log(f"Test micro-F1 = {results['test_micro_f1']:.4f}")
     return dict(results, history=outcome.history, model=model)
+
+
+def _named_for_its_data(config, data_name, resume):
+    """The run is named and recorded by the data it trains on: 'ppi', or 'ppi-generated' for generated data. A
+    resumed run must train on the same kind it started on."""
+    if resume is not None and config["dataset_name"] != data_name:
+        raise SettingsError(f"the run trained on {DISPLAY_NAMES[config['dataset_name']]}, but --data_dir holds "
+                            f"{DISPLAY_NAMES[data_name]}; resume it with the data it started on")
+    return dict(config, dataset_name=data_name)
 
 
 class GraphPasses:

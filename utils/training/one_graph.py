@@ -16,6 +16,8 @@ from utils.runs import checkpoints
 from utils.runs.flags import SettingsError
 from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
 from utils.training import distributed
+from utils.training.architecture import ARCHITECTURE_KEYS, describe_architecture, from_checkpoint_model, recorded
+from utils.training.architecture import resolve_architecture
 from utils.training.loop import fit
 from utils.training.metrics import accuracy_on_device, num_correct_on_device
 from utils.training.precision import Precision
@@ -26,10 +28,19 @@ from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, s
 CITATION_ARCHITECTURE = dict(num_of_layers=2, num_heads_per_layer=[8, 1], hidden_features=[8],
                              add_skip_connection=False, bias=True, dropout=0.6)
 
-ONE_GRAPH_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="cora", num_of_epochs=10000, weight_decay=5e-4,
+# Pubmed in the paper: 8 output heads, lr 0.01, weight decay 0.001 (the rest as Cora).
+PUBMED_ARCHITECTURE = dict(CITATION_ARCHITECTURE, num_heads_per_layer=[8, 8])
+
+# lr, weight_decay and the architecture settings (ARCHITECTURE_KEYS) are None here: each dataset's own
+# (OPTIMIZER_SETTINGS, architecture_for) unless given.
+ONE_GRAPH_DEFAULTS = dict(COMMON_DEFAULTS, dataset_name="cora", num_of_epochs=10000, lr=None, weight_decay=None,
                           console_log_freq=100, checkpoint_freq=1000, fanouts=None, batch_size=256,
                           eval_chunk_size=None, split=None, train_per_class=20, val_per_class=30, split_seed=0,
-                          largest_component=True)
+                          largest_component=True, **dict.fromkeys(ARCHITECTURE_KEYS))
+
+# The paper's Adam settings: Cora's and Citeseer's for every dataset but Pubmed.
+CITATION_OPTIMIZER = dict(lr=5e-3, weight_decay=5e-4)
+OPTIMIZER_SETTINGS = {"pubmed": dict(lr=1e-2, weight_decay=1e-3)}
 
 # Without --eval_chunk_size: graphs up to this many nodes are evaluated in one forward pass, larger ones
 # layer by layer over chunks of EVAL_CHUNK_SIZE target nodes.
@@ -43,7 +54,20 @@ ARXIV_ARCHITECTURE = dict(num_of_layers=3, num_heads_per_layer=[3, 3, 3], hidden
 
 
 def architecture_for(dataset_name):
-    return ARXIV_ARCHITECTURE if dataset_name == "ogbn-arxiv" else CITATION_ARCHITECTURE
+    """The dataset's default architecture (the paper's for Cora, Citeseer and Pubmed)."""
+    return {"ogbn-arxiv": ARXIV_ARCHITECTURE, "pubmed": PUBMED_ARCHITECTURE}.get(dataset_name, CITATION_ARCHITECTURE)
+
+
+def with_dataset_defaults(config, resume=None):
+    """`config` with every setting left to the dataset (None) filled in: Adam's lr and weight decay and the
+    architecture (a resumed run older than the architecture flags: the shape its checkpoint holds). Returns
+    (settings, architecture for build_model); the settings record the architecture as it is built."""
+    optimizer = OPTIMIZER_SETTINGS.get(config["dataset_name"], CITATION_OPTIMIZER)
+    config = dict(config, **{key: value for key, value in optimizer.items() if config[key] is None})
+    if resume is not None:
+        config = from_checkpoint_model(config, resume)
+    architecture = resolve_architecture(config, architecture_for(config["dataset_name"]))
+    return dict(config, **recorded(architecture)), architecture
 
 
 def choose_split(data, config):
@@ -54,6 +78,9 @@ def choose_split(data, config):
     if split == "public":
         if data.train_indices is None:
             raise SettingsError(f"{data.name} has no public split; train it with --split random")
+        if config["split_seed"] != ONE_GRAPH_DEFAULTS["split_seed"]:
+            raise SettingsError(f"--split_seed {config['split_seed']} draws a random split, but {data.name} trains on "
+                                f"its public split; add --split random, or leave --split_seed out")
         return data, {"split": "public"}
     try:
         nodes = random_split(data.labels, data.edge_index, data.num_nodes, config["train_per_class"],
@@ -78,7 +105,7 @@ def train_one_graph(config=None, log=print, data=None):
     config, resume = prepare_run(ONE_GRAPH_DEFAULTS, config, ONE_GRAPH_DATASETS, "training_script_cora.py", log,
                                  writes=is_main)
     ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
-    architecture = architecture_for(config["dataset_name"])
+    config, architecture = with_dataset_defaults(config, resume)
     _check_settings(config, ctx, architecture)
     config = distributed.config_for_rank(config, ctx)
     set_seed(config["seed"])
@@ -114,7 +141,8 @@ def train_one_graph(config=None, log=print, data=None):
                   generators=epochs.generators, epochs_can_be_abandoned=config["fanouts"] is not None,
                   agree_on_stop=distributed.agreement(ctx), precision=precision, log=log)
     results = {"dataset": data.name, "layer_type": layer_type, "attention_type": config["attention_type"],
-               "seed": config["seed"], "processes": ctx.world_size, "split": split}
+               "seed": config["seed"], "processes": ctx.world_size, "split": split, **recorded(architecture),
+               "lr": config["lr"], "weight_decay": config["weight_decay"]}
     finish(model, config, outcome, results, "acc", lambda: evaluate("test")[1], log=log)
     if results["test_acc"] is not None:
         log(f"Test accuracy = {results['test_acc']:.4f}")
@@ -139,6 +167,8 @@ def _describe_training(config, data, graph, split, layer_type):
              + (" (public split)" if split["split"] == "public" else
                 f" (random split {config['split_seed']}: {config['train_per_class']} + {config['val_per_class']} "
                 f"per class{', largest connected component' if config['largest_component'] else ''})")]
+    lines.append(f"Model: heads x features per hidden layer, then output heads: {describe_architecture(config)}; "
+                 f"Adam lr {config['lr']:g}, weight decay {config['weight_decay']:g}")
     if config["fanouts"]:
         lines.append(f"Sampled mini-batches: {config['batch_size']} target nodes per step, fanouts {config['fanouts']}")
     return lines

@@ -1,0 +1,77 @@
+"""A trained model's predictions for every node of the data it trained on, written as one CSV file.
+
+    python playground.py predict --model_name RUN_OR_PATH --output predictions.csv
+
+One graph (Cora, an .npz graph of your own, ...): node, label (the known class, empty for an unlabelled
+node), predicted_class, then p_<class> for every class (softmax probabilities). PPI (121 labels per node, each
+its own yes/no): split, graph, node, predicted_labels (those with probability >= 0.5, space-separated), then
+p_label_<l> for every label (sigmoid probabilities).
+"""
+
+import csv
+
+import torch
+
+from utils.datasets.catalog import load_dataset_of_run
+from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.runs import checkpoints
+from utils.runs.files import atomic_write, display_path
+from utils.training.one_graph import EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES
+from utils.training.sampling import layerwise_inference
+
+
+def write_predictions(model_path, output, data_dir=None, log=print):
+    """Run the model saved at `model_path` on its data and write the CSV to `output` (atomically: a reader
+    sees no file or the whole one). Returns the number of rows."""
+    model, checkpoint = checkpoints.model_from_checkpoint(model_path)
+    state = checkpoint.get("training_state") or {}
+    data = load_dataset_of_run(state, data_dir)
+    if "graph" in data:
+        header, rows = _one_graph_rows(model, data["graph"], model_path)
+    else:
+        header, rows = _many_graph_rows(model, data, model_path)
+    with atomic_write(output, "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    log(f"Wrote the predictions of {display_path(model_path)} ({state.get('dataset', 'cora')}, {len(rows)} nodes) "
+        f"to {display_path(output)}")
+    return len(rows)
+
+
+def _one_graph_rows(model, graph, model_path):
+    logits = _logits(model, graph, model_path)
+    probabilities = torch.softmax(logits, dim=1)
+    header = ["node", "label", "predicted_class", *(f"p_{c}" for c in range(probabilities.shape[1]))]
+    labels = graph.labels.tolist()
+    rows = [[node, "" if labels[node] < 0 else labels[node], int(row.argmax()), *map(_number, row.tolist())]
+            for node, row in enumerate(probabilities)]
+    return header, rows
+
+
+def _many_graph_rows(model, splits, model_path):
+    header, rows = None, []
+    for split, graphs in splits.items():
+        for index, graph in enumerate(graphs):
+            probabilities = torch.sigmoid(_logits(model, graph, model_path))
+            if header is None:
+                header = ["split", "graph", "node", "predicted_labels",
+                          *(f"p_label_{label}" for label in range(probabilities.shape[1]))]
+            for node, row in enumerate(probabilities.tolist()):
+                predicted = " ".join(str(label) for label, p in enumerate(row) if p >= 0.5)
+                rows.append([split, index, node, predicted, *map(_number, row)])
+    return header, rows
+
+
+@torch.no_grad()
+def _logits(model, graph, model_path):
+    expected = model.config.num_features_per_layer[0]
+    if graph.node_features.shape[1] != expected:
+        raise checkpoints.CheckpointError(f"{display_path(model_path)} expects {expected} input features per node, "
+                                          f"but {graph.name} has {graph.node_features.shape[1]}")
+    chunk_size = EVAL_CHUNK_SIZE if graph.num_nodes > EVAL_ONE_PASS_NODES else None
+    return layerwise_inference(model, sparsify_if_mostly_zero(graph.node_features), graph.edge_index, chunk_size)
+
+
+def _number(value):
+    return f"{value:.6g}"
