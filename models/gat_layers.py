@@ -38,6 +38,7 @@ gat_edge_index to make any edge list fit).
 """
 
 import enum
+import warnings
 
 import torch
 import torch.nn as nn
@@ -420,9 +421,13 @@ class GATLayerImp4(GATLayer):
     The same arithmetic as IMP1, but only the E stored entries exist: the scores are computed per edge (as
     IMP3 does, with plain gathers), put into one batched sparse COO tensor [H, N, N] (entry (k, i, j): edge
     j -> i, head k), `torch.sparse.softmax` normalises each row (a target's incoming edges, over stored entries
-    only, so no mask is needed), and one batched sparse @ dense product, `torch.bmm`, aggregates. Autograd
-    differentiates through all of it. The sparse tensor's index, sorted as a coalesced tensor needs it, is
-    built once per graph (`_SparseAttentionPattern`).
+    only, so no mask is needed), and one batched sparse @ dense product, `torch.bmm`, aggregates. The sparse
+    tensor's index, sorted as a coalesced tensor needs it, is built once per graph (`_SparseAttentionPattern`).
+
+    Autograd differentiates through all of it but the product: its own backward pass with respect to the
+    sparse operand multiplies grad_out @ features^T densely, [H, N, N], and only then keeps the stored entries
+    (sparse_mask), memory quadratic in N. `sparse_dense_product` gives the product a backward pass that stays
+    sparse, with the API's sampled (masked) product, torch.sparse.sampled_addmm.
     """
 
     def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
@@ -453,10 +458,9 @@ class GATLayerImp4(GATLayer):
         # eq. (2), sparse [H, N, N]: softmax along dim 2, each row i over its stored entries (i's incoming edges)
         attention_matrix = torch.sparse.softmax(score_matrix, dim=2)
         attention = attention_matrix.values()  # [H * P], same indices as the scores
-        dropped_matrix = torch.sparse_coo_tensor(attention_matrix.indices(), self.dropout(attention),
-                                                 attention_matrix.shape, is_coalesced=True, check_invariants=False)
-        # eq. (3) before sigma: sparse [H, N, N] @ dense [H, N, F_out] -> [H, N, F_out] -> [N, H, F_out]
-        out = torch.bmm(dropped_matrix, projected.transpose(0, 1)).transpose(0, 1)
+        # eq. (3) before sigma: sparse [H, N, N] (the dropped-out attention) @ dense [H, N, F_out] -> [H, N, F_out]
+        # -> [N, H, F_out]
+        out = sparse_dense_product(self.dropout(attention), projected.transpose(0, 1), pattern).transpose(0, 1)
 
         if not with_attention:
             return out, None
@@ -470,18 +474,80 @@ class _SparseAttentionPattern:
     indices [3, H * P]: (head, target, source) of each stored entry, lexicographically sorted, so the sparse
     tensor is coalesced as built (no sort per step). first_edge [P]: for each distinct edge, the first column of
     edge_index that holds it (its score is the entry's value); pair_of_edge [E]: each column's distinct edge.
-    A duplicated edge is stored once, as in the dense layers."""
+    A duplicated edge is stored once, as in the dense layers.
+
+    For the product's backward pass: csr_offsets, csr_columns, the same entries as a batched CSR pattern ([H, N + 1]
+    row offsets, [H, P] columns); transposed_indices [3, H * P] and transposed_order [H * P], the entries of the
+    transposed matrices [H, N, N] (entry (k, j, i)) in their coalesced order, and where each one's value is.
+    """
 
     def __init__(self, edge_index, num_nodes, num_heads):
         source, target = edge_index[0].long(), edge_index[1].long()
         num_edges, device = source.numel(), source.device
+        self.shape = (num_heads, num_nodes, num_nodes)
         # pair = i * N + j orders the entries by target, then source: the coalesced order of each head's rows
         pairs, self.pair_of_edge = torch.unique(target * num_nodes + source, return_inverse=True)
-        self.first_edge = torch.full((pairs.numel(),), num_edges, dtype=torch.long, device=device).scatter_reduce(
+        num_pairs = pairs.numel()
+        self.first_edge = torch.full((num_pairs,), num_edges, dtype=torch.long, device=device).scatter_reduce(
             0, self.pair_of_edge, torch.arange(num_edges, device=device), reduce="amin")
-        heads = torch.arange(num_heads, device=device).repeat_interleave(pairs.numel())
-        targets, sources = (pairs // num_nodes).repeat(num_heads), (pairs % num_nodes).repeat(num_heads)
-        self.indices = torch.stack([heads, targets, sources])
+        heads = torch.arange(num_heads, device=device).repeat_interleave(num_pairs)
+        targets, sources = pairs // num_nodes, pairs % num_nodes
+        self.indices = torch.stack([heads, targets.repeat(num_heads), sources.repeat(num_heads)])
+
+        row_offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
+        row_offsets[1:] = torch.cumsum(torch.bincount(targets, minlength=num_nodes), 0)
+        self.csr_offsets = row_offsets.repeat(num_heads, 1)
+        self.csr_columns = sources.repeat(num_heads, 1)
+        by_source = torch.argsort(sources * num_nodes + targets)  # the transposed matrix's coalesced order
+        self.transposed_order = (heads.view(num_heads, num_pairs) * num_pairs + by_source).reshape(-1)
+        self.transposed_indices = torch.stack([heads, sources[by_source].repeat(num_heads),
+                                               targets[by_source].repeat(num_heads)])
+
+
+def sparse_dense_product(values, dense, pattern):
+    """torch.bmm(sparse [H, N, N] with `values` [H * P] at pattern.indices, dense [H, N, F]) -> [H, N, F].
+
+    Equals that expression, gradients included; its backward pass stays sparse (see _SparseDenseProduct)."""
+    return _SparseDenseProduct.apply(values, dense, pattern)
+
+
+class _SparseDenseProduct(torch.autograd.Function):
+    """out = A @ D per head, A sparse (values at pattern.indices), D dense.
+
+    Backward: dA = (grad_out @ D^T) at A's stored entries only, which is exactly what torch.sparse.sampled_addmm
+    computes (a sampled dense-dense product, O(P * F) per head); autograd's own backward of torch.bmm forms all
+    N x N entries first. dD = A^T @ grad_out, another sparse @ dense product, with A^T's index sorted once per
+    graph (pattern.transposed_*), so no coalescing per step.
+    """
+
+    @staticmethod
+    def forward(ctx, values, dense, pattern):
+        ctx.save_for_backward(values, dense)
+        ctx.pattern = pattern
+        matrix = torch.sparse_coo_tensor(pattern.indices, values, pattern.shape, is_coalesced=True,
+                                         check_invariants=False)
+        return torch.bmm(matrix, dense)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        values, dense = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad_values = grad_dense = None
+        if ctx.needs_input_grad[0]:
+            # [H, P]: <grad_out[k, i], dense[k, j]> for each stored (k, i, j); beta=0 ignores the pattern's values
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": sampled_addmm takes only CSR
+                warnings.simplefilter("ignore", UserWarning)
+                where = torch.sparse_csr_tensor(pattern.csr_offsets, pattern.csr_columns,
+                                                values.new_zeros(pattern.csr_columns.shape), pattern.shape,
+                                                check_invariants=False)
+            grad_values = torch.sparse.sampled_addmm(where, grad_out.contiguous(), dense.transpose(1, 2),
+                                                     beta=0.0).values().reshape(-1)
+        if ctx.needs_input_grad[1]:
+            transposed = torch.sparse_coo_tensor(pattern.transposed_indices,
+                                                 values.index_select(0, pattern.transposed_order), pattern.shape,
+                                                 is_coalesced=True, check_invariants=False)
+            grad_dense = torch.bmm(transposed, grad_out)
+        return grad_values, grad_dense, None
 
 
 LAYER_CLASSES = {LayerType.IMP1: GATLayerImp1, LayerType.IMP2: GATLayerImp2, LayerType.IMP3: GATLayerImp3,

@@ -161,3 +161,19 @@ def test_a_model_with_edge_dim_saves_and_loads_it_and_old_binaries_still_load(tm
     assert "edge_dim" not in old["config"]
     old_model, _ = model_from_checkpoint(old)
     assert old_model.config.edge_dim is None
+
+
+def test_imp4_sparse_product_has_autograds_gradients_without_its_dense_n_by_n_step():
+    from models.gat_layers import _SparseAttentionPattern, sparse_dense_product
+    _, edge_index = random_graph(shuffle=True)
+    pattern = _SparseAttentionPattern(edge_index, 40, 3)
+    values = torch.rand(pattern.indices.shape[1], dtype=torch.float64, requires_grad=True)
+    dense = torch.randn(3, 40, 5, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(3, 40, 5, dtype=torch.float64)
+    (sparse_dense_product(values, dense, pattern) * weights).sum().backward()
+    expected_values, expected_dense = values.grad, dense.grad
+    values.grad = dense.grad = None
+    matrix = torch.sparse_coo_tensor(pattern.indices, values, (3, 40, 40), check_invariants=False).coalesce()
+    (torch.bmm(matrix, dense) * weights).sum().backward()  # autograd's own backward: dense [H, N, N], then masked
+    torch.testing.assert_close(expected_values, values.grad, atol=1e-12, rtol=0)
+    torch.testing.assert_close(expected_dense, dense.grad, atol=1e-12, rtol=0)
