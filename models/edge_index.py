@@ -6,6 +6,7 @@ incoming edges, undefined over none), and no edge twice. The layers check it onc
 they cache for that edge_index (`check_edge_index`), so it costs nothing per step. A node without an incoming edge
 or an index out of range is refused; a duplicate edge gets a warning, because the implementations count it
 differently (IMP3 every copy, the dense layers and IMP4 once), so results would depend on the implementation.
+The layers of one model share the check: a graph is checked once, not once per layer.
 
 `gat_edge_index` makes any edge list fit: self loops added, duplicates removed, optionally both directions.
 """
@@ -13,6 +14,11 @@ differently (IMP3 every copy, the dense layers and IMP4 once), so results would 
 import warnings
 
 import torch
+
+from models.fast_ops import IdentityCache
+
+# The graphs checked most recently (by tensor identity and version): the layers of one model check a graph once.
+_RECENTLY_CHECKED = IdentityCache(size=4)
 
 
 def check_edge_index(edge_index, num_nodes):
@@ -41,6 +47,11 @@ def check_edge_index(edge_index, num_nodes):
     if num_distinct < edge_index.shape[1]:
         warnings.warn(f"edge_index holds {edge_index.shape[1] - num_distinct} duplicate edges, which IMP3 counts "
                       "every time and IMP1/IMP2/IMP4 once; remove them with models.gat_edge_index", stacklevel=2)
+
+
+def check_edge_index_once(edge_index, num_nodes):
+    """check_edge_index, unless this very edge_index tensor (unmodified) was just checked for num_nodes nodes."""
+    _RECENTLY_CHECKED.get((edge_index,), (num_nodes,), lambda: check_edge_index(edge_index, num_nodes))
 
 
 def gat_edge_index(edge_index, num_nodes, undirected=False, edge_attr=None):

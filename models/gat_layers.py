@@ -43,7 +43,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from models.edge_index import check_edge_index
+from models.edge_index import check_edge_index_once
 from models.fast_ops import (FastDropout, IdentityCache, TargetSortedEdges, gat_edge_scores, gat_score_halves,
                              gatv2_edge_scores, is_sparse, neighbourhood_softmax, neighbourhood_sum, project,
                              transposed_csr_pattern)
@@ -240,7 +240,7 @@ class GATLayer(nn.Module):
         first forward pass and reused for as long as the same, unmodified edge_index (and needed_rows) tensor
         comes in. Building it first checks edge_index's contract (check_edge_index): once per graph."""
         def check_then_build():
-            check_edge_index(edge_index, num_nodes)
+            check_edge_index_once(edge_index, num_nodes)
             return build()
         return self._graph_cache.get((edge_index, needed_rows), (num_nodes,) + tuple(key), check_then_build)
 

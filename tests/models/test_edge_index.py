@@ -42,7 +42,7 @@ def test_every_implementation_warns_about_duplicate_edges_once_per_graph(layer_t
 def test_the_check_runs_once_per_graph_not_per_step(monkeypatch):
     from models import gat_layers
     calls = []
-    monkeypatch.setattr(gat_layers, "check_edge_index", lambda *args: calls.append(args))
+    monkeypatch.setattr(gat_layers, "check_edge_index_once", lambda *args: calls.append(args))
     features, edge_index = random_graph()
     layer = GATLayerImp3(12, 4, 2)
     for _ in range(3):
@@ -51,6 +51,14 @@ def test_the_check_runs_once_per_graph_not_per_step(monkeypatch):
     _, other = random_graph(seed=1)
     layer(features, other)
     assert len(calls) == 2
+
+
+def test_a_models_layers_check_a_graph_once():
+    features, edge_index = random_graph()
+    doubled = torch.cat([edge_index, edge_index[:, :2]], dim=1)
+    with pytest.warns(UserWarning, match="2 duplicate edges") as caught:
+        GAT(3, [2, 2, 1], [12, 4, 4, 3]).eval()(features, doubled)
+    assert len([w for w in caught if "duplicate" in str(w.message)]) == 1
 
 
 def test_gat_edge_index_adds_self_loops_removes_duplicates_and_sorts_by_target():
