@@ -194,11 +194,8 @@ class GATLayer(nn.Module):
 
         # [N, H, F_out] aggregated features, [E, H] attention per edge
         with_attention = return_attention_weights or self.log_attention_weights
-        if edge_terms is None and not with_attention:  # (the paper's layer: _attend as it always was called)
-            out, attention = self._attend(projected, source_terms, target_terms, edge_index, needed_rows)
-        else:
-            out, attention = self._attend(projected, source_terms, target_terms, edge_index, needed_rows,
-                                          edge_terms=edge_terms, with_attention=with_attention)
+        out, attention = self._attend(projected, source_terms, target_terms, edge_index, needed_rows,
+                                      edge_terms=edge_terms, with_attention=with_attention)
         if self.log_attention_weights:
             self.attention_weights = attention.detach()
 

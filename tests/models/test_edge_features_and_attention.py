@@ -142,9 +142,8 @@ def test_imp4_counts_a_duplicate_edge_once_as_the_dense_layers_do():
     doubled = torch.cat([edge_index, edge_index[:, :5]], dim=1)
     models = {t: GAT(1, [2], [12, 3], layer_type=t).eval() for t in (LayerType.IMP1, LayerType.IMP4)}
     models[LayerType.IMP4].load_state_dict(models[LayerType.IMP1].state_dict())
-    with pytest.warns(UserWarning, match="duplicate"):
+    with pytest.warns(UserWarning, match="duplicate"):  # (once: the graph is checked once)
         expected = models[LayerType.IMP1](features, doubled)
-    with pytest.warns(UserWarning, match="duplicate"):
         torch.testing.assert_close(models[LayerType.IMP4](features, doubled), expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(models[LayerType.IMP4](features, edge_index), expected, atol=1e-5, rtol=0)
 
