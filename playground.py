@@ -1,4 +1,4 @@
-"""Playground: profile the three GAT implementations and sparse formats, look at datasets and trained GATs.
+"""Playground: profile the four GAT implementations and sparse formats, look at datasets and trained GATs.
 
 Pick a function by editing `playground_fn` below and running `python playground.py`, or from the
 command line:
@@ -85,7 +85,7 @@ def get_parser():
     model_name_help = ("a run's name, a file in models/binaries/ or a path; without it: the newest binary{}, else "
                        "the committed Cora model models/pretrained/cora_gat_seed0.pth")
 
-    sub = command(PlaygroundFn.PROFILE_GAT, "time and peak memory of IMP1/IMP2/IMP3 training on Cora")
+    sub = command(PlaygroundFn.PROFILE_GAT, "time and peak memory of IMP1/IMP2/IMP3/IMP4 training on Cora")
     sub.add_argument("--num_of_epochs", type=positive_int, default=10, help="training epochs to time per layer type")
     sub.add_argument("--layer_types", type=layer_type_arg, nargs="+", default=list(LayerType),
                      help="which implementations to profile, each in its own process")

@@ -1,10 +1,12 @@
-"""Speed and memory of our three GAT implementations against PyTorch Geometric's GATConv (or GATv2Conv).
+"""Speed and memory of our four GAT implementations against PyTorch Geometric's GATConv (or GATv2Conv).
 
     python -m benchmarks.bench_speed                                  # all workloads
     python -m benchmarks.bench_speed --workloads cora --repeats 50
     python -m benchmarks.bench_speed --attention_type gatv2 --workloads cora ppi   # against PyG's GATv2Conv
     python -m benchmarks.bench_speed --workloads scaling --scaling_nodes 10000 100000 1000000
     python -m benchmarks.bench_speed --workloads cli           # the user's epoch, through the training script
+    python -m benchmarks.bench_speed --workloads cora ppi scaling --implementations IMP3 IMP4 PyG \
+        --scaling_implementations IMP3 IMP4 PyG --scaling_nodes 100000        # the sparse-API layer, IMP4
 
 cli: the epoch as the user experiences it. training_script_cora.py (default settings: console line every 100
 epochs, the run's last.pth refreshed every 5 s, binary and test at the end; outputs moved to a temporary folder)
@@ -46,7 +48,7 @@ from utils.profiling import run_isolated
 from utils.runs.files import write_json
 from utils.runs.flags import positive_int, writable_file
 
-IMPLEMENTATIONS = ("IMP1", "IMP2", "IMP3", "PyG")
+IMPLEMENTATIONS = ("IMP1", "IMP2", "IMP3", "IMP4", "PyG")
 
 
 # ----------------------------------------------------------------------------- workloads
@@ -343,7 +345,7 @@ def _has_pyg():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Benchmark IMP1/IMP2/IMP3 against PyG's GATConv.",
+    parser = argparse.ArgumentParser(description="Benchmark IMP1/IMP2/IMP3/IMP4 against PyG's GATConv.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--workloads", nargs="+", choices=["cora", "ppi", "scaling", "cli"],
                         default=["cora", "ppi", "scaling"])

@@ -4,7 +4,7 @@
 
 After Brody, Alon & Yahav, "How Attentive are Graph Attention Networks?" (ICLR 2022), section 4.1.
 Each graph is a complete bipartite graph: k "key" nodes and k "query" nodes, an edge from every key to
-every query. Key j carries an attribute (one of k, each used once) and a value (a random permutation
+every query (and a self loop on every key: each node needs an incoming edge; only the queries' outputs are read). Key j carries an attribute (one of k, each used once) and a value (a random permutation
 of the k attributes); query i carries an attribute only. A query must output the value of the key
 whose attribute equals its own, so each query has to put its attention on a different key.
 
@@ -35,7 +35,7 @@ from utils.runs.flags import positive_int, writable_file
 def make_graphs(k, num_graphs, generator):
     """A batch of num_graphs dictionary-lookup graphs as one disjoint union.
 
-    Returns (features [G*2k, 2k+1], edge_index [2, G*k*k], labels [G*k], query_index [G*k]).
+    Returns (features [G*2k, 2k+1], edge_index [2, G*(k*k + k)], labels [G*k], query_index [G*k]).
     Nodes of graph g: keys g*2k .. g*2k+k-1, then queries. Features: one-hot attribute (k), one-hot
     value (k, zero for queries), and a flag that is 1 on queries. labels[q] is the value that query
     query_index[q] must output.
@@ -54,6 +54,9 @@ def make_graphs(k, num_graphs, generator):
     query_ids = key_ids + k
     source = key_ids[:, None, :].expand(num_graphs, k, k)                      # [G, query, key]
     target = query_ids[:, :, None].expand(num_graphs, k, k)
+    # Per graph: the keys' self loops, then the key -> query edges (columns sorted by target).
+    source = torch.cat([key_ids, source.reshape(num_graphs, k * k)], dim=1)   # [G, k + k*k]
+    target = torch.cat([key_ids, target.reshape(num_graphs, k * k)], dim=1)
     edge_index = torch.stack([source.reshape(-1), target.reshape(-1)])
 
     # Query i asks for attribute i, held by key i: its answer is values[g, i].
@@ -98,7 +101,7 @@ def train_and_evaluate(k, attention_type, seed=0, steps=1000, batch_graphs=32, n
     features, edge_index, labels, query_index = train
     features = features.view(num_train_graphs, nodes_per_graph, -1)
     labels = labels.view(num_train_graphs, k)
-    batch_edge_index = edge_index[:, :batch_graphs * k * k]
+    batch_edge_index = edge_index[:, :batch_graphs * (k * k + k)]
     batch_query_index = query_index[:batch_graphs * k]
     batches_per_epoch = num_train_graphs // batch_graphs
     start = time.perf_counter()

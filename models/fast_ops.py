@@ -78,16 +78,20 @@ def gat_score_halves(projection, a_source, a_target):
     return (projection * a_source).sum(dim=-1), (projection * a_target).sum(dim=-1)
 
 
-def gat_edge_scores(source, target, edges, negative_slope):
-    """[E, H]: leaky_relu(source[j] + target[i]) for every edge j -> i of `edges` (GAT's eq. 1)."""
-    return _run(_GATEdgeScores, source, target, edges, negative_slope)
+def gat_edge_scores(source, target, edges, negative_slope, edge_terms=None):
+    """[E, H]: leaky_relu(source[j] + target[i]) for every edge j -> i of `edges` (GAT's eq. 1).
+
+    edge_terms (optional, [E, H] in the edges' sorted order, see TargetSortedEdges.in_sorted_order): added to
+    each edge's sum before the leaky_relu, leaky_relu(source[j] + target[i] + edge_terms[e]) (edge features)."""
+    return _run(_GATEdgeScores, source, target, edges, negative_slope, edge_terms)
 
 
-def gatv2_edge_scores(source, target, attention_vector, edges, negative_slope):
+def gatv2_edge_scores(source, target, attention_vector, edges, negative_slope, edge_terms=None):
     """[E, H]: (leaky_relu(source[j] + target[i]) * attention_vector).sum(-1) for every edge j -> i (GATv2).
 
-    source, target: [N, H, F] projections; attention_vector: [1, H, F]."""
-    return _run(_GATv2EdgeScores, source, target, attention_vector, edges, negative_slope)
+    source, target: [N, H, F] projections; attention_vector: [1, H, F]. edge_terms (optional, [E, H, F] in the
+    edges' sorted order): added to the pre-activation, leaky_relu(source[j] + target[i] + edge_terms[e])."""
+    return _run(_GATv2EdgeScores, source, target, attention_vector, edges, negative_slope, edge_terms)
 
 
 def neighbourhood_softmax(scores, edges):
@@ -228,6 +232,15 @@ class TargetSortedEdges:
         if self.order is None:
             return per_edge
         return torch.empty_like(per_edge).index_copy_(0, self.order, per_edge)
+
+    def in_sorted_order(self, per_edge):
+        """[E, ...] values aligned with the columns of the original edge_index -> in the sorted order of the edges
+        (only the kept ones, when some were): the inverse of in_input_order."""
+        if self.order is not None:
+            per_edge = per_edge.index_select(0, self.order)
+        if self.kept is not None:
+            per_edge = per_edge.index_select(0, self.kept)
+        return per_edge
 
 
 def sort_by_target(source, target, always=None):
@@ -441,13 +454,15 @@ def _edge_dot_products(at_target, at_source, edges):
     return out
 
 
-def _gatv2_chunks(source, target, edges):
-    """(slice of edges, their pre-activation [C, H, F]) for chunks of at most CHUNK_ELEMENTS floats."""
+def _gatv2_chunks(source, target, edges, edge_terms=None):
+    """(slice of edges, their pre-activation [C, H, F]) for chunks of at most CHUNK_ELEMENTS floats; edge_terms
+    [E, H, F] (optional) are added to it."""
     num_heads, num_features = source.shape[1], source.shape[2]
     step = max(1, chunk_elements(source.device) // (num_heads * num_features))
     for start in range(0, edges.source.numel(), step):
         chunk = slice(start, start + step)
-        yield chunk, source.index_select(0, edges.source[chunk]) + target.index_select(0, edges.target[chunk])
+        pre = source.index_select(0, edges.source[chunk]) + target.index_select(0, edges.target[chunk])
+        yield chunk, pre if edge_terms is None else pre.add_(edge_terms[chunk])
 
 
 # ----------------------------------------------------------------------------- hand-written backward passes
@@ -471,6 +486,11 @@ def _run(function, *args):
     if torch.is_grad_enabled():
         return function.apply(*args)
     return function.forward(_NoGradContext(), *args)
+
+
+def _needs_grad(ctx, position):
+    """Whether the input at `position` needs a gradient (False for an optional input left out of apply())."""
+    return len(ctx.needs_input_grad) > position and ctx.needs_input_grad[position]
 
 
 class _NoGradContext:
@@ -550,11 +570,13 @@ class _GATEdgeScores(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, source, target, edges, negative_slope):
+    def forward(ctx, source, target, edges, negative_slope, edge_terms=None):
         # One [E, H] tensor, updated in place (on a large graph every fresh one costs page faults).
         scores = _index_rows(source, edges.source)
         for chunk, at_target in edges.by_target.expanded_in_chunks(target):
             scores[chunk].add_(at_target)
+        if edge_terms is not None:  # edge features' part of the score
+            scores.add_(edge_terms)
         F.leaky_relu(scores, negative_slope, inplace=True)
         # The scores have the sign of the pre-activation (slope > 0): enough for the backward pass.
         ctx.save_for_backward(scores)
@@ -569,7 +591,8 @@ class _GATEdgeScores(torch.autograd.Function):
         # Sums over each source's edges: embedding_bag gathers the rows in source order as it adds.
         grad_source = _segment_sum(grad_pre, edges.source_order, edges.source_offsets)
         grad_target = edges.by_target.sum(grad_pre)
-        return grad_source, grad_target, None, None
+        # (edge_terms enter the pre-activation as they are: their gradient is grad_pre itself)
+        return grad_source, grad_target, None, None, grad_pre if _needs_grad(ctx, 4) else None
 
 
 @_computed_in_float32
@@ -584,21 +607,22 @@ class _GATv2EdgeScores(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, source, target, scoring_fn, edges, negative_slope):
-        ctx.save_for_backward(source, target, scoring_fn)
+    def forward(ctx, source, target, scoring_fn, edges, negative_slope, edge_terms=None):
+        ctx.save_for_backward(source, target, scoring_fn, edge_terms)
         ctx.edges, ctx.negative_slope = edges, negative_slope
         attention_vector = scoring_fn.squeeze(0)
         return torch.cat([(F.leaky_relu(pre, negative_slope) * attention_vector).sum(-1)
-                          for _, pre in _gatv2_chunks(source, target, edges)])
+                          for _, pre in _gatv2_chunks(source, target, edges, edge_terms)])
 
     @staticmethod
     def backward(ctx, grad_scores):
-        source, target, scoring_fn = ctx.saved_tensors
+        source, target, scoring_fn, edge_terms = ctx.saved_tensors
         edges, slope = ctx.edges, ctx.negative_slope
         attention_vector = scoring_fn.squeeze(0)
         grad_source, grad_target = torch.zeros_like(source), torch.zeros_like(target)
         grad_attention_vector = torch.zeros_like(attention_vector)
-        for chunk, pre in _gatv2_chunks(source, target, edges):
+        grad_edge_terms = torch.empty_like(edge_terms) if _needs_grad(ctx, 5) else None
+        for chunk, pre in _gatv2_chunks(source, target, edges, edge_terms):
             grad = grad_scores[chunk].unsqueeze(-1)  # [C, H, 1]
             grad_attention_vector += (F.leaky_relu(pre, slope) * grad).sum(0)
             # d LeakyReLU(x) / dx is 1 where x > 0, else the slope.
@@ -610,7 +634,9 @@ class _GATv2EdgeScores(torch.autograd.Function):
             else:
                 _add_chunk_sums(grad_source, grad_pre, edges.source[chunk])
                 _add_chunk_sums(grad_target, grad_pre, edges.target[chunk])
-        return grad_source, grad_target, grad_attention_vector.unsqueeze(0), None, None
+            if grad_edge_terms is not None:
+                grad_edge_terms[chunk] = grad_pre
+        return grad_source, grad_target, grad_attention_vector.unsqueeze(0), None, None, grad_edge_terms
 
 
 def _add_chunk_sums(out, per_edge, node_ids):

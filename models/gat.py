@@ -24,6 +24,7 @@ class GATConfig:
     dropout: float = 0.6
     layer_type: str = LayerType.IMP3.name
     attention_type: str = "gat"   # "gat" (the paper) or "gatv2" (dynamic attention, Brody et al. 2022)
+    edge_dim: int = None          # edge features per edge in the attention (None: none, as in the paper)
 
     def __post_init__(self):
         self.num_heads_per_layer = [int(h) for h in self.num_heads_per_layer]
@@ -39,6 +40,9 @@ class GATConfig:
                              f"width, then one per layer), got {self.num_features_per_layer}")
         if self.attention_type not in ATTENTION_TYPES:
             raise ValueError(f"attention_type must be one of {', '.join(ATTENTION_TYPES)}, got {self.attention_type!r}")
+        if self.edge_dim is not None and (isinstance(self.edge_dim, bool) or not isinstance(self.edge_dim, int)
+                                          or self.edge_dim < 1):
+            raise ValueError(f"edge_dim must be a positive number of edge features (or None), got {self.edge_dim!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -47,7 +51,12 @@ class GAT(nn.Module):
     """model(node_features [N, F_in], edge_index [2, E]) -> logits [N, num_features_per_layer[-1]].
 
     edge_index: row 0 source, row 1 target, self loops included, no duplicate edges (the loaders
-    in utils/ return it that way). `model.layers` is the sequence of GAT layers.
+    in utils/ return it that way; models.gat_edge_index makes any edge list so). `model.layers` is the
+    sequence of GAT layers.
+
+    With edge_dim=D every layer puts edge features into its attention: model(x, edge_index, edge_attr [E, D]).
+    model(..., return_attention_weights=True) returns (logits, attention): one [E, H] tensor per layer, each
+    edge's attention (before dropout) aligned with edge_index's columns.
 
     model(node_features, edge_index, output_nodes=idx) returns model(node_features, edge_index)[idx],
     bit for bit, and its gradients are the same too, but the layers skip the per-edge work that those
@@ -57,10 +66,11 @@ class GAT(nn.Module):
 
     def __init__(self, num_of_layers, num_heads_per_layer, num_features_per_layer, add_skip_connection=True,
                  bias=True, dropout=0.6, layer_type=LayerType.IMP3, log_attention_weights=False,
-                 attention_type="gat"):
+                 attention_type="gat", edge_dim=None):
         super().__init__()
         self.config = GATConfig(num_of_layers, list(num_heads_per_layer), list(num_features_per_layer),
-                                add_skip_connection, bias, dropout, LayerType.parse(layer_type).name, attention_type)
+                                add_skip_connection, bias, dropout, LayerType.parse(layer_type).name, attention_type,
+                                edge_dim)
         layer_class = LAYER_CLASSES[LayerType.parse(layer_type)]
         heads = [1] + self.config.num_heads_per_layer  # the input counts as one "head"
         features = self.config.num_features_per_layer
@@ -79,6 +89,7 @@ class GAT(nn.Module):
                 bias=bias,
                 log_attention_weights=log_attention_weights,
                 attention_type=attention_type,
+                edge_dim=edge_dim,
             ))
         self.layers = nn.ModuleList(layers)
         # One per-graph cache for all layers: layers with the same number of heads share one edge layout, built
@@ -99,26 +110,40 @@ class GAT(nn.Module):
     def layer_type(self):
         return LayerType[self.config.layer_type]
 
-    def forward(self, node_features, edge_index, output_nodes=None):
+    def forward(self, node_features, edge_index, edge_attr=None, *, output_nodes=None, return_attention_weights=False):
+        """node_features [N, F_in], edge_index [2, E], edge_attr [E, edge_dim] (only with edge_dim) -> logits.
+
+        output_nodes: an index (or bool mask) of rows: returns exactly logits[output_nodes], computing less.
+        return_attention_weights=True: returns (logits, [attention [E, H] of each layer])."""
         if output_nodes is None:
             needed = [None] * len(self.layers)
         else:
             num_nodes, num_layers = node_features.shape[0], len(self.layers)
             needed = self._receptive_fields.get((edge_index, output_nodes), (num_nodes, num_layers),
                                                 lambda: receptive_field(edge_index, output_nodes, num_nodes, num_layers))
-        x = node_features
+        x, attention = node_features, []
         for layer, needed_rows in zip(self.layers, needed):
-            x = layer(x, edge_index, needed_rows)
-        return x if output_nodes is None else x[output_nodes]
+            if return_attention_weights:
+                x, layer_attention = layer(x, edge_index, edge_attr, needed_rows=needed_rows,
+                                           return_attention_weights=True)
+                attention.append(layer_attention)
+            else:
+                x = layer(x, edge_index, edge_attr, needed_rows=needed_rows)
+        logits = x if output_nodes is None else x[output_nodes]
+        return (logits, attention) if return_attention_weights else logits
 
-    def forward_with_hidden(self, node_features, edge_index):
-        """Like forward, but also returns every layer's output (for embeddings plots)."""
-        outputs = []
+    def forward_with_hidden(self, node_features, edge_index, edge_attr=None, return_attention_weights=False):
+        """Like forward, but also returns every layer's output (for embeddings plots): (logits, hidden), or with
+        return_attention_weights=True (logits, hidden, attention)."""
+        outputs, attention = [], []
         x = node_features
         for layer in self.layers:
-            x = layer(x, edge_index)
+            x = layer(x, edge_index, edge_attr, return_attention_weights=return_attention_weights)
+            if return_attention_weights:
+                x, layer_attention = x
+                attention.append(layer_attention)
             outputs.append(x)
-        return x, outputs
+        return (x, outputs, attention) if return_attention_weights else (x, outputs)
 
 
 def receptive_field(edge_index, output_nodes, num_nodes, num_layers):

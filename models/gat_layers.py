@@ -1,4 +1,5 @@
-"""The GAT layer, three times: two dense implementations to read, one edge-list implementation to use.
+"""The GAT layer, four times: two dense implementations to read, one edge-list implementation to use, and one
+written with PyTorch's sparse API.
 
 Every layer computes, for each target node i and head k (Veličković et al., 2018, eqs. 1-5):
 
@@ -15,22 +16,34 @@ GAT's score is a_target . W h_i + a_source . W h_j passed through a monotonic fu
 target ranks its neighbours j in the same order (by a_source . W h_j): its attention is *static*.
 GATv2's ranking can depend on i: *dynamic* attention.
 
-`GATLayer` owns the parameters and everything that is the same in all three (dropout, projection,
+With edge features (edge_dim=D, and forward(..., edge_attr=[E, D]), PyG's convention) each edge's features
+e_ij enter the score through a projection W_e to the heads; GAT's attention vector gains an edge part a_edge:
+
+    e_ij   = LeakyReLU( a_k^T [W_k h_i || W_k h_j || W_e,k e_ij] )                         ("gat")
+    e_ij   = a_k^T LeakyReLU( W_k h_j + W_t,k h_i + W_e,k e_ij )                              ("gatv2")
+
+They shape the attention only; what is aggregated is still W_k h_j.
+
+`GATLayer` owns the parameters and everything that is the same in all four (dropout, projection,
 skip connection, bias, activation). The subclasses differ only in `_attend`: how the attention
 scores become a per-neighbourhood softmax and how neighbours are aggregated. IMP1 and IMP2 write it
 with dense N x N tensors; IMP3 calls one op per equation from models/fast_ops.py, where each op's
-docstring gives the plain PyTorch expression it equals and why the fast version exists.
+docstring gives the plain PyTorch expression it equals and why the fast version exists; IMP4 puts the
+scores in a sparse tensor and lets torch.sparse do the softmax and the aggregation.
 
 Shapes: N nodes, E edges, H heads, F_in / F_out features. `edge_index` is a LongTensor [2, E] with
-row 0 the source j and row 1 the target i of each edge j -> i. Layers use it as given: self loops
-must be in it (the loaders add them) and duplicate edges would be counted twice.
+row 0 the source j and row 1 the target i of each edge j -> i: self loops in it (the loaders add them),
+no duplicate edges. Every layer checks that once per graph (models/edge_index.py, which also has
+gat_edge_index to make any edge list fit).
 """
 
 import enum
+import warnings
 
 import torch
 import torch.nn as nn
 
+from models.edge_index import check_edge_index_once
 from models.fast_ops import (FastDropout, IdentityCache, TargetSortedEdges, gat_edge_scores, gat_score_halves,
                              gatv2_edge_scores, is_sparse, neighbourhood_softmax, neighbourhood_sum, project,
                              transposed_csr_pattern)
@@ -40,6 +53,7 @@ class LayerType(enum.Enum):
     IMP1 = "IMP1"  # dense, heads first: [H, N, N] scores, batched matmul
     IMP2 = "IMP2"  # dense, heads last: [N, N, H] scores, broadcasting + einsum
     IMP3 = "IMP3"  # edge list: [E, H] scores, scatter softmax and scatter-add (the default)
+    IMP4 = "IMP4"  # PyTorch's sparse API: a sparse [H, N, N] score tensor, torch.sparse.softmax, sparse @ dense
 
     @classmethod
     def parse(cls, value):
@@ -59,10 +73,12 @@ ATTENTION_TYPES = ("gat", "gatv2")
 class GATLayer(nn.Module):
     """Base class: parameters and the shared parts of the forward pass.
 
-    Input:  node_features [N, F_in] (dense, or a sparse COO/CSR tensor), edge_index [2, E].
-    Output: [N, H * F_out] if concat else [N, F_out].
-    With log_attention_weights=True the layer keeps its last attention as `attention_weights`,
-    a detached tensor [E, H] aligned with the columns of edge_index.
+    Input:  node_features [N, F_in] (dense, or a sparse COO/CSR tensor), edge_index [2, E], and with
+            edge_dim=D edge_attr [E, D].
+    Output: [N, H * F_out] if concat else [N, F_out]; with return_attention_weights=True also the
+            attention [E, H] aligned with the columns of edge_index.
+    With log_attention_weights=True the layer also keeps its last attention as `attention_weights`,
+    detached.
 
     needed_rows (optional): a bool mask [N] of the nodes whose output rows are needed (GAT.forward's
     output_nodes sets it). IMP3 with GAT attention then does the per-edge work (scores, softmax,
@@ -72,11 +88,14 @@ class GATLayer(nn.Module):
 
     def __init__(self, num_in_features, num_out_features, num_heads, concat=True, activation=None,
                  dropout_prob=0.6, add_skip_connection=True, bias=True, log_attention_weights=False,
-                 attention_type="gat"):
+                 attention_type="gat", edge_dim=None):
         super().__init__()
         if attention_type not in ATTENTION_TYPES:
             raise ValueError(f"unknown attention type {attention_type!r}; choose one of {', '.join(ATTENTION_TYPES)}")
+        if edge_dim is not None and (isinstance(edge_dim, bool) or not isinstance(edge_dim, int) or edge_dim < 1):
+            raise ValueError(f"edge_dim must be a positive number of edge features (or None), got {edge_dim!r}")
         self.attention_type = attention_type
+        self.edge_dim = edge_dim
         self.num_in_features = num_in_features
         self.num_out_features = num_out_features
         self.num_heads = num_heads
@@ -103,6 +122,12 @@ class GATLayer(nn.Module):
         self.bias = nn.Parameter(torch.empty(out_size)) if bias else None
         self.skip_proj = (nn.Linear(num_in_features, num_heads * num_out_features, bias=False)
                           if add_skip_connection else None)
+        if edge_dim is not None:
+            # W_e: each edge's features projected to every head, like W h for the nodes. GAT scores the
+            # projection with its own part of a, a_edge; GATv2 adds it to W h_j + W_t h_i.
+            self.linear_proj_edge = nn.Linear(edge_dim, num_heads * num_out_features, bias=False)
+            if attention_type == "gat":
+                self.scoring_fn_edge = nn.Parameter(torch.empty(1, num_heads, num_out_features))
 
         self.leaky_relu = nn.LeakyReLU(0.2)
         self.dropout = FastDropout(p=dropout_prob)  # nn.Dropout's distribution, drawn faster
@@ -122,11 +147,32 @@ class GATLayer(nn.Module):
             nn.init.zeros_(self.bias)
         if self.skip_proj is not None:
             nn.init.xavier_uniform_(self.skip_proj.weight)
+        if self.edge_dim is not None:  # last: a layer without edge features draws what it always drew
+            nn.init.xavier_uniform_(self.linear_proj_edge.weight)
+            if self.attention_type == "gat":
+                nn.init.xavier_uniform_(self.scoring_fn_edge)
 
-    def forward(self, node_features, edge_index, needed_rows=None):
+    def forward(self, node_features, edge_index, edge_attr=None, needed_rows=None, return_attention_weights=False):
+        """One GAT layer: every node attends over its incoming edges, per head, and aggregates its sources.
+
+        node_features: [N, F_in], dense or sparse (COO or CSR). edge_index: [2, E] integer, row 0 the source j
+        and row 1 the target i of each edge j -> i, every node with an incoming edge (self loops), no duplicates;
+        checked once per graph, models.gat_edge_index makes any edge list fit. edge_attr: [E, D] features of the
+        edges, in edge_index's column order, required when the layer was built with edge_dim=D (and refused
+        otherwise); they take part in the scores only. needed_rows: see the class docstring (GAT.forward's
+        output_nodes sets it).
+
+        Each of the H heads computes its own attention and its own F_out features per node. concat=True
+        (hidden layers) returns the heads side by side, [N, H * F_out]; concat=False (an output layer) their
+        mean, [N, F_out]. Then the skip connection, bias and activation given to the constructor.
+
+        return_attention_weights=True returns (output, attention): attention [E, H], the softmax weights of
+        each edge (before dropout) aligned with edge_index's columns, part of the autograd graph.
+        """
         num_nodes = node_features.shape[0]
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+        edge_terms = self._edge_terms(edge_attr, edge_index.shape[1])  # None without edge features
 
         sparse_pattern = self._sparse_input_pattern(node_features)  # (IMP3's cache; None elsewhere)
         node_features = self.dropout(node_features)
@@ -147,26 +193,53 @@ class GATLayer(nn.Module):
         projected = self.dropout(projected)
 
         # [N, H, F_out] aggregated features, [E, H] attention per edge
-        out, attention = self._attend(projected, source_terms, target_terms, edge_index, needed_rows)
+        with_attention = return_attention_weights or self.log_attention_weights
+        out, attention = self._attend(projected, source_terms, target_terms, edge_index, needed_rows,
+                                      edge_terms=edge_terms, with_attention=with_attention)
         if self.log_attention_weights:
             self.attention_weights = attention.detach()
 
-        return self._finish(node_features, out, sparse_pattern)
+        out = self._finish(node_features, out, sparse_pattern)
+        return (out, attention) if return_attention_weights else out
 
-    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None):
+    def _edge_terms(self, edge_attr, num_edges):
+        """What each edge's features add to its score (None without edge features), in edge_index's order:
+        "gat": a_edge . W_e e_ij [E, H]; "gatv2": W_e e_ij [E, H, F_out]."""
+        if self.edge_dim is None:
+            if edge_attr is not None:
+                raise ValueError("edge_attr was given, but the layer has no edge features: build it with edge_dim=D")
+            return None
+        if edge_attr is None:
+            raise ValueError(f"the layer was built with edge_dim={self.edge_dim}: pass edge_attr [E, {self.edge_dim}]")
+        if edge_attr.dim() != 2 or tuple(edge_attr.shape) != (num_edges, self.edge_dim):
+            raise ValueError(f"edge_attr must be [E, edge_dim] = [{num_edges}, {self.edge_dim}] (one row per column "
+                             f"of edge_index), got {tuple(edge_attr.shape)}")
+        # [E, D] -> [E, H, F_out]
+        projected_edges = self.linear_proj_edge(edge_attr).view(num_edges, self.num_heads, self.num_out_features)
+        if self.attention_type == "gat":
+            return (projected_edges * self.scoring_fn_edge).sum(dim=-1)  # [E, H]
+        return projected_edges
+
+    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
+                with_attention=False):
         """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index). The attention is
-        needed only when the layer logs it (log_attention_weights); otherwise it may be None.
+        needed only when with_attention is set; otherwise it may be None.
 
         projected: W h after dropout [N, H, F_out]. source_terms, target_terms: what each node brings to the
         scores of its outgoing and incoming edges; "gat": the two halves a_source . W h, a_target . W h [N, H];
-        "gatv2": the projections W h, W_t h [N, H, F_out]. needed_rows: see the class docstring; an
-        implementation may ignore it and compute every row."""
+        "gatv2": the projections W h, W_t h [N, H, F_out]. edge_terms: None, or what each edge's features add
+        before the LeakyReLU, in edge_index's order ([E, H] for "gat", [E, H, F_out] for "gatv2").
+        needed_rows: see the class docstring; an implementation may ignore it and compute every row."""
         raise NotImplementedError
 
-    def _graph_data(self, edge_index, key, build, needed_rows=None):
-        """Per-graph precomputation (the dense mask, IMP3's edge layout), built on the first forward
-        pass and reused for as long as the same, unmodified edge_index (and needed_rows) tensor comes in."""
-        return self._graph_cache.get((edge_index, needed_rows), key, build)
+    def _graph_data(self, edge_index, num_nodes, key, build, needed_rows=None):
+        """Per-graph precomputation (the dense mask, IMP3's edge layout, IMP4's sparse pattern), built on the
+        first forward pass and reused for as long as the same, unmodified edge_index (and needed_rows) tensor
+        comes in. Building it first checks edge_index's contract (check_edge_index): once per graph."""
+        def check_then_build():
+            check_edge_index_once(edge_index, num_nodes)
+            return build()
+        return self._graph_cache.get((edge_index, needed_rows), (num_nodes,) + tuple(key), check_then_build)
 
     def _sparse_input_pattern(self, node_features):
         """What the projection of a sparse CSR input may reuse from call to call; the readable layers keep
@@ -212,33 +285,43 @@ class _DenseGATLayer(GATLayer):
                 f"{type(self).__name__} would allocate ~{needed / 2 ** 30:.1f} GiB of N x N attention "
                 f"for N={num_nodes} nodes and {self.num_heads} heads; use --layer_type IMP3, the "
                 f"edge-list implementation, for graphs of this size.")
-        return self._graph_data(edge_index, (num_nodes, device, dtype),
+        return self._graph_data(edge_index, num_nodes, (device, dtype),
                                 lambda: _build_attention_mask(edge_index, num_nodes, device, dtype))
 
 
 def _build_attention_mask(edge_index, num_nodes, device, dtype):
+    # (every node has an incoming edge, so no row is all -inf: check_edge_index ran first)
     mask = torch.full((num_nodes, num_nodes), float("-inf"), device=device, dtype=dtype)
     mask[edge_index[1], edge_index[0]] = 0.0
-    has_incoming = torch.isfinite(mask).any(dim=1)
-    if not bool(has_incoming.all()):
-        missing = (~has_incoming).nonzero().flatten()[:5].tolist()
-        raise ValueError(f"nodes {missing}... have no incoming edge, so their attention is "
-                         f"undefined; add self loops to edge_index")
     return mask
+
+
+def _dense_edge_terms(edge_terms, edge_index, num_nodes):
+    """[E, ...] per edge -> [N, N, ...] with entry (i, j) the term of edge j -> i, zero where there is no edge
+    (those entries are masked out anyway). Of duplicate edges, one's term lands there."""
+    dense = edge_terms.new_zeros((num_nodes, num_nodes) + tuple(edge_terms.shape[1:]))
+    return dense.index_put((edge_index[1], edge_index[0]), edge_terms)
 
 
 class GATLayerImp1(_DenseGATLayer):
     """Dense, heads first. Easiest to map onto the equations: one N x N attention matrix per head."""
 
-    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None):
+    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
+                with_attention=False):
         num_nodes = projected.shape[0]
         mask = self._attention_mask(edge_index, num_nodes, projected.device, projected.dtype)
         if self.attention_type == "gat":
             # [H, N, 1] + [H, 1, N] -> [H, N, N]; entry (k, i, j) scores edge j -> i for head k.
-            all_scores = self.leaky_relu(target_terms.t().unsqueeze(-1) + source_terms.t().unsqueeze(1))
+            pre_activation = target_terms.t().unsqueeze(-1) + source_terms.t().unsqueeze(1)
+            if edge_terms is not None:  # [E, H] -> [N, N, H] -> [H, N, N]
+                pre_activation = pre_activation + _dense_edge_terms(edge_terms, edge_index, num_nodes).permute(2, 0, 1)
+            all_scores = self.leaky_relu(pre_activation)
         else:
             # [H, N, 1, F] + [H, 1, N, F] -> [H, N, N, F], then a_k . (...) -> [H, N, N]
             pre_activation = target_terms.transpose(0, 1).unsqueeze(2) + source_terms.transpose(0, 1).unsqueeze(1)
+            if edge_terms is not None:  # [E, H, F] -> [N, N, H, F] -> [H, N, N, F]
+                dense_edge_terms = _dense_edge_terms(edge_terms, edge_index, num_nodes)
+                pre_activation = pre_activation + dense_edge_terms.permute(2, 0, 1, 3)
             all_scores = (self.leaky_relu(pre_activation) * self.scoring_fn.view(self.num_heads, 1, 1, -1)).sum(-1)
         # Softmax over each row = over each target's neighbourhood (torch subtracts the row max).
         attention = torch.softmax(all_scores + mask, dim=-1)
@@ -251,16 +334,20 @@ class GATLayerImp1(_DenseGATLayer):
 class GATLayerImp2(_DenseGATLayer):
     """Dense, heads last. The same computation laid out as [N, N, H] with broadcasting."""
 
-    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None):
+    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
+                with_attention=False):
         num_nodes = projected.shape[0]
         mask = self._attention_mask(edge_index, num_nodes, projected.device, projected.dtype)
+        # [N, 1, H] + [1, N, H] -> [N, N, H] (GAT), or [N, 1, H, F] + [1, N, H, F] -> [N, N, H, F] (GATv2);
+        # entry (i, j, k) belongs to edge j -> i and head k.
+        pre_activation = target_terms.unsqueeze(1) + source_terms.unsqueeze(0)
+        if edge_terms is not None:  # [E, ...] -> [N, N, ...], laid out as the scores already are
+            pre_activation = pre_activation + _dense_edge_terms(edge_terms, edge_index, num_nodes)
         if self.attention_type == "gat":
-            # [N, 1, H] + [1, N, H] -> [N, N, H]; entry (i, j, k) scores edge j -> i for head k.
-            all_scores = self.leaky_relu(target_terms.unsqueeze(1) + source_terms.unsqueeze(0))
+            all_scores = self.leaky_relu(pre_activation)
         else:
-            # [N, 1, H, F] + [1, N, H, F] -> [N, N, H, F], then a_k . (...) -> [N, N, H]
-            all_scores = (self.leaky_relu(target_terms.unsqueeze(1) + source_terms.unsqueeze(0))
-                          * self.scoring_fn).sum(-1)
+            # a_k . (...) -> [N, N, H]
+            all_scores = (self.leaky_relu(pre_activation) * self.scoring_fn).sum(-1)
         attention = torch.softmax(all_scores + mask.unsqueeze(-1), dim=1)  # over sources j
         attention_dropped = self.dropout(attention)
         # sum_j alpha_ijk * Wh_jk : [N, N, H] x [N, H, F_out] -> [N, H, F_out]
@@ -291,24 +378,28 @@ class GATLayerImp3(GATLayer):
             self._input_cache = cached = (node_features, transposed_csr_pattern(node_features))
         return cached[1]
 
-    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None):
+    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
+                with_attention=False):
         num_nodes = projected.shape[0]
-        if self.attention_type != "gat" or self.log_attention_weights:
-            # GATv2's backward sums its attention vector's gradient over all edges at once: leaving out
-            # edges with zero gradient would change that sum's rounding. Logged attention covers every edge.
+        if self.attention_type != "gat" or with_attention or edge_terms is not None:
+            # GATv2's backward sums its attention vector's gradient over all edges at once (and W_e's gradient
+            # sums over all edges): leaving out edges with zero gradient would change that sum's rounding.
+            # Returned or logged attention covers every edge.
             needed_rows = None
         # The edges sorted by target (only those into the needed rows, when given), built once per graph.
-        edges = self._graph_data(edge_index, (num_nodes, self.num_heads),
+        edges = self._graph_data(edge_index, num_nodes, (self.num_heads,),
                                  lambda: TargetSortedEdges(edge_index, num_nodes, self.num_heads, needed_rows),
                                  needed_rows)
         slope = self.leaky_relu.negative_slope
+        if edge_terms is not None:  # [E, ...] from edge_index's order to the edges' sorted order
+            edge_terms = edges.in_sorted_order(edge_terms)
 
         if self.attention_type == "gat":
-            # eq. (1), [E, H]: e_ij = LeakyReLU(a_target . W h_i + a_source . W h_j)
-            scores = gat_edge_scores(source_terms, target_terms, edges, slope)
+            # eq. (1), [E, H]: e_ij = LeakyReLU(a_target . W h_i + a_source . W h_j (+ a_edge . W_e e_ij))
+            scores = gat_edge_scores(source_terms, target_terms, edges, slope, edge_terms)
         else:
-            # GATv2, [E, H]: e_ij = a . LeakyReLU(W h_j + W_t h_i)
-            scores = gatv2_edge_scores(source_terms, target_terms, self.scoring_fn, edges, slope)
+            # GATv2, [E, H]: e_ij = a . LeakyReLU(W h_j + W_t h_i (+ W_e e_ij))
+            scores = gatv2_edge_scores(source_terms, target_terms, self.scoring_fn, edges, slope, edge_terms)
         # eq. (2), [E, H]: alpha_ij = softmax of e_ij over the edges into i
         attention = neighbourhood_softmax(scores, edges)
         # (with only some edges kept: the dropout mask of the whole [E, H] attention, at the kept edges)
@@ -316,8 +407,145 @@ class GATLayerImp3(GATLayer):
         # eq. (3) before sigma, [N, H, F_out]: sum over edges j -> i of alpha_ij W h_j
         out = neighbourhood_sum(attention_dropped, projected, edges)
 
-        # Back in edge_index's order only when it is logged: on an unsorted graph that is a pass over [E, H].
-        return out, edges.in_input_order(attention) if self.log_attention_weights else None
+        # Back in edge_index's order only when it is wanted: on an unsorted graph that is a pass over [E, H].
+        return out, edges.in_input_order(attention) if with_attention else None
 
 
-LAYER_CLASSES = {LayerType.IMP1: GATLayerImp1, LayerType.IMP2: GATLayerImp2, LayerType.IMP3: GATLayerImp3}
+
+class GATLayerImp4(GATLayer):
+    """PyTorch's sparse API: each head's scores are a sparse N x N matrix with an entry per edge.
+
+    The same arithmetic as IMP1, but only the E stored entries exist: the scores are computed per edge (as
+    IMP3 does, with plain gathers), put into one batched sparse COO tensor [H, N, N] (entry (k, i, j): edge
+    j -> i, head k), `torch.sparse.softmax` normalises each row (a target's incoming edges, over stored entries
+    only, so no mask is needed), and one batched sparse @ dense product, `torch.bmm`, aggregates. The sparse
+    tensor's index, sorted as a coalesced tensor needs it, is built once per graph (`_SparseAttentionPattern`).
+
+    Autograd differentiates through all of it but the product: its own backward pass with respect to the
+    sparse operand multiplies grad_out @ features^T densely, [H, N, N], and only then keeps the stored entries
+    (sparse_mask), memory quadratic in N. `sparse_dense_product` gives the product a backward pass that stays
+    sparse, with the API's sampled (masked) product, torch.sparse.sampled_addmm.
+    """
+
+    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
+                with_attention=False):
+        num_nodes, num_heads = projected.shape[0], self.num_heads
+        pattern = self._graph_data(edge_index, num_nodes, ("sparse pattern", num_heads),
+                                   lambda: _SparseAttentionPattern(edge_index, num_nodes, num_heads))
+        source, target = edge_index[0], edge_index[1]
+
+        if self.attention_type == "gat":
+            # eq. (1), [E, H]: e_ij = LeakyReLU(a_source . W h_j + a_target . W h_i (+ a_edge . W_e e_ij))
+            pre_activation = source_terms.index_select(0, source) + target_terms.index_select(0, target)
+            if edge_terms is not None:
+                pre_activation = pre_activation + edge_terms
+            scores = self.leaky_relu(pre_activation)
+        else:
+            # GATv2: [E, H, F_out] pre-activation W h_j + W_t h_i (+ W_e e_ij), then a . LeakyReLU(...) -> [E, H]
+            pre_activation = source_terms.index_select(0, source) + target_terms.index_select(0, target)
+            if edge_terms is not None:
+                pre_activation = pre_activation + edge_terms
+            scores = (self.leaky_relu(pre_activation) * self.scoring_fn).sum(dim=-1)
+
+        # [E, H] -> one score per distinct edge [P, H] -> heads first, flattened [H * P]: the sparse values, in the
+        # coalesced order of the pattern's indices [3, H * P] (head, target, source).
+        values = scores.index_select(0, pattern.first_edge).t().reshape(-1)
+        score_matrix = torch.sparse_coo_tensor(pattern.indices, values, (num_heads, num_nodes, num_nodes),
+                                               is_coalesced=True, check_invariants=False)
+        # eq. (2), sparse [H, N, N]: softmax along dim 2, each row i over its stored entries (i's incoming edges)
+        attention_matrix = torch.sparse.softmax(score_matrix, dim=2)
+        attention = attention_matrix.values()  # [H * P], same indices as the scores
+        # eq. (3) before sigma: sparse [H, N, N] (the dropped-out attention) @ dense [H, N, F_out] -> [H, N, F_out]
+        # -> [N, H, F_out]
+        out = sparse_dense_product(self.dropout(attention), projected.transpose(0, 1), pattern).transpose(0, 1)
+
+        if not with_attention:
+            return out, None
+        # [H * P] -> [P, H] -> [E, H]: every edge (a duplicate too) gets its pair's attention, in edge_index's order
+        return out, attention.view(num_heads, -1).t().index_select(0, pattern.pair_of_edge)
+
+
+class _SparseAttentionPattern:
+    """IMP4's per-graph index: the distinct edges (target i, source j) sorted by (i, j), repeated for every head.
+
+    indices [3, H * P]: (head, target, source) of each stored entry, lexicographically sorted, so the sparse
+    tensor is coalesced as built (no sort per step). first_edge [P]: for each distinct edge, the first column of
+    edge_index that holds it (its score is the entry's value); pair_of_edge [E]: each column's distinct edge.
+    A duplicated edge is stored once, as in the dense layers.
+
+    For the product's backward pass: csr_offsets, csr_columns, the same entries as a batched CSR pattern ([H, N + 1]
+    row offsets, [H, P] columns); transposed_indices [3, H * P] and transposed_order [H * P], the entries of the
+    transposed matrices [H, N, N] (entry (k, j, i)) in their coalesced order, and where each one's value is.
+    """
+
+    def __init__(self, edge_index, num_nodes, num_heads):
+        source, target = edge_index[0].long(), edge_index[1].long()
+        num_edges, device = source.numel(), source.device
+        self.shape = (num_heads, num_nodes, num_nodes)
+        # pair = i * N + j orders the entries by target, then source: the coalesced order of each head's rows
+        pairs, self.pair_of_edge = torch.unique(target * num_nodes + source, return_inverse=True)
+        num_pairs = pairs.numel()
+        self.first_edge = torch.full((num_pairs,), num_edges, dtype=torch.long, device=device).scatter_reduce(
+            0, self.pair_of_edge, torch.arange(num_edges, device=device), reduce="amin")
+        heads = torch.arange(num_heads, device=device).repeat_interleave(num_pairs)
+        targets, sources = pairs // num_nodes, pairs % num_nodes
+        self.indices = torch.stack([heads, targets.repeat(num_heads), sources.repeat(num_heads)])
+
+        row_offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
+        row_offsets[1:] = torch.cumsum(torch.bincount(targets, minlength=num_nodes), 0)
+        self.csr_offsets = row_offsets.repeat(num_heads, 1)
+        self.csr_columns = sources.repeat(num_heads, 1)
+        by_source = torch.argsort(sources * num_nodes + targets)  # the transposed matrix's coalesced order
+        self.transposed_order = (heads.view(num_heads, num_pairs) * num_pairs + by_source).reshape(-1)
+        self.transposed_indices = torch.stack([heads, sources[by_source].repeat(num_heads),
+                                               targets[by_source].repeat(num_heads)])
+
+
+def sparse_dense_product(values, dense, pattern):
+    """torch.bmm(sparse [H, N, N] with `values` [H * P] at pattern.indices, dense [H, N, F]) -> [H, N, F].
+
+    Equals that expression, gradients included; its backward pass stays sparse (see _SparseDenseProduct)."""
+    return _SparseDenseProduct.apply(values, dense, pattern)
+
+
+class _SparseDenseProduct(torch.autograd.Function):
+    """out = A @ D per head, A sparse (values at pattern.indices), D dense.
+
+    Backward: dA = (grad_out @ D^T) at A's stored entries only, which is exactly what torch.sparse.sampled_addmm
+    computes (a sampled dense-dense product, O(P * F) per head); autograd's own backward of torch.bmm forms all
+    N x N entries first. dD = A^T @ grad_out, another sparse @ dense product, with A^T's index sorted once per
+    graph (pattern.transposed_*), so no coalescing per step.
+    """
+
+    @staticmethod
+    def forward(ctx, values, dense, pattern):
+        ctx.save_for_backward(values, dense)
+        ctx.pattern = pattern
+        matrix = torch.sparse_coo_tensor(pattern.indices, values, pattern.shape, is_coalesced=True,
+                                         check_invariants=False)
+        return torch.bmm(matrix, dense)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        values, dense = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad_values = grad_dense = None
+        if ctx.needs_input_grad[0]:
+            # [H, P]: <grad_out[k, i], dense[k, j]> for each stored (k, i, j); beta=0 ignores the pattern's values
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": sampled_addmm takes only CSR
+                warnings.simplefilter("ignore", UserWarning)
+                where = torch.sparse_csr_tensor(pattern.csr_offsets, pattern.csr_columns,
+                                                values.new_zeros(pattern.csr_columns.shape), pattern.shape,
+                                                check_invariants=False)
+            grad_values = torch.sparse.sampled_addmm(where, grad_out.contiguous(), dense.transpose(1, 2),
+                                                     beta=0.0).values().reshape(-1)
+        if ctx.needs_input_grad[1]:
+            transposed = torch.sparse_coo_tensor(pattern.transposed_indices,
+                                                 values.index_select(0, pattern.transposed_order), pattern.shape,
+                                                 is_coalesced=True, check_invariants=False)
+            grad_dense = torch.bmm(transposed, grad_out)
+        return grad_values, grad_dense, None
+
+
+LAYER_CLASSES = {LayerType.IMP1: GATLayerImp1, LayerType.IMP2: GATLayerImp2, LayerType.IMP3: GATLayerImp3,
+                 LayerType.IMP4: GATLayerImp4}

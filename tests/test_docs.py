@@ -124,6 +124,22 @@ def test_the_development_words_check_lets_through(text):
     assert not DEVELOPMENT_WORDS.search(text)
 
 
+# ----------------------------------------------------------------------------- Python snippets run as written
+
+RUN_MARK = "<!-- runs as a test: tests/test_docs.py -->"
+
+
+def test_the_marked_readme_python_snippets_run(capsys):
+    """The README's Python examples marked to run (those that need no dataset or trained model) run in order, in
+    one namespace, as a reader would paste them."""
+    snippets = re.findall(r"^" + re.escape(RUN_MARK) + r"\n```python\n(.*?)^```", README, re.S | re.M)
+    assert len(snippets) >= 2 and README.count(RUN_MARK) == len(snippets), "a mark must come right before ```python"
+    namespace = {"__name__": "readme"}
+    for number, snippet in enumerate(snippets):
+        exec(compile(snippet, f"README.md python snippet {number + 1}", "exec"), namespace)
+    assert "[(15, 4), (15, 1)]" in capsys.readouterr().out  # what the first snippet's comment says it prints
+
+
 # ----------------------------------------------------------------------------- commands run as written
 
 SCRIPTS = ("training_script_cora.py", "training_script_ppi.py", "playground.py")

@@ -1,4 +1,4 @@
-"""Profiling: time and peak memory of the three GAT implementations, and of sparse matrix formats.
+"""Profiling: time and peak memory of the four GAT implementations, and of sparse matrix formats.
 
 Peak memory is measured for real: CUDA reports torch.cuda.max_memory_allocated; on the CPU each
 measurement runs in a fresh child process whose peak resident set size (Linux VmHWM) is reset after
@@ -138,7 +138,7 @@ def _cora_training_step(layer_type, device_name, data_dir):
     return step  # not warmed up: the first epoch's allocations (e.g. IMP3's per-graph index) count too
 
 
-def profile_gat(layer_types=("IMP1", "IMP2", "IMP3"), num_of_epochs=10, data_dir=None, device=None,
+def profile_gat(layer_types=("IMP1", "IMP2", "IMP3", "IMP4"), num_of_epochs=10, data_dir=None, device=None,
                 store_cache=False, skip_if_profiling_info_cached=False, log=print):
     """Time and peak memory of `num_of_epochs` Cora training epochs for each layer type.
 

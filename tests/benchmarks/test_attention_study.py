@@ -16,10 +16,13 @@ from utils.runs.checkpoints import make_checkpoint, save_binary
 def test_dictionary_lookup_graphs_ask_each_query_for_its_own_key():
     k, num_graphs = 4, 3
     features, edge_index, labels, query_index = dictionary_lookup.make_graphs(k, num_graphs, torch.Generator().manual_seed(1))
-    assert features.shape == (num_graphs * 2 * k, 2 * k + 1) and edge_index.shape == (2, num_graphs * k * k)
+    assert features.shape == (num_graphs * 2 * k, 2 * k + 1) and edge_index.shape == (2, num_graphs * (k * k + k))
     source, target = edge_index
     is_query = features[:, -1] == 1
-    assert is_query[target].all() and not is_query[source].any()            # keys -> queries only
+    loops = source == target
+    assert loops.sum() == num_graphs * k and not is_query[target[loops]].any()  # a self loop on every key
+    source, target = source[~loops], target[~loops]
+    assert is_query[target].all() and not is_query[source].any()            # otherwise keys -> queries only
     assert torch.equal(torch.bincount(target, minlength=features.shape[0])[query_index], torch.full((num_graphs * k,), k))
     assert torch.equal(source // (2 * k), target // (2 * k))                 # never across graphs
     attribute = features[:, :k].argmax(1)

@@ -1,4 +1,4 @@
-"""The three GAT implementations: one interface, one set of parameters, the same numbers."""
+"""The four GAT implementations: one interface, one set of parameters, the same numbers."""
 
 import pytest
 import torch
@@ -30,13 +30,13 @@ def outputs_and_gradients(model, features, edge_index):
 
 @pytest.mark.parametrize("attention_type", ["gat", "gatv2"])
 @pytest.mark.parametrize("skip", [False, True])
-def test_three_implementations_agree_on_logits_gradients_and_attention(skip, attention_type):
+def test_all_implementations_agree_on_logits_gradients_and_attention(skip, attention_type):
     features, edge_index = random_graph()
     config = GATConfig(3, [4, 3, 2], [12, 6, 12, 5], add_skip_connection=skip, attention_type=attention_type)
     models = make_models(config, log_attention_weights=True)
     reference_logits, reference_grads = outputs_and_gradients(models[LayerType.IMP3], features, edge_index)
     assert reference_logits.shape == (40, 5)
-    for layer_type in (LayerType.IMP1, LayerType.IMP2):
+    for layer_type in (LayerType.IMP1, LayerType.IMP2, LayerType.IMP4):
         logits, grads = outputs_and_gradients(models[layer_type], features, edge_index)
         torch.testing.assert_close(logits, reference_logits, atol=1e-5, rtol=0)
         assert grads.keys() == reference_grads.keys()
@@ -53,7 +53,7 @@ def test_implementations_agree_on_real_cora(cora):
     models = make_models(config)
     reference_logits, reference_grads = outputs_and_gradients(models[LayerType.IMP3], cora.node_features,
                                                               cora.edge_index)
-    for layer_type in (LayerType.IMP1, LayerType.IMP2):
+    for layer_type in (LayerType.IMP1, LayerType.IMP2, LayerType.IMP4):
         logits, grads = outputs_and_gradients(models[layer_type], cora.node_features, cora.edge_index)
         torch.testing.assert_close(logits, reference_logits, atol=1e-5, rtol=0)
         for name in reference_grads:
@@ -67,7 +67,7 @@ def test_edge_order_does_not_matter_and_attention_stays_aligned():
     models = make_models(GATConfig(2, [4, 2], [12, 6, 3]), log_attention_weights=True)
     sorted_logits, sorted_grads = outputs_and_gradients(models[LayerType.IMP3], features, edge_index)
     sorted_attention = [layer.attention_weights for layer in models[LayerType.IMP3].layers]
-    for layer_type in (LayerType.IMP3, LayerType.IMP1):
+    for layer_type in (LayerType.IMP3, LayerType.IMP1, LayerType.IMP4):
         models[layer_type].zero_grad()
         logits, grads = outputs_and_gradients(models[layer_type], features, shuffled)
         torch.testing.assert_close(logits, sorted_logits, atol=1e-5, rtol=0)
@@ -101,7 +101,7 @@ def test_gatv2_agrees_in_float64_on_wildly_different_score_ranges():
         sums = torch.zeros(30, layer.num_heads, dtype=torch.float64).index_add_(0, edge_index[1],
                                                                                layer.attention_weights)
         torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-12, rtol=0)
-    for layer_type in (LayerType.IMP1, LayerType.IMP2):
+    for layer_type in (LayerType.IMP1, LayerType.IMP2, LayerType.IMP4):
         logits, grads = outputs_and_gradients(models[layer_type], features, edge_index)
         torch.testing.assert_close(logits, reference_logits, atol=1e-10, rtol=0)
         for name in reference_grads:  # gradients reach ~1e3 here: 1e-10 relative to each one's largest entry
@@ -390,7 +390,7 @@ def test_model_shapes_and_config_validation():
     with pytest.raises(ValueError, match="num_heads_per_layer"):
         GAT(2, [8], [12, 8, 7])
     with pytest.raises(ValueError, match="unknown layer type"):
-        GAT(2, [8, 1], [12, 8, 7], layer_type="IMP4")
+        GAT(2, [8, 1], [12, 8, 7], layer_type="IMP5")
 
 
 @pytest.mark.slow

@@ -50,7 +50,7 @@ def run_on_its_graph(path, data_dir=None, label=0):
     """
     from utils.datasets.catalog import load_dataset_of_run
 
-    model, checkpoint = checkpoints.model_from_checkpoint(path, log_attention_weights=True)
+    model, checkpoint = checkpoints.model_from_checkpoint(path)
     state = checkpoint.get("training_state", {})
     dataset_name = state.get("dataset", "cora")
     data = load_dataset_of_run(state, data_dir)
@@ -69,10 +69,10 @@ def run_on_its_graph(path, data_dir=None, label=0):
                          f"{graph_name} has {graph.node_features.shape[1]}")
     model.eval()
     with torch.no_grad():
-        _, hidden = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features), graph.edge_index)
+        _, hidden, attention = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features), graph.edge_index,
+                                                         return_attention_weights=True)
     return {"model": model, "dataset_name": dataset_name, "graph": graph, "graph_name": graph_name, "labels": labels,
-            "class_names": class_names, "attention": [layer.attention_weights for layer in model.layers],
-            "hidden": hidden}
+            "class_names": class_names, "attention": attention, "hidden": hidden}
 
 
 def display_name(dataset_name):

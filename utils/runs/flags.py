@@ -161,7 +161,8 @@ def add_common_training_args(parser, defaults):
     add("--weight_decay", type=non_negative_float, default=defaults["weight_decay"],
         help="L2 regularisation (Adam weight_decay)")
     add("--layer_type", type=layer_type_arg, default=defaults["layer_type"],
-        help="GAT implementation: IMP1 or IMP2 (dense, for reading) or IMP3 (edge list, fast)")
+        help="GAT implementation: IMP1 or IMP2 (dense, for reading), IMP3 (edge list, fast) or IMP4 (PyTorch's "
+             "sparse API)")
     add("--attention_type", choices=ATTENTION_TYPES, default=defaults["attention_type"],
         help="gat: the paper's static attention; gatv2: dynamic attention (Brody et al., 2022)")
     add("--seed", type=non_negative_int, default=defaults["seed"], help="random seed (CPU runs are repeatable)")

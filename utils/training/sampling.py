@@ -139,6 +139,10 @@ def layerwise_inference(model, node_features, edge_index, chunk_size=None, outpu
                 local[nodes] = torch.arange(nodes.numel(), device=device)
                 sub_edge_index = torch.stack([local[source[edges]], local[target[edges]]])
                 local[nodes] = -1
+                # The other sources get self loops: every node of a layer's input needs an incoming edge (their
+                # rows are dropped below; the chunk's targets keep exactly their own edges, sorted as they were).
+                other_ids = torch.arange(last - first, nodes.numel(), device=device)
+                sub_edge_index = torch.cat([sub_edge_index, torch.stack([other_ids, other_ids])], dim=1)
                 outputs.append(layer(x.index_select(0, nodes), sub_edge_index)[:last - first])
             x = torch.cat(outputs)
         return x if output_nodes is None else x[output_nodes]

@@ -1,0 +1,104 @@
+"""The edge_index contract every implementation checks once per graph, and gat_edge_index, which makes any edge
+list fit it."""
+
+import warnings
+
+import pytest
+import torch
+
+from models import GAT, GATLayerImp3, LayerType, check_edge_index, gat_edge_index
+from models.gat_layers import LAYER_CLASSES
+from tests.helpers import random_graph
+from utils.datasets.graph import build_edge_index
+
+
+@pytest.mark.parametrize("layer_type", list(LayerType))
+def test_every_implementation_refuses_ids_out_of_range_and_nodes_without_incoming_edges(layer_type):
+    layer = LAYER_CLASSES[layer_type](3, 2, 1)
+    features = torch.randn(3, 3)
+    for edge_index, expected in ((torch.tensor([[0, 1, 2, 3], [0, 1, 2, 2]]), "outside 0..2"),
+                                 (torch.tensor([[0, 1, -1], [0, 1, 2]]), "outside 0..2"),
+                                 (torch.tensor([[0, 1, 1], [0, 1, 1]]), "nodes \\[2\\] have no incoming edge")):
+        with pytest.raises(ValueError, match=expected) as refused:
+            layer(features, edge_index)
+        message = str(refused.value)  # one line that says what to do
+        assert "\n" not in message and ("gat_edge_index" in message or "fix the ids" in message)
+
+
+@pytest.mark.parametrize("layer_type", list(LayerType))
+def test_every_implementation_warns_about_duplicate_edges_once_per_graph(layer_type):
+    features, edge_index = random_graph()
+    doubled = torch.cat([edge_index, edge_index[:, :3]], dim=1)
+    layer = LAYER_CLASSES[layer_type](12, 4, 2).eval()
+    with pytest.warns(UserWarning, match="3 duplicate edges") as caught:
+        layer(features, doubled)
+        layer(features, doubled)  # the same graph: checked once, when its cache entry was built
+    assert len([w for w in caught if "duplicate" in str(w.message)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(features, edge_index)  # a clean graph: no warning
+
+
+def test_the_check_runs_once_per_graph_not_per_step(monkeypatch):
+    from models import gat_layers
+    calls = []
+    monkeypatch.setattr(gat_layers, "check_edge_index_once", lambda *args: calls.append(args))
+    features, edge_index = random_graph()
+    layer = GATLayerImp3(12, 4, 2)
+    for _ in range(3):
+        layer(features, edge_index).sum().backward()
+    assert len(calls) == 1
+    _, other = random_graph(seed=1)
+    layer(features, other)
+    assert len(calls) == 2
+
+
+def test_a_models_layers_check_a_graph_once():
+    features, edge_index = random_graph()
+    doubled = torch.cat([edge_index, edge_index[:, :2]], dim=1)
+    with pytest.warns(UserWarning, match="2 duplicate edges") as caught:
+        GAT(3, [2, 2, 1], [12, 4, 4, 3]).eval()(features, doubled)
+    assert len([w for w in caught if "duplicate" in str(w.message)]) == 1
+
+
+def test_gat_edge_index_adds_self_loops_removes_duplicates_and_sorts_by_target():
+    edge_index = torch.tensor([[1, 1, 2, 0, 3], [0, 0, 1, 1, 3]])  # a duplicate, an existing self loop (3 -> 3)
+    fitted = gat_edge_index(edge_index, 4)
+    assert fitted.tolist() == [[0, 1, 0, 1, 2, 2, 3], [0, 0, 1, 1, 1, 2, 3]]
+    check_edge_index(fitted, 4)
+    undirected = gat_edge_index(edge_index, 4, undirected=True)
+    pairs = set(map(tuple, undirected.t().tolist()))
+    assert {(0, 1), (1, 0), (1, 2), (2, 1), (0, 0), (3, 3)} <= pairs and len(pairs) == undirected.shape[1] == 8
+
+
+def test_gat_edge_index_undirected_is_what_the_loaders_build():
+    generator = torch.Generator().manual_seed(0)
+    sources, targets = torch.randint(0, 30, (2, 90), generator=generator)
+    expected = build_edge_index(sources.numpy(), targets.numpy(), 30)
+    assert torch.equal(gat_edge_index(torch.stack([sources, targets]), 30, undirected=True), expected)
+
+
+def test_self_loops_get_the_mean_of_the_nodes_incoming_edge_features():
+    """As PyG's add_self_loops(fill_value="mean"): a node's new self loop gets the mean of its incoming edges'
+    features; a node without any gets zeros; duplicates become one edge with their mean; a self loop that was
+    already there keeps its own features."""
+    edge_index = torch.tensor([[1, 2, 2, 0, 3], [0, 0, 0, 1, 3]])
+    edge_attr = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0], [9.0, 9.0]])
+    fitted, fitted_attr = gat_edge_index(edge_index, 5, edge_attr=edge_attr)
+    by_edge = {tuple(edge): attr.tolist() for edge, attr in zip(fitted.t().tolist(), fitted_attr)}
+    assert by_edge == {
+        (0, 0): [2.5, 3.5],  # mean of 1 -> 0 ([1, 2]) and the merged duplicate 2 -> 0 ([4, 5])
+        (1, 0): [1.0, 2.0], (2, 0): [4.0, 5.0],
+        (0, 1): [7.0, 8.0], (1, 1): [7.0, 8.0],
+        (2, 2): [0.0, 0.0],  # no incoming edge
+        (3, 3): [9.0, 9.0],  # its own
+        (4, 4): [0.0, 0.0]}
+    model = GAT(1, [2], [3, 2], edge_dim=2)
+    assert model(torch.randn(5, 3), fitted, fitted_attr).shape == (5, 2)
+
+
+def test_gat_edge_index_refuses_what_it_cannot_fix():
+    with pytest.raises(ValueError, match="outside 0..3"):
+        gat_edge_index(torch.tensor([[0, 4], [1, 1]]), 4)
+    with pytest.raises(ValueError, match="edge_attr"):
+        gat_edge_index(torch.tensor([[0, 1], [1, 1]]), 4, edge_attr=torch.ones(3, 2))
