@@ -44,9 +44,9 @@ import torch
 import torch.nn as nn
 
 from models.edge_index import check_edge_index_once
-from models.fast_ops import (FastDropout, IdentityCache, TargetSortedEdges, gat_edge_scores, gat_score_halves,
-                             gatv2_edge_scores, is_sparse, neighbourhood_softmax, neighbourhood_sum, project,
-                             transposed_csr_pattern)
+from models.fast_ops import (FastDropout, IdentityCache, TargetSortedEdges, _computed_in_float32, gat_edge_scores,
+                             gat_score_halves, gatv2_edge_scores, is_sparse, neighbourhood_softmax, neighbourhood_sum,
+                             project, transposed_csr_pattern)
 
 
 class LayerType(enum.Enum):
@@ -508,6 +508,7 @@ def sparse_dense_product(values, dense, pattern):
     return _SparseDenseProduct.apply(values, dense, pattern)
 
 
+@_computed_in_float32
 class _SparseDenseProduct(torch.autograd.Function):
     """out = A @ D per head, A sparse (values at pattern.indices), D dense.
 
