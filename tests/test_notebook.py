@@ -20,6 +20,7 @@ NUM_FIGURES = 8  # Cora's graph and degrees, training curves, attention, entropy
 PRINTED = ("edge_index: (2, 13264)",                                      # 2. Cora
            "output of node 0: [1.39",                                    # 3.1 by hand
            "plain PyTorch vs GATLayerImp3: max |difference|",            # 3.2 IMP3's core
+           "GATLayerImp4 vs GATLayerImp3: max |difference|",            # 3.3 IMP4's sparse core
            "[13264, 8, 8]", "[2708, 64]",                                # 3.2 its shapes
            "max |difference| to IMP3",                                   # the three implementations
            "Test accuracy = 0.8", "kept the model of epoch",             # 4. training
