@@ -202,10 +202,10 @@ def test_ppi_figures(tmp_path, monkeypatch):
     figure_paths = commands.visualize_dataset("ppi", tmp_path, tmp_path / "figures", layout="fr", log=lambda *_: None)
     for path in figure_paths:
         assert_png(path)
-        assert figure_titles(path)[0].startswith("PPI train graph 1: ")
+        assert figure_titles(path)[0].startswith("ppi-generated train graph 1: ")
     result = train_many_graphs(dict(num_of_epochs=2, hidden_features=8, console_log_freq=0, checkpoint_freq=0,
                                 save_binary=True, data_dir=str(tmp_path), progress_bar=False), log=lambda *_: None)
-    binary = next((tmp_path / "binaries").glob("ppi_*.pth"))  # conftest points BINARIES_DIR here
+    binary = next((tmp_path / "binaries").glob("ppi*.pth"))  # conftest points BINARIES_DIR here
     embedded = []
     original_tsne = plots.plot_embeddings_tsne
     monkeypatch.setattr(plots, "plot_embeddings_tsne",
@@ -217,7 +217,7 @@ def test_ppi_figures(tmp_path, monkeypatch):
                                             layer=3, head=5, label=3, log=lambda *_: None)
         assert_png(path)
         titles[kind] = figure_titles(path)[0]
-    assert all(title.startswith("PPI test graph 1") for title in titles.values()), titles
+    assert all(title.startswith("ppi-generated test graph 1") for title in titles.values()), titles
     assert "layer 3 of 3 (gat), head 5" in titles["attention"]
     assert "output layer" in titles["embeddings"] and "layer 3 of 3" in titles["embeddings"]
     assert result["model"].layers[2].num_heads == 6 and embedded[0].shape[1] == 121, embedded[0].shape

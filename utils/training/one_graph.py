@@ -15,13 +15,13 @@ from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.runs import checkpoints
 from utils.runs.flags import SettingsError
 from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
-from utils.training import distributed
-from utils.training.architecture import ARCHITECTURE_KEYS, describe_architecture, from_checkpoint_model, recorded
-from utils.training.architecture import resolve_architecture
+from utils.training import distributed, sampling
+from utils.training.architecture import (ARCHITECTURE_KEYS, describe_architecture, from_checkpoint_model, recorded,
+                                         resolve_architecture)
 from utils.training.loop import fit
 from utils.training.metrics import accuracy_on_device, num_correct_on_device
 from utils.training.precision import Precision
-from utils.training.sampling import NeighbourSampler, layerwise_inference
+from utils.training.sampling import NeighbourSampler
 from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, step_seed
 
 # The paper's transductive architecture (Cora, Citeseer): 8 heads x 8 features, 1 output head.
@@ -195,7 +195,7 @@ class LabelledGraph:
         """(loss, accuracy) of a split, read from the device at once. Every process evaluates the whole graph
         (the same numbers on each)."""
         with precision.autocast() if precision is not None else contextlib.nullcontext():
-            logits = layerwise_inference(model, self.node_features, self.edge_index, chunk_size,
+            logits = sampling.layerwise_inference(model, self.node_features, self.edge_index, chunk_size,
                                          output_nodes=self.nodes[split])
         loss, split_accuracy = self.loss_and_accuracy(logits, split)
         return tuple(torch.stack([loss, split_accuracy]).tolist())
