@@ -46,11 +46,15 @@ def list_runs(dataset_name=None):
 
 
 def describe_status(stop_reason, folder):
-    """'training (pid N)' while a process holds the run's lock (utils/runs/lock.py); else how its last save says it
-    ended: 'finished', 'interrupted', 'diverged', or 'killed' (saved while it trained, and nothing since)."""
+    """'training (pid N)' while a process holds the run's lock (utils/runs/lock.py); 'killed' when a process that
+    trained it left its lock file behind (it never reached its end, whatever its last save says); else how its last
+    save says it ended: 'finished', 'interrupted', 'diverged', or 'killed' (saved while it trained, and nothing
+    since)."""
     owner = lock.holder(folder)
     if owner is not None:
         return f"training (pid {owner or '?'})"
+    if lock.left_behind(folder):
+        return STATUSES[None]
     return STATUSES.get(stop_reason, stop_reason)
 
 

@@ -85,6 +85,12 @@ def holder(folder):
         os.close(fd)
 
 
+def left_behind(folder):
+    """True when the run folder holds a lock file that no process holds: the process that trained it last was
+    killed (a run that ends any other way removes its lock file)."""
+    return fcntl is not None and (Path(folder) / LOCK_NAME).is_file() and holder(folder) is None
+
+
 def release(folder):
     """Let go of the run (its lock file goes), and remove its folder if the run saved nothing into it."""
     folder = Path(folder).resolve()
