@@ -25,6 +25,7 @@ import torch
 
 from benchmarks.stats import format_summary, summarize
 from models.gat_layers import ATTENTION_TYPES
+from utils.progress import progress_bar, write
 from utils.runs.files import write_json
 from utils.runs.flags import layer_type_arg, non_negative_int, positive_int, writable_file
 from utils.training.one_graph import train_one_graph
@@ -72,6 +73,8 @@ def main(argv=None):
         torch.set_num_threads(args.num_threads)
     mode = f"sampled {' '.join(map(str, args.fanouts))}, batch {args.batch_size}" if args.fanouts else "full batch"
     every_run, summaries, table = [], {}, []
+    total = len(args.datasets) * len(runs_to_do(args))
+    bar = progress_bar(total=total, desc="runs", unit="run")
     for dataset in args.datasets:
         runs = []
         for split_seed, seed in runs_to_do(args):
@@ -86,9 +89,10 @@ def main(argv=None):
             result.update(split_seed=split_seed, init_seed=seed)
             runs.append(result)
             where = "public split" if split_seed is None else f"split {split_seed:2d}"
-            print(f"{dataset} {where}, seed {seed:3d}: test acc {result['test_acc']:.4f}  (val acc "
-                  f"{result['best_val_acc']:.4f}, {result['epochs']} epochs, "
-                  f"{1000 * result['train_seconds'] / result['epochs']:.1f} ms per epoch)", flush=True)
+            bar.update()
+            write(f"[{len(every_run) + len(runs)}/{total}] {dataset} {where}, seed {seed:3d}: test acc "
+                  f"{result['test_acc']:.4f}  (val acc {result['best_val_acc']:.4f}, {result['epochs']} epochs, "
+                  f"{1000 * result['train_seconds'] / result['epochs']:.1f} ms per epoch)")
         accuracies = [run["test_acc"] for run in runs]
         summaries[dataset] = dict(summarize(accuracies), min=min(accuracies), max=max(accuracies),
                                   median_ms_per_epoch=statistics.median(
@@ -98,6 +102,7 @@ def main(argv=None):
                      f"{format_summary(summaries[dataset])} | {100 * min(accuracies):.1f} | "
                      f"{100 * max(accuracies):.1f} |")
         every_run.extend(runs)
+    bar.close()
     print("\n| dataset | attention | training | splits | inits | test accuracy (%) | min | max |\n"
           "|---|---|---|---|---|---|---|---|")
     print("\n".join(table))

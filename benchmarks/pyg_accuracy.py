@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from benchmarks.stats import format_summary, summarize
 from utils.datasets.planetoid import PLANETOID_DATASETS, load_planetoid
 from utils.datasets.splits import random_split, split_description
+from utils.progress import progress_bar, write
 from utils.runs.files import write_json
 from utils.runs.flags import non_negative_int, positive_int, writable_file
 from utils.training.loop import EarlyStopping
@@ -168,6 +169,8 @@ def main(argv=None):
 
     graphs = {name: load_planetoid(name, args.data_dir) for name in args.datasets}
     runs, summaries, split_descriptions = [], {}, {}
+    total = len(graphs) * (1 if args.split == "public" else args.splits) * args.inits
+    bar = progress_bar(total=total, desc="runs", unit="run")
     for name, data in graphs.items():
         test_accuracies = []
         for split_seed, split in splits_to_run(data, args.split, args.splits, args.first_split_seed):
@@ -180,10 +183,12 @@ def main(argv=None):
                 runs.append(dict(dataset=name, split=args.split, split_seed=split_seed, init_seed=init_seed, **result))
                 test_accuracies.append(result["test_acc"])
                 where = "public split" if split_seed is None else f"split seed {split_seed}"
-                print(f"{name} {where}, init seed {init_seed}: test acc {result['test_acc']:.4f} (kept epoch "
-                      f"{result['best_epoch']}, val acc {result['best_val_acc']:.4f}, {result['epochs']} epochs)",
-                      flush=True)
+                bar.update()
+                write(f"[{len(runs)}/{total}] {name} {where}, init seed {init_seed}: test acc "
+                      f"{result['test_acc']:.4f} (kept epoch {result['best_epoch']}, val acc "
+                      f"{result['best_val_acc']:.4f}, {result['epochs']} epochs)")
         summaries[name] = summarize(test_accuracies)
+    bar.close()
     print()
     for name, summary in summaries.items():
         print(f"{name} ({args.split} split): PyG GATConv test accuracy {format_summary(summary)}")

@@ -151,11 +151,14 @@ def profile_gat(layer_types=("IMP1", "IMP2", "IMP3", "IMP4"), num_of_epochs=10, 
         results = json.loads(cache_path.read_text())
         log(f"(cached results from {cache_path})")
     else:
+        from utils.progress import progress_bar
         results = {}
-        for layer_type in layer_types:
-            measured = run_isolated(_cora_training_step, (layer_type, device, data_dir), num_of_epochs, device)
-            measured["ms_per_epoch"] = 1000 * measured["seconds"] / num_of_epochs
-            results[layer_type] = measured
+        with progress_bar(layer_types, desc="profiling", unit="layer type") as bar:
+            for layer_type in bar:
+                bar.set_postfix_str(f"{layer_type}, {num_of_epochs} epochs")
+                measured = run_isolated(_cora_training_step, (layer_type, device, data_dir), num_of_epochs, device)
+                measured["ms_per_epoch"] = 1000 * measured["seconds"] / num_of_epochs
+                results[layer_type] = measured
         if store_cache:
             from utils.runs.files import write_json
             write_json(cache_path, results)

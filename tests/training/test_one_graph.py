@@ -197,3 +197,20 @@ def test_importing_the_project_creates_no_files(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT, timeout=120)
     after = {p for p in PROJECT_ROOT.rglob("*") if "__pycache__" not in p.parts}
     assert after == before
+
+
+def test_a_slow_dense_epoch_says_once_that_imp3_is_the_one_to_train_with(tmp_path, monkeypatch):
+    from helpers import write_own_graph
+    from utils.training import loop
+    monkeypatch.setattr(loop, "DENSE_EPOCH_HINT_SECONDS", 0.0)  # (every epoch is "slow")
+    graph = str(write_own_graph(tmp_path / "own.npz"))
+    notes = {}
+    for layer_type in ("IMP2", "IMP3"):
+        logs = []
+        train_one_graph(dict(QUIET, dataset_name=graph, train_per_class=5, val_per_class=5, num_of_epochs=3,
+                             layer_type=LayerType[layer_type]),
+                        log=logs.append)
+        notes[layer_type] = [line for line in logs if line.startswith("Note:")]
+    assert len(notes["IMP2"]) == 1 and "an IMP2 epoch took" in notes["IMP2"][0]
+    assert "--layer_type IMP3" in notes["IMP2"][0]
+    assert notes["IMP3"] == []
