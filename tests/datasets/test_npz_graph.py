@@ -242,6 +242,14 @@ def test_feature_preprocessing_switches(tmp_path):
     assert load_npz_graph(path).num_classes == 3  # no class_names: largest id + 1
 
 
+def test_negative_features_are_kept_as_they_are_not_scaled_as_counts(tmp_path):
+    signed = FEATURES - FEATURES.mean()  # (rows that sum to about zero: scaling them to sum 1 would blow them up)
+    path = save_npz_graph(tmp_path / "signed.npz", small_adjacency(), signed, LABELS)
+    with pytest.warns(UserWarning, match="signed.npz: features with negative values are kept as they are"):
+        loaded = load_npz_graph(path)
+    torch.testing.assert_close(loaded.node_features, torch.from_numpy(signed.astype(np.float32)))
+
+
 # ----------------------------------------------------------------------------- malformed files
 
 def break_missing_key(arrays):

@@ -39,11 +39,23 @@ def test_cora_known_facts(cora):
 
 
 def test_data_dir_precedence(monkeypatch, tmp_path):
+    (tmp_path / "env").mkdir(), (tmp_path / "flag").mkdir()
     monkeypatch.setenv("GAT_DATA_DIR", str(tmp_path / "env"))
     assert resolve_data_dir() == tmp_path / "env"
     assert resolve_data_dir(str(tmp_path / "flag")) == tmp_path / "flag"
     monkeypatch.delenv("GAT_DATA_DIR")
     assert resolve_data_dir() == paths.DATA_DIR
+
+
+def test_a_named_data_dir_that_does_not_exist_is_one_line_that_says_so(tmp_path, capsys):
+    import training_script_cora
+    missing = tmp_path / "typo"
+    with pytest.raises(SystemExit) as exit_info:
+        training_script_cora.main(["--data_dir", str(missing), "--num_of_epochs", "1"])
+    assert str(exit_info.value.code) == (
+        f"error: --data_dir {missing} does not exist: point it at the folder that holds the datasets (planetoid/, "
+        f"npz/, ppi/, ...), or create it first to download them into it")
+    assert not missing.exists()  # nothing made where the typo points
 
 
 def copy_cora(cora_data_dir, tmp_path):

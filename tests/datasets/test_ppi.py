@@ -212,6 +212,7 @@ def test_missing_ppi_says_how_to_generate_it_offline(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise data_loading.urllib.error.URLError("offline")
     monkeypatch.setattr(data_loading.urllib.request, "urlopen", refuse)
+    (tmp_path / "empty").mkdir()
     for download in (True, False):
         with pytest.raises(DatasetError) as error:
             ensure_ppi(tmp_path / "empty", download=download)

@@ -25,12 +25,17 @@ class DatasetError(RuntimeError):
     """A dataset is missing, corrupt or could not be downloaded. The message says what to do."""
 
 
-def resolve_data_dir(data_dir=None):
-    """--data_dir wins, then $GAT_DATA_DIR, then data/ in the project root."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    if os.environ.get("GAT_DATA_DIR"):
-        return Path(os.environ["GAT_DATA_DIR"]).expanduser()
+def resolve_data_dir(data_dir=None, must_exist=True):
+    """--data_dir wins, then $GAT_DATA_DIR, then data/ in the project root. A folder named by either must exist
+    (a typo would otherwise start downloads into a new folder); data/ is made when a download needs it."""
+    for named, source in ((data_dir, "--data_dir"), (os.environ.get("GAT_DATA_DIR"), "$GAT_DATA_DIR")):
+        if named:
+            folder = Path(named).expanduser()
+            if must_exist and not folder.is_dir():
+                raise DatasetError(f"{source} {folder} {'is not a folder' if folder.exists() else 'does not exist'}: "
+                                   f"point it at the folder that holds the datasets (planetoid/, npz/, ppi/, ...), "
+                                   f"or create it first to download them into it")
+            return folder
     return paths.DATA_DIR
 
 

@@ -28,6 +28,7 @@ Writing your own, from a scipy adjacency, a feature matrix and labels:
              attr_matrix=features, labels=labels, class_names=np.array(["a", "b"]))
 """
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -240,7 +241,9 @@ def load_npz_graph(name_or_path, data_dir=None, download=True, normalise_feature
     Edges are made undirected, deduplicated and given one self loop per node. Features are dense float32.
     binarise_features (None: yes for the named benchmark graphs, no for your own file) sets every non-zero
     feature to 1, as Shchur et al. and PyG do for these graphs. normalise_features then scales each row to
-    sum to 1, as the Planetoid loader here does (Shchur et al. leave it off by default; pass False to match).
+    sum to 1, as the Planetoid loader here does (Shchur et al. leave it off by default; pass False to match);
+    features with a negative value (embeddings, standardised measurements) are not counts and are kept as they
+    are, with a warning that says so.
     Labels are class ids, -1 for unlabelled nodes. No split: see utils.datasets.splits.random_split.
     """
     is_named = str(name_or_path).lower() in NPZ_DATASETS
@@ -258,7 +261,10 @@ def load_npz_graph(name_or_path, data_dir=None, download=True, normalise_feature
     features.sum_duplicates()
     if binarise_features if binarise_features is not None else is_named:
         features.data[:] = (features.data != 0)
-    if normalise_features:
+    if normalise_features and features.data.min(initial=0) < 0:
+        warnings.warn(f"{path.name}: features with negative values are kept as they are (rows are scaled to sum "
+                      f"to 1 only where every feature is a count or a weight >= 0)", stacklevel=2)
+    elif normalise_features:
         features = row_normalise(features)
 
     return GraphData(

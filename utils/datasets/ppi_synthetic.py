@@ -86,7 +86,7 @@ def write_synthetic_ppi(folder, graphs_per_split=(20, 2, 2), nodes_per_graph=(80
 
 def _refuse_real_ppi_location(folder):
     """DatasetError for the folder the real PPI goes in (the default data folder's ppi/), or one holding real PPI."""
-    real = resolve_data_dir(None) / "ppi"
+    real = resolve_data_dir(None, must_exist=False) / "ppi"
     if folder.resolve() == real.resolve():
         raise DatasetError(f"{folder} is where the real PPI goes; write generated data elsewhere, e.g. --output "
                            f"{real.parent / 'ppi-generated' / 'ppi'}")
