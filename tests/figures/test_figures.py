@@ -269,3 +269,15 @@ def test_an_npz_run_is_drawn_on_its_own_graph_and_missing_data_is_one_line(tmp_p
         playground.main(["visualize_gat", "--model_name", "mine", "--output_dir", str(figures)])
     message = str(exit_info.value.code)
     assert message.startswith("error: ") and "my_graph.npz" in message and "\n" not in message
+
+
+def test_citeseer_topic_names_follow_the_papers_per_topic(cora_data_dir):
+    """Planetoid's label columns counted (labelled training pool + test nodes) against the LINQS release's papers
+    per topic: the names are in the columns' order."""
+    import numpy as np
+
+    from utils.datasets.planetoid import _unpickle, raw_file_paths
+    files = raw_file_paths("citeseer", cora_data_dir, download=False)  # (checksums verified)
+    per_column = np.asarray(_unpickle(files["ally"])).sum(0) + np.asarray(_unpickle(files["ty"])).sum(0)
+    assert per_column.tolist() == [plots.CITESEER_CLASS_SIZES[name] for name in plots.CITESEER_CLASS_NAMES]
+    assert plots.class_names_for("citeseer", 6) == plots.CITESEER_CLASS_NAMES
