@@ -28,7 +28,7 @@ from models.gat_layers import ATTENTION_TYPES
 from utils.progress import progress_bar, write
 from utils.runs.files import write_json
 from utils.runs.flags import layer_type_arg, non_negative_int, positive_int, writable_file
-from utils.training.one_graph import train_one_graph
+from utils.training.one_graph import ONE_GRAPH_DEFAULTS, train_one_graph
 from utils.training.precision import PRECISIONS
 
 
@@ -43,6 +43,8 @@ def get_parser():
     parser.add_argument("--first_split_seed", type=non_negative_int, default=0, help="the first split seed")
     parser.add_argument("--train_per_class", type=positive_int, default=20)
     parser.add_argument("--val_per_class", type=positive_int, default=30)
+    parser.add_argument("--max_epochs", type=positive_int, default=ONE_GRAPH_DEFAULTS["num_of_epochs"],
+                        help="the most epochs a run trains (the training scripts' --num_of_epochs)")
     parser.add_argument("--layer_type", type=layer_type_arg, default="IMP3")
     parser.add_argument("--attention_type", choices=ATTENTION_TYPES, default="gat")
     parser.add_argument("--fanouts", type=positive_int, nargs="+", default=None,
@@ -79,7 +81,8 @@ def main(argv=None):
         runs = []
         for split_seed, seed in runs_to_do(args):
             config = dict(dataset_name=dataset, layer_type=args.layer_type, attention_type=args.attention_type,
-                          seed=seed, data_dir=args.data_dir, fanouts=args.fanouts, batch_size=args.batch_size,
+                          seed=seed, num_of_epochs=args.max_epochs, data_dir=args.data_dir,
+                          fanouts=args.fanouts, batch_size=args.batch_size,
                           split=args.split, split_seed=split_seed or 0, train_per_class=args.train_per_class,
                           val_per_class=args.val_per_class, console_log_freq=0, checkpoint_freq=0,
                           save_binary=False, last_checkpoint_seconds=None, force_cpu=args.device == "cpu",
