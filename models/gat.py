@@ -119,8 +119,9 @@ class GAT(nn.Module):
             needed = [None] * len(self.layers)
         else:
             num_nodes, num_layers = node_features.shape[0], len(self.layers)
-            needed = self._receptive_fields.get((edge_index, output_nodes), (num_nodes, num_layers),
-                                                lambda: receptive_field(edge_index, output_nodes, num_nodes, num_layers))
+            needed = self._receptive_fields.get(
+                (edge_index, output_nodes), (num_nodes, num_layers),
+                lambda: receptive_field(edge_index, output_nodes, num_nodes, num_layers))
         x, attention = node_features, []
         for layer, needed_rows in zip(self.layers, needed):
             if return_attention_weights:

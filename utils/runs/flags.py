@@ -152,7 +152,8 @@ def new_parser(description, prog=None):
 
 def add_common_training_args(parser, defaults):
     """The flags both training scripts share. `defaults` is the script's defaults dict (ONE_GRAPH_DEFAULTS of
-    utils/training/one_graph.py, MANY_GRAPHS_DEFAULTS of utils/training/many_graphs.py): what --help says is what the code uses."""
+    utils/training/one_graph.py, MANY_GRAPHS_DEFAULTS of utils/training/many_graphs.py): what --help says is what
+    the code uses."""
     add = parser.add_argument
     add("--num_of_epochs", type=positive_int, default=defaults["num_of_epochs"], help="maximum training epochs")
     add("--patience_period", type=positive_int, default=defaults["patience_period"],
