@@ -11,7 +11,8 @@ into groups, in milliseconds per step. CPU only: on a GPU the kernels run asynch
 CPU times are not their cost.
 
     sparse softmax      aten::_sparse_softmax and its backward
-    sparse @ dense      aten::bmm on a sparse operand (forward, and the backward's A^T @ grad_out)
+    sparse @ dense      aten::bmm (forward, and the backward's A^T @ grad_out; in these steps only IMP4's
+                        sparse products call it)
     sampled product     aten::sparse_sampled_addmm (the product's backward with respect to the attention)
     values' gradient    aten::sparse_mask: the backward of sparse_coo_tensor(indices, values), which picks the
                         gradient's entries at the tensor's indices (matching two index sets, even equal ones)
@@ -76,13 +77,14 @@ def _inside_a_group(event):
 
 def get_parser():
     parser = argparse.ArgumentParser(description="CPU time of IMP4's sparse-API operators per training step, "
-                                                 "next to IMP3.")
+                                                 "next to IMP3.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--workload", choices=["cora", "ppi", "scaling"], default="cora")
     parser.add_argument("--num_nodes", type=positive_int, default=100_000, help="with --workload scaling")
     parser.add_argument("--attention_type", choices=["gat", "gatv2"], default="gat")
     parser.add_argument("--steps", type=positive_int, default=10, help="profiled training steps per implementation")
-    parser.add_argument("--warmup", type=positive_int, default=3)
-    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--warmup", type=positive_int, default=3, help="unprofiled steps first")
+    parser.add_argument("--data_dir", default=None, help="with --workload cora: the dataset folder")
     return parser
 
 
