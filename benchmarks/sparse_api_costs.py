@@ -79,9 +79,10 @@ def get_parser():
     parser = argparse.ArgumentParser(description="CPU time of IMP4's sparse-API operators per training step, "
                                                  "next to IMP3.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--workload", choices=["cora", "ppi", "scaling"], default="cora")
+    parser.add_argument("--workload", choices=["cora", "ppi", "scaling"], default="cora",
+                        help="benchmarks.bench_speed's workload of that name")
     parser.add_argument("--num_nodes", type=positive_int, default=100_000, help="with --workload scaling")
-    parser.add_argument("--attention_type", choices=["gat", "gatv2"], default="gat")
+    parser.add_argument("--attention_type", choices=["gat", "gatv2"], default="gat", help="GAT or GATv2 scores")
     parser.add_argument("--steps", type=positive_int, default=10, help="profiled training steps per implementation")
     parser.add_argument("--warmup", type=positive_int, default=3, help="unprofiled steps first")
     parser.add_argument("--data_dir", default=None, help="with --workload cora: the dataset folder")
