@@ -21,14 +21,13 @@ CPU times are not their cost.
     everything else     projections, gathers, dropout, loss, Adam, ... (all of IMP3's step)
 """
 
-import argparse
 import collections
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.bench_speed import make_steps, make_workload
-from utils.runs.flags import positive_int
+from utils.runs.flags import new_parser, positive_int
 
 GROUPS = (
     ("sparse softmax", ("aten::_sparse_softmax", "aten::_sparse_softmax_backward_data")),
@@ -76,16 +75,16 @@ def _inside_a_group(event):
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description="CPU time of IMP4's sparse-API operators per training step, "
-                                                 "next to IMP3.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = new_parser("CPU time of IMP4's sparse-API operators per training step, next to IMP3.",
+                        prog="python -m benchmarks.sparse_api_costs")
     parser.add_argument("--workload", choices=["cora", "ppi", "scaling"], default="cora",
                         help="benchmarks.bench_speed's workload of that name")
     parser.add_argument("--num_nodes", type=positive_int, default=100_000, help="with --workload scaling")
     parser.add_argument("--attention_type", choices=["gat", "gatv2"], default="gat", help="GAT or GATv2 scores")
     parser.add_argument("--steps", type=positive_int, default=10, help="profiled training steps per implementation")
     parser.add_argument("--warmup", type=positive_int, default=3, help="unprofiled steps first")
-    parser.add_argument("--data_dir", default=None, help="with --workload cora: the dataset folder")
+    parser.add_argument("--data_dir", default=None,
+                        help="with --workload cora: the dataset folder; without it: $GAT_DATA_DIR if set, else data/")
     return parser
 
 

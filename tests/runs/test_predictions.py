@@ -40,10 +40,12 @@ def test_predict_on_cora_writes_every_node_and_says_where(cora, cora_data_dir, t
                      "--output", str(output)])
     assert f"(cora, 2708 nodes) to {output}" in capsys.readouterr().out
     rows = read_csv(output)
-    assert len(rows) == cora.num_nodes and list(rows[0])[:4] == ["node", "label", "predicted_class", "p_0"]
+    assert len(rows) == cora.num_nodes and list(rows[0])[:5] == ["node", "split", "label", "predicted_class", "p_0"]
     assert abs(sum(float(rows[0][f"p_{c}"]) for c in range(7)) - 1) < 1e-4
-    test = cora.test_indices.tolist()
-    correct = sum(int(rows[node]["predicted_class"]) == int(rows[node]["label"]) for node in test)
+    test = [row for row in rows if row["split"] == "test"]
+    assert [int(row["node"]) for row in test] == sorted(cora.test_indices.tolist())
+    assert [sum(row["split"] == name for row in rows) for name in ("train", "val", "")] == [140, 500, 1068]
+    correct = sum(row["predicted_class"] == row["label"] for row in test)
     assert round(correct / len(test), 3) == 0.834
 
 
@@ -55,6 +57,9 @@ def test_predict_on_an_npz_graph_of_ones_own_includes_its_unlabelled_nodes(tmp_p
     playground.main(["predict", "--model_name", "mine", "--output", str(output)])
     rows = read_csv(output)
     assert len(rows) == 90 and rows[0]["label"] == "" and rows[2]["label"] == "2"
+    # the run's random split, drawn again: 5 + 5 labelled nodes per class, the other labelled ones tested
+    assert [sum(row["split"] == name for row in rows) for name in ("train", "val")] == [15, 15]
+    assert all(row["label"] != "" for row in rows if row["split"]) and rows[0]["split"] == ""
     assert rows[0]["predicted_class"] in {"0", "1", "2"} and "p_2" in rows[0]
 
 

@@ -240,9 +240,9 @@ def test_the_run_list_says_what_each_run_did(cora, isolated_outputs, capsys):
     assert listing.list_runs("ppi") == []
     listing.main([])
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["name", "dataset", "attention", "seed", "model", "split", "sampling", "epochs",
-                                "status", "best_val", "test"]
-    assert table[1].split()[:4] == ["done", "cora", "gat", "0"]
+    assert table[0].split() == ["name", "dataset", "layer", "attention", "seed", "model", "split", "sampling",
+                                "epochs", "status", "best_val", "test"]
+    assert table[1].split()[:5] == ["done", "cora", "IMP3", "gat", "0"]
     assert "8x8 1, dropout 0.6  public  full-batch  3       finished" in table[1]
 
 

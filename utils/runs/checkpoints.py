@@ -131,8 +131,12 @@ def newest_binary(dataset_name=None, directory=None):
         if dataset_name is None or same_dataset(checkpoint_dataset(path), dataset_name):
             return path
     which = f"{dataset_name} model" if dataset_name else "model"
-    raise CheckpointError(f"no trained {which} in {directory}; train one first (python training_script_"
-                          f"{'ppi' if dataset_name == 'ppi' else 'cora'}.py) or pass --model_name")
+    if dataset_name == "ppi":
+        command = "python training_script_ppi.py"
+    else:
+        command = "python training_script_cora.py" + (f" --dataset_name {dataset_name}"
+                                                      if dataset_name not in (None, "cora") else "")
+    raise CheckpointError(f"no trained {which} in {directory}; train one first ({command}) or pass --model_name")
 
 
 # ----------------------------------------------------------------------------- loading

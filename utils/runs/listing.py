@@ -1,5 +1,5 @@
-"""The runs there are, from their checkpoints: name, dataset, attention, seed, model, split, sampling, epochs,
-status, best validation and test metric.
+"""The runs there are, from their checkpoints: name, dataset, layer type, attention, seed, model, split, sampling,
+epochs, status, best validation and test metric.
 
     python -m utils.runs                      # every run
     python -m utils.runs --dataset_name cora
@@ -18,8 +18,9 @@ from utils.training.architecture import describe_architecture, from_checkpoint_m
 
 
 def list_runs(dataset_name=None):
-    """One dict per run with a checkpoint in models/checkpoints/, oldest first: name, dataset, attention, seed,
-    epochs, status, best validation metric and, where its binary exists, the test metric."""
+    """One dict per run with a checkpoint in models/checkpoints/, oldest first: name, dataset, layer type,
+    attention, seed, model, split, sampling, epochs, status, best validation metric and, where its binary exists,
+    the test metric (a run finished with --no_save_binary printed its test metric but keeps none)."""
     found = []
     for path in sorted(paths.CHECKPOINTS_DIR.glob("*/last.pth"), key=lambda p: p.stat().st_mtime):
         try:
@@ -32,7 +33,7 @@ def list_runs(dataset_name=None):
             continue
         settings, stopping = state.get("settings", {}), state.get("early_stopping", {})
         row = dict(name=path.parent.name, dataset=honest_name(state.get("dataset")),
-                   attention=settings.get("attention_type"),
+                   layer=settings.get("layer_type"), attention=settings.get("attention_type"),
                    seed=settings.get("seed"), model=describe_architecture(from_checkpoint_model(settings, checkpoint)),
                    split=describe_split(settings), sampling=describe_sampling(settings), epochs=state.get("epoch"),
                    status=describe_status(state.get("stop_reason"), path.parent),
@@ -76,8 +77,8 @@ def describe_sampling(settings):
 def format_runs(rows):
     if not rows:
         return f"No runs in {display_path(paths.CHECKPOINTS_DIR)} yet."
-    columns = ("name", "dataset", "attention", "seed", "model", "split", "sampling", "epochs", "status", "best_val",
-               "test")
+    columns = ("name", "dataset", "layer", "attention", "seed", "model", "split", "sampling", "epochs", "status",
+               "best_val", "test")
 
     def cell(value):
         if isinstance(value, float):

@@ -2,8 +2,9 @@
 
     python playground.py predict --model_name RUN_OR_PATH --output predictions.csv
 
-One graph (Cora, an .npz graph of your own, ...): node, label (the known class, empty for an unlabelled
-node), predicted_class, then p_<class> for every class (softmax probabilities). PPI (121 labels per node, each
+One graph (Cora, an .npz graph of your own, ...): node, split (train, val or test: the split the run trained
+with, a random one drawn again from its seed; empty for a node in none), label (the known class, empty for an
+unlabelled node), predicted_class, then p_<class> for every class (softmax probabilities). PPI (121 labels per node, each
 its own yes/no): split, graph, node, predicted_labels (those with probability >= 0.5, space-separated), then
 p_label_<l> for every label (sigmoid probabilities).
 """
@@ -27,7 +28,7 @@ def write_predictions(model_path, output, data_dir=None, log=print):
     state = checkpoint.get("training_state") or {}
     data = load_dataset_of_run(state, data_dir)
     if "graph" in data:
-        header, rows = _one_graph_rows(model, data["graph"], model_path)
+        header, rows = _one_graph_rows(model, data["graph"], model_path, state.get("settings") or {})
     else:
         header, rows = _many_graph_rows(model, data, model_path)
     with atomic_write(output, "w") as f:
@@ -39,14 +40,27 @@ def write_predictions(model_path, output, data_dir=None, log=print):
     return len(rows)
 
 
-def _one_graph_rows(model, graph, model_path):
+def _one_graph_rows(model, graph, model_path, settings):
     logits = _logits(model, graph, model_path)
     probabilities = torch.softmax(logits, dim=1)
-    header = ["node", "label", "predicted_class", *(f"p_{c}" for c in range(probabilities.shape[1]))]
-    labels = graph.labels.tolist()
-    rows = [[node, "" if labels[node] < 0 else labels[node], int(row.argmax()), *map(_number, row.tolist())]
-            for node, row in enumerate(probabilities)]
+    header = ["node", "split", "label", "predicted_class", *(f"p_{c}" for c in range(probabilities.shape[1]))]
+    labels, splits = graph.labels.tolist(), _split_of_each_node(graph, settings)
+    rows = [[node, splits[node], "" if labels[node] < 0 else labels[node], int(row.argmax()),
+             *map(_number, row.tolist())] for node, row in enumerate(probabilities)]
     return header, rows
+
+
+def _split_of_each_node(graph, settings):
+    """'train', 'val', 'test' or '' for every node: the split the run's settings choose on this graph."""
+    from utils.training.one_graph import ONE_GRAPH_DEFAULTS, choose_split
+    config = dict(ONE_GRAPH_DEFAULTS, **{key: value for key, value in settings.items() if key in ONE_GRAPH_DEFAULTS})
+    split_graph, _ = choose_split(graph, config)
+    names = [""] * graph.num_nodes
+    for name, nodes in (("train", split_graph.train_indices), ("val", split_graph.val_indices),
+                        ("test", split_graph.test_indices)):
+        for node in nodes.tolist():
+            names[node] = name
+    return names
 
 
 def _many_graph_rows(model, splits, model_path):
