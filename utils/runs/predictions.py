@@ -4,9 +4,9 @@
 
 One graph (Cora, an .npz graph of your own, ...): node, split (train, val or test: the split the run trained
 with, a random one drawn again from its seed; empty for a node in none), label (the known class, empty for an
-unlabelled node), predicted_class, then p_<class> for every class (softmax probabilities). PPI (121 labels per node, each
-its own yes/no): split, graph, node, predicted_labels (those with probability >= 0.5, space-separated), then
-p_label_<l> for every label (sigmoid probabilities).
+unlabelled node), predicted_class, then p_<class> for every class (softmax probabilities). PPI (121 labels per
+node, each its own yes/no): split, graph, node, predicted_labels (those with probability >= 0.5,
+space-separated), then p_label_<l> for every label (sigmoid probabilities).
 """
 
 import csv
