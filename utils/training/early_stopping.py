@@ -50,6 +50,6 @@ class EarlyStopping:
     def describe_kept_model(self, metric_name):
         return (f"The model tested is from epoch {self.best_epoch}, the last epoch that matched or beat the best so "
                 f"far on both validation loss and {metric_name} (the paper's rule): its validation loss is "
-                f"{self.best_model_val_loss:.4f}, its {metric_name} {self.best_model_val_metric:.4f} (the run's best: loss "
-                f"{self.best_val_loss:.4f} at epoch {self.best_val_loss_epoch}, {metric_name} "
+                f"{self.best_model_val_loss:.4f}, its {metric_name} {self.best_model_val_metric:.4f} (the run's best: "
+                f"loss {self.best_val_loss:.4f} at epoch {self.best_val_loss_epoch}, {metric_name} "
                 f"{self.best_val_metric:.4f} at epoch {self.best_val_metric_epoch}).")
