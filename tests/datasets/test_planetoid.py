@@ -206,3 +206,28 @@ def test_citeseer_isolated_test_nodes_get_zero_features_and_no_label(tmp_path, m
 def test_unknown_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="unknown Planetoid dataset"):
         load_planetoid("reddit", tmp_path)
+
+
+def test_citeseer_topic_names_follow_the_papers_per_topic(cora_data_dir):
+    """Planetoid's label columns counted (labelled training pool + test nodes) against the LINQS release's papers
+    per topic: the names are in the columns' order."""
+    files = planetoid.raw_file_paths("citeseer", cora_data_dir, download=False)  # (checksums verified)
+    per_column = sum(np.asarray(planetoid._unpickle(files[part])).sum(0) for part in ("ally", "ty"))
+    assert per_column.tolist() == [planetoid.CITESEER_CLASS_SIZES[name] for name in planetoid.CITESEER_CLASS_NAMES]
+    assert load_planetoid("citeseer", cora_data_dir, download=False).class_names == planetoid.CITESEER_CLASS_NAMES
+
+
+def test_cora_topic_names_follow_the_npz_releases_named_classes(cora_data_dir):
+    """Planetoid's label columns counted against npz/cora.npz (the same papers, its classes named and in another
+    order): every column's count belongs to exactly one name, and that name is the column's in CORA_CLASS_NAMES."""
+    npz_path = cora_data_dir / "npz" / "cora.npz"
+    if not npz_path.exists():
+        pytest.skip(f"{npz_path} not found (the npz tests say where to get it)")
+    with np.load(npz_path, allow_pickle=False) as release:
+        names = [str(name).replace("_", " ").capitalize() for name in release["class_names"]]
+        papers_per_name = dict(zip(names, np.bincount(release["labels"]).tolist()))
+    files = planetoid.raw_file_paths("cora", cora_data_dir, download=False)  # (checksums verified)
+    per_column = sum(np.asarray(planetoid._unpickle(files[part])).sum(0) for part in ("ally", "ty"))
+    assert len(set(papers_per_name.values())) == 7  # all different: the counts name the columns
+    assert per_column.tolist() == [papers_per_name[name] for name in planetoid.CORA_CLASS_NAMES]
+    assert load_planetoid("cora", cora_data_dir, download=False).class_names == planetoid.CORA_CLASS_NAMES

@@ -270,33 +270,3 @@ def test_an_npz_run_is_drawn_on_its_own_graph_and_missing_data_is_one_line(tmp_p
     message = str(exit_info.value.code)
     assert message.startswith("error: ") and "my_graph.npz" in message and "\n" not in message
 
-
-def test_citeseer_topic_names_follow_the_papers_per_topic(cora_data_dir):
-    """Planetoid's label columns counted (labelled training pool + test nodes) against the LINQS release's papers
-    per topic: the names are in the columns' order."""
-    import numpy as np
-
-    from utils.datasets.planetoid import _unpickle, raw_file_paths
-    files = raw_file_paths("citeseer", cora_data_dir, download=False)  # (checksums verified)
-    per_column = np.asarray(_unpickle(files["ally"])).sum(0) + np.asarray(_unpickle(files["ty"])).sum(0)
-    assert per_column.tolist() == [plots.CITESEER_CLASS_SIZES[name] for name in plots.CITESEER_CLASS_NAMES]
-    assert plots.class_names_for("citeseer", 6) == plots.CITESEER_CLASS_NAMES
-
-
-def test_cora_topic_names_follow_the_npz_releases_named_classes(cora_data_dir):
-    """Planetoid's label columns counted against npz/cora.npz (the same papers, its classes named and in another
-    order): every column's count belongs to exactly one name, and that name is the column's in CORA_CLASS_NAMES."""
-    import numpy as np
-
-    from utils.datasets.planetoid import _unpickle, raw_file_paths
-    npz_path = cora_data_dir / "npz" / "cora.npz"
-    if not npz_path.exists():
-        pytest.skip(f"{npz_path} not found (the npz tests say where to get it)")
-    with np.load(npz_path, allow_pickle=False) as release:
-        names = [str(name).replace("_", " ").capitalize() for name in release["class_names"]]
-        papers_per_name = dict(zip(names, np.bincount(release["labels"]).tolist()))
-    files = raw_file_paths("cora", cora_data_dir, download=False)  # (checksums verified)
-    per_column = np.asarray(_unpickle(files["ally"])).sum(0) + np.asarray(_unpickle(files["ty"])).sum(0)
-    assert len(set(papers_per_name.values())) == 7  # all different: the counts name the columns
-    assert per_column.tolist() == [papers_per_name[name] for name in plots.CORA_CLASS_NAMES]
-    assert plots.class_names_for("cora", 7) == plots.CORA_CLASS_NAMES

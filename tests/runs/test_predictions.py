@@ -11,6 +11,7 @@ import playground
 import training_script_cora
 import training_script_ppi
 from utils import paths
+from utils.datasets.planetoid import CORA_CLASS_NAMES
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
 from utils.runs.checkpoints import model_from_checkpoint
 from utils.runs.files import write_json
@@ -40,11 +41,13 @@ def test_predict_on_cora_writes_every_node_and_says_where(cora, cora_data_dir, t
                      "--output", str(output)])
     assert f"(cora, 2708 nodes) to {output}" in capsys.readouterr().out
     rows = read_csv(output)
-    assert len(rows) == cora.num_nodes and list(rows[0])[:5] == ["node", "split", "label", "predicted_class", "p_0"]
+    assert len(rows) == cora.num_nodes and list(rows[0])[:6] == ["node", "split", "label", "predicted_class",
+                                                           "predicted_name", "p_0"]
     assert abs(sum(float(rows[0][f"p_{c}"]) for c in range(7)) - 1) < 1e-4
     test = [row for row in rows if row["split"] == "test"]
     assert [int(row["node"]) for row in test] == sorted(cora.test_indices.tolist())
     assert [sum(row["split"] == name for row in rows) for name in ("train", "val", "")] == [140, 500, 1068]
+    assert all(row["predicted_name"] == CORA_CLASS_NAMES[int(row["predicted_class"])] for row in rows)
     correct = sum(row["predicted_class"] == row["label"] for row in test)
     assert round(correct / len(test), 3) == 0.834
 
@@ -61,6 +64,7 @@ def test_predict_on_an_npz_graph_of_ones_own_includes_its_unlabelled_nodes(tmp_p
     assert [sum(row["split"] == name for row in rows) for name in ("train", "val")] == [15, 15]
     assert all(row["label"] != "" for row in rows if row["split"]) and rows[0]["split"] == ""
     assert rows[0]["predicted_class"] in {"0", "1", "2"} and "p_2" in rows[0]
+    assert rows[0]["predicted_name"] == f"class {rows[0]['predicted_class']}"  # the file's own class_names
 
 
 def test_predict_on_ppi_gives_each_labels_probability(tmp_path):

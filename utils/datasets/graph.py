@@ -15,7 +15,8 @@ class GraphData:
 
     node_features [N, F] float, labels [N] (class ids, -1 = no label) or [N, C] (multi-label 0/1),
     edge_index [2, E] long (row 0 source, row 1 target; symmetric, deduplicated, self loops added),
-    train/val/test indices (transductive datasets only).
+    train/val/test indices (transductive datasets only), class_names (where the data names its classes: Cora's
+    and Citeseer's topics, an .npz file's class_names).
     """
     name: str
     node_features: torch.Tensor
@@ -25,6 +26,7 @@ class GraphData:
     train_indices: torch.Tensor = None
     val_indices: torch.Tensor = None
     test_indices: torch.Tensor = None
+    class_names: list = None
 
     @property
     def num_nodes(self):

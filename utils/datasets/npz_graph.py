@@ -244,7 +244,8 @@ def load_npz_graph(name_or_path, data_dir=None, download=True, normalise_feature
     sum to 1, as the Planetoid loader here does (Shchur et al. leave it off by default; pass False to match);
     features with a negative value (embeddings, standardised measurements) are not counts and are kept as they
     are, with a warning that says so.
-    Labels are class ids, -1 for unlabelled nodes. No split: see utils.datasets.splits.random_split.
+    Labels are class ids, -1 for unlabelled nodes; the file's class_names, where it has them, name the classes in
+    figures and predictions. No split: see utils.datasets.splits.random_split.
     """
     is_named = str(name_or_path).lower() in NPZ_DATASETS
     path = npz_file_path(name_or_path, data_dir, download)
@@ -273,6 +274,7 @@ def load_npz_graph(name_or_path, data_dir=None, download=True, normalise_feature
         labels=torch.from_numpy(labels),
         edge_index=edge_index,
         num_classes=num_classes,
+        class_names=[str(name) for name in arrays["class_names"]] if "class_names" in arrays else None,
     )
 
 

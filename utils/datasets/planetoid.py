@@ -51,6 +51,22 @@ KNOWN_SHA256 = {
 NUM_VAL_NODES = 500  # public split: 500 validation nodes right after the labelled training nodes
 
 
+# Cora's seven topics in the order of Planetoid's label columns. The npz release (npz/cora.npz, the same papers)
+# names its classes and counts Case based 298, Genetic algorithms 418, Neural networks 818, Probabilistic methods
+# 426, Reinforcement learning 217, Rule learning 180, Theory 351; Planetoid's columns (ally + ty) hold 351, 217,
+# 418, 818, 426, 298, 180 papers, all different, which fixes the order (tests/datasets/test_planetoid.py checks
+# them).
+CORA_CLASS_NAMES = ["Theory", "Reinforcement learning", "Genetic algorithms", "Neural networks",
+                    "Probabilistic methods", "Case based", "Rule learning"]
+# Citeseer's six topics in the order of Planetoid's label columns. The LINQS release counts its 3,312 papers per
+# topic as Agents 596, AI 249, DB 701, IR 668, ML 590, HCI 508; Planetoid's columns (ally + ty) hold 249, 590,
+# 668, 701, 596, 508 papers, all different, which fixes the order (tests/datasets/test_planetoid.py checks
+# them).
+CITESEER_CLASS_NAMES = ["AI", "ML", "IR", "DB", "Agents", "HCI"]
+CITESEER_CLASS_SIZES = {"Agents": 596, "AI": 249, "DB": 701, "IR": 668, "ML": 590, "HCI": 508}
+CLASS_NAMES = {"cora": CORA_CLASS_NAMES, "citeseer": CITESEER_CLASS_NAMES}
+
+
 def _numpy_reconstruct():
     try:
         from numpy._core.multiarray import _reconstruct
@@ -195,4 +211,5 @@ def load_planetoid(dataset_name="cora", data_dir=None, download=True):
         train_indices=torch.from_numpy(train_indices),
         val_indices=torch.from_numpy(val_indices),
         test_indices=torch.from_numpy(test_ids_sorted.astype(np.int64)),
+        class_names=CLASS_NAMES.get(dataset_name),
     )

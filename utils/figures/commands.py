@@ -25,7 +25,7 @@ def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk",
         from utils.datasets.catalog import load_graph
         data = load_graph(dataset_name if dataset_name.endswith(".npz") else dataset_name.lower(), data_dir)
         graph_name = file_stem = data.name
-        labels, class_names = data.labels.numpy(), plots.class_names_for(data.name, data.num_classes)
+        labels, class_names = data.labels.numpy(), plots.class_names_for(data)
     log(f"Laying out {graph_name}'s {data.num_nodes} nodes and computing edge betweenness ...")
     graph_path = plots.plot_graph(data.edge_index, labels, data.num_nodes,
                                   output_dir / f"{file_stem}_graph_{layout}.png", layout=layout,

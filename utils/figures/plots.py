@@ -17,19 +17,11 @@ import matplotlib.lines
 import numpy as np
 import torch
 
+# The notebook and older code read the Planetoid topic names here.
+from utils.datasets.planetoid import CITESEER_CLASS_NAMES, CORA_CLASS_NAMES  # noqa: F401
+
 LAYOUTS = {"kk": "layout_kamada_kawai", "fr": "layout_fruchterman_reingold", "drl": "layout_drl",
            "circle": "layout_circle", "tree": "layout_reingold_tilford_circular"}
-# Cora's seven topics in the order of Planetoid's label columns. The npz release (npz/cora.npz, the same papers)
-# names its classes and counts Case based 298, Genetic algorithms 418, Neural networks 818, Probabilistic methods
-# 426, Reinforcement learning 217, Rule learning 180, Theory 351; Planetoid's columns (ally + ty) hold 351, 217,
-# 418, 818, 426, 298, 180 papers, all different, which fixes the order (tests/figures/test_figures.py checks them).
-CORA_CLASS_NAMES = ["Theory", "Reinforcement learning", "Genetic algorithms", "Neural networks",
-                    "Probabilistic methods", "Case based", "Rule learning"]
-# Citeseer's six topics in the order of Planetoid's label columns. The LINQS release counts its 3,312 papers per
-# topic as Agents 596, AI 249, DB 701, IR 668, ML 590, HCI 508; Planetoid's columns (ally + ty) hold 249, 590,
-# 668, 701, 596, 508 papers, all different, which fixes the order (tests/figures/test_figures.py checks them).
-CITESEER_CLASS_NAMES = ["AI", "ML", "IR", "DB", "Agents", "HCI"]
-CITESEER_CLASS_SIZES = {"Agents": 596, "AI": 249, "DB": 701, "IR": 668, "ML": 590, "HCI": 508}
 UNLABELLED_COLOUR = (0.6, 0.6, 0.6, 1.0)
 
 
@@ -84,12 +76,12 @@ def _undirected_edges(edge_index):
     return torch.stack([source[keep], target[keep]], dim=1).tolist()
 
 
-def class_names_for(dataset_name, num_classes):
-    """The topics of Cora's and Citeseer's classes; 'class <i>' for any other graph."""
-    names = {"cora": CORA_CLASS_NAMES, "citeseer": CITESEER_CLASS_NAMES}.get(dataset_name)
-    if names is not None and num_classes == len(names):
-        return names
-    return [f"class {i}" for i in range(num_classes)]
+def class_names_for(graph):
+    """The names the data gives its classes (Cora's and Citeseer's topics, an .npz file's class_names);
+    'class <i>' where it names none."""
+    if graph.class_names is not None and len(graph.class_names) == graph.num_classes:
+        return list(graph.class_names)
+    return [f"class {i}" for i in range(graph.num_classes)]
 
 
 # ----------------------------------------------------------------------------- dataset figures

@@ -63,7 +63,7 @@ def run_on_its_graph(path, data_dir=None, label=0):
     else:
         graph = data["graph"]
         graph_name = graph.name
-        labels, class_names = graph.labels.numpy(), class_names_for(graph.name, graph.num_classes)
+        labels, class_names = graph.labels.numpy(), class_names_for(graph)
     if graph.node_features.shape[1] != model.config.num_features_per_layer[0]:
         raise ValueError(f"{Path(path).name} expects {model.config.num_features_per_layer[0]} input features, but "
                          f"{graph_name} has {graph.node_features.shape[1]}")

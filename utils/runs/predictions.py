@@ -4,7 +4,8 @@
 
 One graph (Cora, an .npz graph of your own, ...): node, split (train, val or test: the split the run trained
 with, a random one drawn again from its seed; empty for a node in none), label (the known class, empty for an
-unlabelled node), predicted_class, then p_<class> for every class (softmax probabilities). PPI (121 labels per
+unlabelled node), predicted_class, predicted_name (where the data names its classes: Cora's and Citeseer's
+topics, an .npz file's class_names), then p_<class> for every class (softmax probabilities). PPI (121 labels per
 node, each its own yes/no): split, graph, node, predicted_labels (those with probability >= 0.5,
 space-separated), then p_label_<l> for every label (sigmoid probabilities).
 """
@@ -43,10 +44,14 @@ def write_predictions(model_path, output, data_dir=None, log=print):
 def _one_graph_rows(model, graph, model_path, settings):
     logits = _logits(model, graph, model_path)
     probabilities = torch.softmax(logits, dim=1)
-    header = ["node", "split", "label", "predicted_class", *(f"p_{c}" for c in range(probabilities.shape[1]))]
+    names = graph.class_names if graph.class_names and len(graph.class_names) == probabilities.shape[1] else None
+    header = ["node", "split", "label", "predicted_class", *(["predicted_name"] if names else []),
+              *(f"p_{c}" for c in range(probabilities.shape[1]))]
     labels, splits = graph.labels.tolist(), _split_of_each_node(graph, settings)
-    rows = [[node, splits[node], "" if labels[node] < 0 else labels[node], int(row.argmax()),
-             *map(_number, row.tolist())] for node, row in enumerate(probabilities)]
+    predicted = probabilities.argmax(dim=1).tolist()
+    rows = [[node, splits[node], "" if labels[node] < 0 else labels[node], predicted[node],
+             *([names[predicted[node]]] if names else []), *map(_number, row.tolist())]
+            for node, row in enumerate(probabilities)]
     return header, rows
 
 
