@@ -157,7 +157,8 @@ def add_common_training_args(parser, defaults):
     add = parser.add_argument
     add("--num_of_epochs", type=positive_int, default=defaults["num_of_epochs"], help="maximum training epochs")
     add("--patience_period", type=positive_int, default=defaults["patience_period"],
-        help="stop after this many epochs without a validation loss or metric improvement")
+        help="stop after this many epochs in which neither the validation loss nor the metric was at least as "
+             "good as its best so far (the paper's rule: a tie with the best counts as progress)")
     add("--lr", type=positive_float, default=defaults["lr"], help="Adam learning rate")
     add("--weight_decay", type=non_negative_float, default=defaults["weight_decay"],
         help="L2 regularisation (Adam weight_decay)")
