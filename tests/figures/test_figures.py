@@ -270,3 +270,15 @@ def test_an_npz_run_is_drawn_on_its_own_graph_and_missing_data_is_one_line(tmp_p
     message = str(exit_info.value.code)
     assert message.startswith("error: ") and "my_graph.npz" in message and "\n" not in message
 
+
+
+def test_an_output_dir_that_cannot_be_written_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    monkeypatch.setattr(commands, "find_model", lambda *_: pytest.fail("the model was looked for first"))
+    for argv in (["visualize_dataset", "--dataset_name", "cora"], ["visualize_gat"]):
+        with pytest.raises(SystemExit) as exit_info:
+            playground.main([*argv, "--output_dir", str(a_file / "figures")])
+        message = str(exit_info.value.code)
+        assert message.startswith("error: cannot write into ") and "is a file, not a folder" in message
+        assert "\n" not in message

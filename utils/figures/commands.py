@@ -8,12 +8,14 @@ import torch
 from utils import paths
 from utils.figures import plots
 from utils.figures.trained_model import find_model, run_on_its_graph
+from utils.runs.files import check_writable
 
 
 def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk", show=False, log=print):
     """Draw the graph and its degree statistics: any dataset the training scripts take (a name, or the path of an
     .npz graph). For PPI: the first training graph, coloured by label 0."""
     output_dir = Path(output_dir or paths.FIGURES_DIR)
+    check_writable(output_dir)  # before the data and the layout, which take a while
     if dataset_name.lower() == "ppi":
         from utils.datasets.ppi import dataset_name_of, load_ppi
         from utils.figures.trained_model import display_name
@@ -49,12 +51,13 @@ def visualize_gat(model_name=None, visualization_type="attention", data_dir=None
     counts from 1 (1 = the first layer), head from 0. compare_with (entropy only): a second binary of the
     same dataset, drawn side by side with the first (for example GAT next to GATv2).
     """
+    output_dir = Path(output_dir or paths.FIGURES_DIR)
+    check_writable(output_dir)  # before the model runs and the layout or t-SNE, which take a while
     path = find_model(model_name, dataset_name, log)
     run = run_on_its_graph(path, data_dir, label)
     model, dataset_name, graph, graph_name = run["model"], run["dataset_name"], run["graph"], run["graph_name"]
     labels, class_names, attention_per_layer = run["labels"], run["class_names"], run["attention"]
     hidden, num_layers = run["hidden"], len(model.layers)
-    output_dir = Path(output_dir or paths.FIGURES_DIR)
     stem = f"{path.stem}_{model.layer_type.name}"
     if compare_with is not None and visualization_type != "entropy":
         raise ValueError("--compare_with works with --visualization_type entropy only")
