@@ -244,6 +244,6 @@ def test_early_stopping_is_reported_and_recorded(cora, isolated_outputs):
     assert result["stop_reason"] == "early_stopping" and result["epochs"] < 500
     assert f"Early stopping at epoch {result['epochs']}: no validation loss or accuracy improvement for 3 epochs." \
         in logs
-    assert any(line.startswith(f"The model tested is from epoch {result['best_epoch']}, the last epoch at least as "
-                               f"good as the best on both") for line in logs)
+    assert any(line.startswith(f"The model tested is from epoch {result['best_epoch']}, the last epoch that matched "
+                               f"or beat the best so far on both") for line in logs)
     assert json.loads((isolated_outputs / "r.json").read_text())["stop_reason"] == "early_stopping"

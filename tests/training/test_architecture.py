@@ -6,6 +6,7 @@ import pytest
 
 import training_script_cora
 import training_script_ppi
+from utils import paths
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
 from utils.runs import checkpoints, listing
 from utils.runs.flags import SettingsError
@@ -99,7 +100,16 @@ def test_ppi_takes_hidden_features_as_before(ppi_dir, isolated_outputs):
     assert "--hidden_features 16 (checkpoint: 8)" in str(exit_info.value.code)
 
 
-def test_a_split_seed_without_a_random_split_is_refused(cora_data_dir):
-    with pytest.raises(SystemExit) as exit_info:
-        training_script_cora.main(["--data_dir", str(cora_data_dir), "--split_seed", "3", *QUIET])
-    assert "add --split random" in str(exit_info.value.code)
+def test_random_split_and_sampling_flags_that_would_do_nothing_are_refused(cora_data_dir, isolated_outputs):
+    """Flags that only shape a random split (without --split random) or sampled batches (without --fanouts) say so
+    in one line instead of being ignored; nothing is created."""
+    for flags, expected in ((["--split_seed", "3"], "add --split random"),
+                            (["--train_per_class", "5"], "--train_per_class 5 shapes a random split"),
+                            (["--val_per_class", "10"], "add --split random"),
+                            (["--no_largest_component"], "--no_largest_component shapes a random split"),
+                            (["--batch_size", "16"], "add --fanouts")):
+        with pytest.raises(SystemExit) as exit_info:
+            training_script_cora.main(["--data_dir", str(cora_data_dir), *flags, *QUIET])
+        message = str(exit_info.value.code)
+        assert expected in message and "\n" not in message, (flags, message)
+    assert not paths.CHECKPOINTS_DIR.exists() or not any(paths.CHECKPOINTS_DIR.iterdir())

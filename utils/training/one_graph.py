@@ -78,9 +78,11 @@ def choose_split(data, config):
     if split == "public":
         if data.train_indices is None:
             raise SettingsError(f"{data.name} has no public split; train it with --split random")
-        if config["split_seed"] != ONE_GRAPH_DEFAULTS["split_seed"]:
-            raise SettingsError(f"--split_seed {config['split_seed']} draws a random split, but {data.name} trains on "
-                                f"its public split; add --split random, or leave --split_seed out")
+        for key in ("split_seed", "train_per_class", "val_per_class", "largest_component"):
+            if config[key] != ONE_GRAPH_DEFAULTS[key]:
+                flag = f"--{key} {config[key]}" if key != "largest_component" else "--no_largest_component"
+                raise SettingsError(f"{flag} shapes a random split, but {data.name} trains on its public split; "
+                                    f"add --split random, or leave {flag.split()[0]} out")
         return data, {"split": "public"}
     try:
         nodes = random_split(data.labels, data.edge_index, data.num_nodes, config["train_per_class"],
@@ -154,6 +156,9 @@ def _check_settings(config, ctx, architecture):
         raise SettingsError("full-batch training of one graph cannot be split between processes; under torchrun "
                             "train on sampled mini-batches (--fanouts 10 10 --batch_size 256, say), or run "
                             "with plain python")
+    if not config["fanouts"] and config["batch_size"] != ONE_GRAPH_DEFAULTS["batch_size"]:
+        raise SettingsError(f"--batch_size {config['batch_size']} sizes sampled mini-batches, but without --fanouts "
+                            f"training is full-batch; add --fanouts (one number per layer), or leave --batch_size out")
     if config["fanouts"] and len(config["fanouts"]) != architecture["num_of_layers"]:
         raise SettingsError(f"--fanouts needs one number per GAT layer ({architecture['num_of_layers']} for "
                             f"{config['dataset_name']}), got {config['fanouts']}")
