@@ -244,6 +244,9 @@ def test_the_run_list_says_what_each_run_did(cora, isolated_outputs, capsys):
                                 "epochs", "status", "best_val", "test"]
     assert table[1].split()[:5] == ["done", "cora", "IMP3", "gat", "0"]
     assert "8x8 1, dropout 0.6  public  full-batch  3       finished" in table[1]
+    listing.main(["--dataset_name", "ppi"])
+    said = capsys.readouterr().out
+    assert said.startswith("No ppi runs in ") and "there are runs of cora (python -m utils.runs" in said
 
 
 @pytest.mark.slow

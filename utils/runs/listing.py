@@ -98,4 +98,10 @@ def get_parser():
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    print(format_runs(list_runs(args.dataset_name)))
+    rows = list_runs(args.dataset_name)
+    if not rows and args.dataset_name is not None and list_runs():
+        datasets = sorted({row.get("dataset") or "?" for row in list_runs()})
+        print(f"No {args.dataset_name} runs in {display_path(paths.CHECKPOINTS_DIR)}; there are runs of "
+              f"{', '.join(datasets)} (python -m utils.runs lists them all).")
+        return
+    print(format_runs(rows))

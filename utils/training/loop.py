@@ -181,8 +181,10 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
     elif stop_reason != "interrupted":
         log(STOP_MESSAGES[stop_reason].format(epoch=progress.epoch, metric=METRIC_NAMES[metric_name], **config))
         if saver.saved_path is not None and saver.last_error is None:
-            log(f"Saved {display_path(saver.saved_path)} (epoch {progress.epoch}; continue it with --resume "
-                f"{config['run_name']})")
+            further = ("a larger --num_of_epochs" if stop_reason == "num_of_epochs"
+                       else "a larger --patience_period (and --num_of_epochs)")
+            log(f"Saved {display_path(saver.saved_path)} (epoch {progress.epoch}; to train it further: --resume "
+                f"{config['run_name']} with {further})")
         model.load_state_dict(progress.stopper.best_state)
         log(progress.stopper.describe_kept_model(METRIC_NAMES[metric_name]))
     return outcome

@@ -95,7 +95,9 @@ def train_many_graphs(config=None, log=print, splits=None):
         f"train/valid/test graphs, batch size {config['batch_size']}; model: heads x features per hidden layer, "
         f"then output heads: {describe_architecture(config)}")
     results = {"dataset": config["dataset_name"], "layer_type": layer_type, "attention_type": config["attention_type"],
-               "seed": config["seed"], "processes": ctx.world_size, **recorded(architecture)}
+               "seed": config["seed"], "processes": ctx.world_size, **recorded(architecture), "lr": config["lr"],
+               "weight_decay": config["weight_decay"], "batch_size": config["batch_size"],
+               "precision": config["precision"]}
     try:
         outcome = fit(model, optimizer, passes.train, passes.evaluate, config, "micro_f1", resume=resume,
                       generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True,

@@ -144,7 +144,8 @@ def train_one_graph(config=None, log=print, data=None):
                   agree_on_stop=distributed.agreement(ctx), precision=precision, log=log)
     results = {"dataset": data.name, "layer_type": layer_type, "attention_type": config["attention_type"],
                "seed": config["seed"], "processes": ctx.world_size, "split": split, **recorded(architecture),
-               "lr": config["lr"], "weight_decay": config["weight_decay"]}
+               "lr": config["lr"], "weight_decay": config["weight_decay"], "precision": config["precision"],
+               "fanouts": config["fanouts"], "batch_size": config["batch_size"] if config["fanouts"] else None}
     finish(model, config, outcome, results, "acc", lambda: evaluate("test")[1], log=log)
     if results["test_acc"] is not None:
         log(f"Test accuracy = {results['test_acc']:.4f}")
