@@ -346,3 +346,21 @@ def test_not_a_zip_and_a_damaged_zip(tmp_path):
     damaged.write_bytes(bytes(content))
     with pytest.raises(DatasetError, match="damaged.npz.*corrupt"):
         load_npz_graph(damaged)
+
+
+def test_a_file_named_like_a_dataset_keeps_its_suffix_and_its_own_class_names(cora_npz_dir, tmp_path, monkeypatch):
+    """npz/cora.npz is not Planetoid's Cora: its runs and figures say cora.npz, its classes are named by the file
+    (alphabetical, not Planetoid's order), and a path relative to the data folder finds it."""
+    from utils.datasets.catalog import load_graph
+    from utils.runs.run import default_run_name
+
+    monkeypatch.chdir(tmp_path)  # npz/cora.npz is not here: it is found in the data folder
+    graph = load_graph("npz/cora.npz", cora_npz_dir)
+    assert graph.name == "cora.npz" and graph.class_names[:2] == ["Case_Based", "Genetic_Algorithms"]
+    assert default_run_name(dict(dataset_name="npz/cora.npz", attention_type="gat", seed=0)).startswith(
+        "cora.npz_gat_seed0_")
+    assert default_run_name(dict(dataset_name="/data/my_graph.npz", attention_type="gat", seed=1)).startswith(
+        "my-graph_gat_seed1_")  # (underscores separate the name's parts)
+    with pytest.raises(DatasetError, match="here or in the data folder") as error:
+        load_graph("npz/missing.npz", cora_npz_dir)
+    assert "'cora' is Planetoid's Cora" in str(error.value)

@@ -64,19 +64,40 @@ CSR_PARTS = ("data", "indices", "indptr", "shape")
 
 # ----------------------------------------------------------------------------- finding the file
 
+# The names the training scripts give datasets: a file of one's own whose stem is one of them keeps its suffix in
+# run names and figures (npz/cora.npz is "cora.npz", not Planetoid's "cora").
+SCRIPT_DATASET_NAMES = {"cora", "citeseer", "pubmed", "ppi", "ogbn-arxiv", "sbm", *NPZ_DATASETS}
+
+
+def own_graph_name(path):
+    """How runs, figures and messages name a graph file of one's own: its stem ('my_graph'), or its whole file
+    name where the stem is a dataset's name ('cora.npz')."""
+    path = Path(path)
+    return path.name if path.stem.lower() in SCRIPT_DATASET_NAMES else path.stem
+
+
 def npz_file_path(name_or_path, data_dir=None, download=True):
-    """The file to read: a dataset name is looked up in DIR/npz/ (downloaded if missing), anything else is a path."""
+    """The file to read: a dataset name is looked up in DIR/npz/ (downloaded if missing), anything else is a path,
+    relative to the working folder or, failing that, to the data folder."""
     if str(name_or_path).lower() in NPZ_DATASETS:
         return _dataset_file(str(name_or_path).lower(), data_dir, download)
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
+    if not path.is_absolute():
+        try:
+            in_data_dir = resolve_data_dir(data_dir) / path
+        except DatasetError:
+            in_data_dir = None
+        if in_data_dir is not None and in_data_dir.is_file():
+            return in_data_dir
     if path.suffix != ".npz" and len(path.parts) == 1:
         raise DatasetError(f"unknown npz dataset {str(name_or_path)!r}: choose one of {sorted(NPZ_DATASETS)}, "
                            f"or give the path of a .npz file in the gnn-benchmark layout "
                            f"(see utils/datasets/npz_graph.py)")
-    raise DatasetError(f"{path} does not exist (or is not a file). Give the path of a .npz graph file, or one of "
-                       f"the dataset names {sorted(NPZ_DATASETS)}.")
+    raise DatasetError(f"{path} does not exist (or is not a file), here or in the data folder. Give the path of "
+                       f"a .npz graph file, or one of the npz dataset names {sorted(set(NPZ_DATASETS) - {'cora'})} "
+                       f"(their cora.npz: by its path, as 'cora' is Planetoid's Cora).")
 
 
 def _dataset_file(dataset_name, data_dir, download):
@@ -269,7 +290,7 @@ def load_npz_graph(name_or_path, data_dir=None, download=True, normalise_feature
         features = row_normalise(features)
 
     return GraphData(
-        name=str(name_or_path).lower() if is_named else path.stem,
+        name=str(name_or_path).lower() if is_named else own_graph_name(path),
         node_features=torch.from_numpy(features.toarray().astype(np.float32)),
         labels=torch.from_numpy(labels),
         edge_index=edge_index,

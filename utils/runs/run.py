@@ -23,6 +23,7 @@ from pathlib import Path
 from models import LayerType
 from utils import paths
 from utils.datasets.catalog import honest_name
+from utils.datasets.npz_graph import own_graph_name
 from utils.runs import checkpoints, lock
 from utils.runs.checkpoints import CheckpointError
 from utils.runs.files import OutputError, check_writable, display_path, write_json
@@ -57,7 +58,8 @@ class SaveFailed(Exception):
 def default_run_name(config, now=None):
     """<dataset>_<attention>_seed<seed>_<YYYYmmdd-HHMMSS>: sortable by start time within a dataset."""
     started = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    dataset = Path(honest_name(str(config["dataset_name"]))).name.removesuffix(".npz")  # (your own graph: its stem)
+    dataset = honest_name(str(config["dataset_name"]))
+    dataset = own_graph_name(dataset) if dataset.endswith(".npz") else Path(dataset).name
     dataset = re.sub(r"[^A-Za-z0-9.-]+", "-", dataset).strip("-.") or "graph"
     return f"{dataset}_{config['attention_type']}_seed{config['seed']}_{started}"
 
