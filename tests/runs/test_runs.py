@@ -365,3 +365,35 @@ def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(cora, cora_da
     epochs = load_checkpoint(checkpoints.last_checkpoint_path("shared"))["training_state"]["epoch"]
     resumed = train_one_graph(dict(QUIET, resume="shared", num_of_epochs=epochs + 1), log=no_log, data=cora)
     assert resumed["epochs"] == epochs + 1
+
+
+def test_a_resume_that_fails_before_training_leaves_the_run_as_it_was(tmp_path, isolated_outputs):
+    """The run's data has gone: the resume says so in one line, and the run is not left looking killed (the lock
+    is taken only when the data and the model are ready)."""
+    from helpers import write_own_graph
+    graph = write_own_graph(tmp_path / "mine.npz")
+    flags = ["--dataset_name", str(graph), "--split", "random", "--train_per_class", "5", "--val_per_class", "5",
+             "--console_log_freq", "0", "--checkpoint_freq", "0"]
+    training_script_cora.main([*flags, "--num_of_epochs", "2", "--run_name", "gone"])
+    graph.rename(tmp_path / "moved.npz")
+    with pytest.raises(SystemExit) as exit_info:
+        training_script_cora.main(["--resume", "gone", "--num_of_epochs", "4"])
+    assert "mine.npz does not exist" in str(exit_info.value.code)
+    assert not (checkpoints.run_folder("gone") / lock.LOCK_NAME).exists()
+    assert [row["status"] for row in listing.list_runs()] == ["finished"]
+
+
+def test_a_run_saved_with_flags_that_did_nothing_still_resumes_and_predicts(cora, cora_data_dir, isolated_outputs,
+                                                                            tmp_path):
+    """Runs saved before --train_per_class (public split) and --batch_size (no --fanouts) were refused kept those
+    values; they meant nothing there, and they do not block the run now."""
+    train_one_graph(dict(QUIET, num_of_epochs=2, run_name="old"), log=no_log, data=cora)
+    path = checkpoints.last_checkpoint_path("old")
+    saved = torch.load(path, weights_only=True)
+    saved["training_state"]["settings"].update(train_per_class=5, batch_size=16)
+    torch.save(saved, path)
+    resumed = train_one_graph(dict(QUIET, resume="old", num_of_epochs=3, save_binary=True), log=no_log, data=cora)
+    assert resumed["epochs"] == 3 and resumed["split"] == {"split": "public"}
+    output = tmp_path / "old.csv"
+    playground.main(["predict", "--model_name", "old", "--data_dir", str(cora_data_dir), "--output", str(output)])
+    assert sum(line.split(",")[1] == "test" for line in output.read_text().splitlines()) == 1000

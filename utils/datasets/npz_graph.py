@@ -295,7 +295,8 @@ def load_npz_graph(name_or_path, data_dir=None, download=True, normalise_feature
         labels=torch.from_numpy(labels),
         edge_index=edge_index,
         num_classes=num_classes,
-        class_names=[str(name) for name in arrays["class_names"]] if "class_names" in arrays else None,
+        class_names=[name.decode() if isinstance(name, bytes) else str(name) for name in arrays["class_names"]]
+        if "class_names" in arrays else None,
     )
 
 

@@ -25,6 +25,7 @@ models/binaries/gat_<dataset>_<index>.pth) load and resume as before.
 import functools
 import io
 import random
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -131,10 +132,10 @@ def newest_binary(dataset_name=None, directory=None):
         if dataset_name is None or same_dataset(checkpoint_dataset(path), dataset_name):
             return path
     which = f"{dataset_name} model" if dataset_name else "model"
-    if dataset_name == "ppi":
+    if dataset_name in ("ppi", "ppi-generated"):
         command = "python training_script_ppi.py"
     else:
-        command = "python training_script_cora.py" + (f" --dataset_name {dataset_name}"
+        command = "python training_script_cora.py" + (f" --dataset_name {shlex.quote(str(dataset_name))}"
                                                       if dataset_name not in (None, "cora") else "")
     raise CheckpointError(f"no trained {which} in {directory}; train one first ({command}) or pass --model_name")
 

@@ -29,7 +29,7 @@ def list_runs(dataset_name=None):
         except (CheckpointError, KeyError, TypeError):
             found.append(dict(name=path.parent.name, status="unreadable"))
             continue
-        if dataset_name is not None and state.get("dataset") != dataset_name:
+        if dataset_name is not None and dataset_name not in (state.get("dataset"), honest_name(state.get("dataset"))):
             continue
         settings, stopping = state.get("settings", {}), state.get("early_stopping", {})
         row = dict(name=path.parent.name, dataset=honest_name(state.get("dataset")),
@@ -98,9 +98,10 @@ def get_parser():
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    rows = list_runs(args.dataset_name)
-    if not rows and args.dataset_name is not None and list_runs():
-        datasets = sorted({row.get("dataset") or "?" for row in list_runs()})
+    every_run = list_runs()
+    rows = every_run if args.dataset_name is None else list_runs(args.dataset_name)
+    if not rows and every_run:
+        datasets = sorted({row.get("dataset") or "?" for row in every_run})
         print(f"No {args.dataset_name} runs in {display_path(paths.CHECKPOINTS_DIR)}; there are runs of "
               f"{', '.join(datasets)} (python -m utils.runs lists them all).")
         return

@@ -56,10 +56,20 @@ def holds(folder):
 def lock_run(folder, run_name):
     """Take the lock, or RunInUse saying which process trains the run."""
     if not try_lock(folder):
-        owner = holder(folder)
-        raise RunInUse(f"run {run_name} is being trained right now by another process"
-                       + (f" (pid {owner})" if owner else "") + "; wait for it to end (or stop it with Ctrl-C) "
-                       "before resuming it, or start a new run")
+        raise RunInUse(_in_use(run_name, holder(folder)))
+
+
+def refuse_if_in_use(folder, run_name):
+    """RunInUse if another process trains the run right now; takes nothing. (A resume checks this first, and takes
+    the lock with lock_run only when its data and model are ready: a resume that fails before it holds nothing.)"""
+    owner = holder(folder)
+    if owner is not None and not holds(folder):
+        raise RunInUse(_in_use(run_name, owner))
+
+
+def _in_use(run_name, owner):
+    return (f"run {run_name} is being trained right now by another process" + (f" (pid {owner})" if owner else "")
+            + "; wait for it to end (or stop it with Ctrl-C) before resuming it, or start a new run")
 
 
 def holder(folder):

@@ -56,10 +56,13 @@ def _one_graph_rows(model, graph, model_path, settings):
 
 
 def _split_of_each_node(graph, settings):
-    """'train', 'val', 'test' or '' for every node: the split the run's settings choose on this graph."""
+    """'train', 'val', 'test' or '' for every node: the split the run's settings choose on this graph (all '' for a
+    model saved without its settings on a graph without a public split: its split is not known)."""
     from utils.training.one_graph import ONE_GRAPH_DEFAULTS, choose_split
+    if not settings and graph.train_indices is None:
+        return [""] * graph.num_nodes
     config = dict(ONE_GRAPH_DEFAULTS, **{key: value for key, value in settings.items() if key in ONE_GRAPH_DEFAULTS})
-    split_graph, _ = choose_split(graph, config)
+    split_graph, _ = choose_split(graph, config, check_flags=False)
     names = [""] * graph.num_nodes
     for name, nodes in (("train", split_graph.train_indices), ("val", split_graph.val_indices),
                         ("test", split_graph.test_indices)):

@@ -114,6 +114,8 @@ def claim_run(config):
     """The run's settings with its name: a resumed run keeps its own; a new one (or one resumed from a checkpoint
     in the older unnamed layout) claims a name and its folder, if it writes any file."""
     if config["resume"] and config["run_name"] and checkpoints.run_folder(config["run_name"]).is_dir():
+        if writes_files(config):
+            lock.lock_run(checkpoints.run_folder(config["run_name"]), config["run_name"])
         return config
     name = config["run_name"] or default_run_name(config)
     if writes_files(config):
@@ -157,12 +159,8 @@ def prepare_run(defaults, overrides, datasets, script, log=print, writes=True):
         state = checkpoint["training_state"]
         config["run_name"] = state.get("run_name") or config["run_name"]
         if writes and state.get("run_name") and path.parent.name == state["run_name"]:
-            lock.lock_run(path.parent, state["run_name"])  # (a checkpoint of the older unnamed layout: a new run)
-        try:
-            _refuse_if_done(state, config, path)
-        except (RunFinished, TrainingDiverged):
-            lock.release(path.parent)
-            raise
+            lock.refuse_if_in_use(path.parent, state["run_name"])  # (taken by claim_run, right before training)
+        _refuse_if_done(state, config, path)
         name = config["run_name"] or "(a checkpoint of the older unnamed layout: it goes on as a new run)"
         log(f"Resuming run {name} ({display_path(path)}): {state['dataset']}, {state['epoch']} "
             f"epochs done" + (f" (it had stopped: {state['stop_reason']})"

@@ -70,19 +70,23 @@ def with_dataset_defaults(config, resume=None):
     return dict(config, **recorded(architecture)), architecture
 
 
-def choose_split(data, config):
+def choose_split(data, config, check_flags=True):
     """(graph with the run's train/val/test nodes, what the split is): the graph's public split, or a random one
-    drawn per class (utils/datasets/splits.py). --split's default: public where the graph has one, random elsewhere."""
+    drawn per class (utils/datasets/splits.py). --split's default: public where the graph has one, random elsewhere.
+    check_flags: refuse random-split flags given with a public split (a new run's; a run saved before they were
+    refused keeps them, and they mean nothing there)."""
     from utils.datasets.splits import SplitError, random_split, split_description
     split = config["split"] or ("public" if data.train_indices is not None else "random")
     if split == "public":
         if data.train_indices is None:
             raise SettingsError(f"{data.name} has no public split; train it with --split random")
-        for key in ("split_seed", "train_per_class", "val_per_class", "largest_component"):
-            if config[key] != ONE_GRAPH_DEFAULTS[key]:
-                flag = f"--{key} {config[key]}" if key != "largest_component" else "--no_largest_component"
-                raise SettingsError(f"{flag} shapes a random split, but {data.name} trains on its public split; "
-                                    f"add --split random, or leave {flag.split()[0]} out")
+        given = [key for key in ("split_seed", "train_per_class", "val_per_class", "largest_component")
+                 if config[key] != ONE_GRAPH_DEFAULTS[key]]
+        if check_flags and given:
+            key = given[0]
+            flag = f"--{key} {config[key]}" if key != "largest_component" else "--no_largest_component"
+            raise SettingsError(f"{flag} shapes a random split, but {data.name} trains on its public split; "
+                                f"add --split random, or leave {flag.split()[0]} out")
         return data, {"split": "public"}
     try:
         nodes = random_split(data.labels, data.edge_index, data.num_nodes, config["train_per_class"],
@@ -108,13 +112,13 @@ def train_one_graph(config=None, log=print, data=None):
                                  writes=is_main)
     ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
     config, architecture = with_dataset_defaults(config, resume)
-    _check_settings(config, ctx, architecture)
+    _check_settings(config, ctx, architecture, resume)
     config = distributed.config_for_rank(config, ctx)
     set_seed(config["seed"])
     device = distributed.device_for(ctx, config, log)
     if data is None:
         data = load_graph(config["dataset_name"], config["data_dir"])
-    data, split = choose_split(data, config)
+    data, split = choose_split(data, config, check_flags=resume is None)
     config = dict(config, split=split["split"])  # (saved with the run: --resume draws the same split)
     graph = LabelledGraph(data.to(device))
     host_graph = data  # (on the CPU: the sampler draws there)
@@ -152,12 +156,12 @@ def train_one_graph(config=None, log=print, data=None):
     return dict(results, history=outcome.history, model=model)
 
 
-def _check_settings(config, ctx, architecture):
+def _check_settings(config, ctx, architecture, resume):
     if ctx.is_distributed and not config["fanouts"]:
         raise SettingsError("full-batch training of one graph cannot be split between processes; under torchrun "
                             "train on sampled mini-batches (--fanouts 10 10 --batch_size 256, say), or run "
                             "with plain python")
-    if not config["fanouts"] and config["batch_size"] != ONE_GRAPH_DEFAULTS["batch_size"]:
+    if resume is None and not config["fanouts"] and config["batch_size"] != ONE_GRAPH_DEFAULTS["batch_size"]:
         raise SettingsError(f"--batch_size {config['batch_size']} sizes sampled mini-batches, but without --fanouts "
                             f"training is full-batch; add --fanouts (one number per layer), or leave --batch_size out")
     if config["fanouts"] and len(config["fanouts"]) != architecture["num_of_layers"]:
