@@ -141,7 +141,10 @@ def raw_file_paths(dataset_name, data_dir=None, download=True):
                 download_file(f"{PLANETOID_URL}/{name}", folder / name, KNOWN_SHA256.get(name))
             except DatasetError as error:
                 still_missing = [n for n in missing if not (folder / n).exists()]
-                raise DatasetError(f"{error}\n{listing.replace(', '.join(missing), ', '.join(still_missing))}") \
+                # why the download failed, then every file still missing and where it goes (one line, not two
+                # that say the same)
+                reason = str(error).split("\nWithout network access")[0]
+                raise DatasetError(f"{reason} {listing.replace(', '.join(missing), ', '.join(still_missing))}") \
                     from None
     for name in names:
         verify_sha256(folder / name, KNOWN_SHA256.get(name), f"{PLANETOID_URL}/{name}")
