@@ -185,7 +185,7 @@ def test_missing_dataset_exits_with_a_message_not_a_traceback(tmp_path):
                             cwd=PROJECT_ROOT, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert "error: Could not download ind.cora.x" in result.stderr and "place it at" in result.stderr
+    assert "error: Could not download ind.cora.x" in result.stderr and "place them there" in result.stderr
 
 
 @pytest.mark.slow
