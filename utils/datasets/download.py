@@ -58,18 +58,18 @@ def verify_sha256(path, expected, url):
             f"Delete it and run again to re-download it from {url}, or place the right file there by hand.")
 
 
-def download_file(url, destination, expected_sha256=None, show_progress=None):
-    """Download url to destination with a progress bar; the file appears only once whole and verified."""
+def download_file(url, destination, expected_sha256=None, show_progress=None, offline_hint=True):
+    """Download url to destination with a progress bar; the file appears only once whole and verified.
+    offline_hint=False: a failed download says why in one line, for a caller that says itself where files go."""
     destination = Path(destination)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     try:
         response = urllib.request.urlopen(url, timeout=60)
     except (urllib.error.URLError, OSError) as error:
-        raise DatasetError(
-            f"Could not download {destination.name} from {url} ({error}).\n"
-            f"Without network access, download it elsewhere and place it at {destination} "
-            f"(or point --data_dir / GAT_DATA_DIR at a folder that has it).") from None
+        hint = (f"\nWithout network access, download it elsewhere and place it at {destination} (or point "
+                f"--data_dir / GAT_DATA_DIR at a folder that has it)." if offline_hint else "")
+        raise DatasetError(f"Could not download {destination.name} from {url} ({error}).{hint}") from None
     with response, atomic_write(destination, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
         digest = hashlib.sha256()

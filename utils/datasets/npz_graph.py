@@ -64,16 +64,13 @@ CSR_PARTS = ("data", "indices", "indptr", "shape")
 
 # ----------------------------------------------------------------------------- finding the file
 
-# The names the training scripts give datasets: a file of one's own whose stem is one of them keeps its suffix in
-# run names and figures (npz/cora.npz is "cora.npz", not Planetoid's "cora").
-SCRIPT_DATASET_NAMES = {"cora", "citeseer", "pubmed", "ppi", "ogbn-arxiv", "sbm", *NPZ_DATASETS}
-
-
 def own_graph_name(path):
     """How runs, figures and messages name a graph file of one's own: its stem ('my_graph'), or its whole file
-    name where the stem is a dataset's name ('cora.npz')."""
+    name where the stem is a dataset's name ('cora.npz', not Planetoid's 'cora')."""
+    from utils.datasets.catalog import MANY_GRAPH_DATASETS, ONE_GRAPH_DATASETS  # (catalog imports this module)
     path = Path(path)
-    return path.name if path.stem.lower() in SCRIPT_DATASET_NAMES else path.stem
+    dataset_names = {*ONE_GRAPH_DATASETS, *MANY_GRAPH_DATASETS, *NPZ_DATASETS}
+    return path.name if path.stem.lower() in dataset_names else path.stem
 
 
 def npz_file_path(name_or_path, data_dir=None, download=True):

@@ -138,13 +138,10 @@ def raw_file_paths(dataset_name, data_dir=None, download=True):
             raise DatasetError(listing)
         for name in missing:
             try:
-                download_file(f"{PLANETOID_URL}/{name}", folder / name, KNOWN_SHA256.get(name))
-            except DatasetError as error:
+                download_file(f"{PLANETOID_URL}/{name}", folder / name, KNOWN_SHA256.get(name), offline_hint=False)
+            except DatasetError as error:  # why it failed, then every file still missing and where it goes
                 still_missing = [n for n in missing if not (folder / n).exists()]
-                # why the download failed, then every file still missing and where it goes (one line, not two
-                # that say the same)
-                reason = str(error).split("\nWithout network access")[0]
-                raise DatasetError(f"{reason} {listing.replace(', '.join(missing), ', '.join(still_missing))}") \
+                raise DatasetError(f"{error} {listing.replace(', '.join(missing), ', '.join(still_missing))}") \
                     from None
     for name in names:
         verify_sha256(folder / name, KNOWN_SHA256.get(name), f"{PLANETOID_URL}/{name}")

@@ -98,8 +98,8 @@ def get_parser():
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    every_run = list_runs()
-    rows = every_run if args.dataset_name is None else list_runs(args.dataset_name)
+    rows = list_runs(args.dataset_name)
+    every_run = list_runs() if not rows and args.dataset_name is not None else rows  # (read again only then)
     if not rows and every_run:
         datasets = sorted({row.get("dataset") or "?" for row in every_run})
         print(f"No {args.dataset_name} runs in {display_path(paths.CHECKPOINTS_DIR)}; there are runs of "
