@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models import GAT, LayerType
+from models import GAT, Graph, LayerType
 from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.profiling import run_isolated
 from utils.runs.files import write_json
@@ -141,14 +141,20 @@ def make_steps(implementation, workload, device, output_nodes=False):
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     loss_fn = nn.CrossEntropyLoss() if workload["loss"] == "ce" else nn.BCEWithLogitsLoss()
     only_what_is_read = _only_what_is_read(implementation, workload, output_nodes)
+    # Ours: the graph built once (checked, its layouts built on the first step), as the trainers do. PyG: its plain
+    # edge_index, which GATConv takes as it is on every call.
+    graph = edge_index if implementation == "PyG" else Graph(edge_index, features.shape[0])
+    if only_what_is_read:
+        train_graph = graph.restricted_to(mask, len(model.layers))
+        eval_graph = graph.restricted_to(eval_nodes, len(model.layers)) if eval_nodes is not None else graph
 
     def train_step():
         model.train()
         optimizer.zero_grad(set_to_none=True)
         if only_what_is_read:
-            loss = loss_fn(model(features, edge_index, output_nodes=mask), labels[mask])
+            loss = loss_fn(model(features, train_graph), labels[mask])
         else:
-            logits = model(features, edge_index)
+            logits = model(features, graph)
             loss = loss_fn(logits[mask], labels[mask]) if mask is not None else loss_fn(logits, labels)
         loss.backward()
         optimizer.step()
@@ -156,10 +162,7 @@ def make_steps(implementation, workload, device, output_nodes=False):
     @torch.no_grad()
     def eval_step():
         model.eval()
-        if only_what_is_read and eval_nodes is not None:
-            model(features, edge_index, output_nodes=eval_nodes)
-        else:
-            model(features, edge_index)
+        model(features, eval_graph if only_what_is_read else graph)
 
     return train_step, eval_step
 

@@ -130,7 +130,7 @@ def layers_agree(device, data_dir):
 @check("large graph")
 def large_graph(device, quick):
     from benchmarks.bench_speed import scaling_workload
-    from models import GAT, fast_ops
+    from models import GAT, gathers
     workload = scaling_workload(60_000 if quick else 200_000)
     num_edges = workload["edge_index"].shape[1]
 
@@ -139,8 +139,8 @@ def large_graph(device, quick):
         model = GAT(2, [8, 1], [64, 8, 10], add_skip_connection=False, dropout=0.0).to(on)
         with contextlib.ExitStack() as stack:
             if chunk:
-                stack.callback(setattr, fast_ops, "CUDA_CHUNK_ELEMENTS", fast_ops.CUDA_CHUNK_ELEMENTS)
-                fast_ops.CUDA_CHUNK_ELEMENTS = chunk
+                stack.callback(setattr, gathers, "CUDA_CHUNK_ELEMENTS", gathers.CUDA_CHUNK_ELEMENTS)
+                gathers.CUDA_CHUNK_ELEMENTS = chunk
             logits = model(workload["features"].to(on), workload["edge_index"].to(on))
             logits.square().mean().backward()
         return logits.detach().cpu(), [p.grad.cpu() for p in model.parameters()]
@@ -160,20 +160,23 @@ def _warm_step(device, data_dir, attention_type):
     from utils.datasets.graph import sparsify_if_mostly_zero
     from utils.training.one_graph import CITATION_ARCHITECTURE
     from utils.training.setup import build_model, make_optimizer
+    from models import Graph
     cora = _cora(data_dir).to(device)
     features = sparsify_if_mostly_zero(cora.node_features)
     model = build_model(CITATION_ARCHITECTURE, 1433, 7, "IMP3", attention_type=attention_type).to(device)
     optimizer = make_optimizer(model, 0.005, 5e-4)
+    graph = Graph(cora.edge_index, cora.num_nodes)
+    train, val = graph.restricted_to(cora.train_indices, 2), graph.restricted_to(cora.val_indices, 2)
 
     def step():
         model.train()
         optimizer.zero_grad()
-        logits = model(features, cora.edge_index, output_nodes=cora.train_indices)
+        logits = model(features, train)
         torch.nn.functional.cross_entropy(logits, cora.labels[cora.train_indices]).backward()
         optimizer.step()
         model.eval()
         with torch.no_grad():
-            model(features, cora.edge_index, output_nodes=cora.val_indices)
+            model(features, val)
     return step
 
 

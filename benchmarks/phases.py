@@ -10,8 +10,8 @@ changed; wall-clock time, which on the CPU is the time of the work):
 
     projection   W h (sparse input: a weighted gather-sum; dense: a matmul)        project
     dropout      the masks on inputs, projected features and attention              FastDropout
-    softmax      the per-target softmax over edges                                  _SortedEdgeSoftmax
-    aggregation  the attention-weighted sum over each neighbourhood                 _NeighbourhoodSum
+    softmax      the per-target softmax over edges                                  SortedEdgeSoftmax
+    aggregation  the attention-weighted sum over each neighbourhood                 NeighbourhoodSum
     scores+rest  the rest of the layers' forward: per-edge scores, skip, heads, bias, ELU
     loss         loss and accuracy of the training nodes (and their .item())
     backward     loss.backward()
@@ -19,7 +19,7 @@ changed; wall-clock time, which on the CPU is the time of the work):
     eval         the validation pass's loss and accuracy (its forward is counted in the phases above)
 
 The model runs as the trainer runs it: the training pass asks for the training nodes' logits and the
-validation pass for the validation nodes' (output_nodes), so the per-edge phases cover only the edges those
+validation pass for the validation nodes' (a RestrictedGraph each), so the per-edge phases cover only the edges those
 depend on. Each phase's work is estimated from the shapes (FLOPs for the projection and aggregation, bytes
 moved for the memory-bound phases; per-edge work counted over the edges each pass keeps) and printed as
 achieved GFLOP/s or GB/s next to the probes. The estimates are
@@ -37,8 +37,8 @@ import time
 import torch
 import torch.nn as nn
 
-from models import fast_ops, gat_layers
-from models.gat import receptive_field
+from models import Graph, autograd_functions, dropout, gat_layers
+from models.layouts import receptive_field
 from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.runs.flags import positive_int
 
@@ -116,18 +116,21 @@ def main(argv=None):
                         attention_type=args.attention_type)
     optimizer = make_optimizer(model, 5e-3, 5e-4)
     loss_fn = nn.CrossEntropyLoss()
+    # As the trainer does: the graph built once, restricted to the training and to the validation nodes.
+    graph = Graph(edge_index, data.num_nodes)
+    train_graph, val_graph = graph.restricted_to(data.train_indices, 2), graph.restricted_to(data.val_indices, 2)
 
     clock = PhaseClock()
     linear = gat_layers.project
     gat_layers.project = clock.wrap("projection", linear)
     # The Functions' forward passes (autograd's apply calls them in training; evaluation calls them directly).
-    functions = {"softmax": fast_ops._SortedEdgeSoftmax, "aggregation": fast_ops._NeighbourhoodSum}
+    functions = {"softmax": autograd_functions.SortedEdgeSoftmax, "aggregation": autograd_functions.NeighbourhoodSum}
     forwards = {name: function.__dict__["forward"] for name, function in functions.items()}
     for name, function in functions.items():
         function.forward = clock.wrap(name, function.forward)
     layer_class = gat_layers.GATLayerImp3
-    dropout_forward = fast_ops.FastDropout.forward  # the input's dropout too, dense or sparse
-    fast_ops.FastDropout.forward = clock.wrap("dropout", dropout_forward)
+    dropout_forward = dropout.FastDropout.forward  # the input's dropout too, dense or sparse
+    dropout.FastDropout.forward = clock.wrap("dropout", dropout_forward)
     layer_forward = layer_class.forward
     layer_class.forward = clock.wrap("scores+rest", layer_forward)
     try:
@@ -140,7 +143,7 @@ def main(argv=None):
             with clock.measure("optimizer"):
                 optimizer.zero_grad(set_to_none=True)
             # As the trainer does: only the training nodes' logits (the layers skip the other edges).
-            logits = model(features, edge_index, output_nodes=data.train_indices)
+            logits = model(features, train_graph)
             with clock.measure("loss"):
                 loss = loss_fn(logits, labels[data.train_indices])
                 (logits.argmax(-1) == labels[data.train_indices]).float().mean().item()
@@ -151,7 +154,7 @@ def main(argv=None):
             loss.item()
             with clock.measure("eval (loss, metrics)"), torch.no_grad():
                 model.eval()
-                out = model(features, edge_index, output_nodes=data.val_indices)
+                out = model(features, val_graph)
                 loss_fn(out, labels[data.val_indices]).item()
                 (out.argmax(-1) == labels[data.val_indices]).float().mean().item()
             if epoch >= args.warmup:
@@ -160,7 +163,7 @@ def main(argv=None):
         gat_layers.project = linear
         for name, function in functions.items():
             function.forward = forwards[name]
-        fast_ops.FastDropout.forward = dropout_forward
+        dropout.FastDropout.forward = dropout_forward
         layer_class.forward = layer_forward
 
     # Work of the forward passes of one epoch (training + validation; dropout only in training). Backward

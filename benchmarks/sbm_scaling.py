@@ -67,7 +67,7 @@ def step_memory(args):
 
     def step(i):
         batch = sampler.sample(batches[i % len(batches)])
-        logits = model(graph.node_features[batch.nodes], batch.edge_index)[:batch.num_targets]
+        logits = model(graph.node_features[batch.nodes], batch.graph())[:batch.num_targets]
         loss = loss_fn(logits, graph.labels[batch.nodes[:batch.num_targets]])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

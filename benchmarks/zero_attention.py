@@ -114,15 +114,15 @@ def test_micro_f1(model, graphs, replace=None):
 
 def zero_attention(layer):
     """_attend without attention: the layer's output is its skip connection (and bias) only."""
-    def attend(nodes_features_proj, source_terms, target_terms, edge_index, needed_rows=None, **_):  # all rows
-        return torch.zeros_like(nodes_features_proj), nodes_features_proj.new_zeros(edge_index.shape[1], layer.num_heads)
+    def attend(nodes_features_proj, source_terms, target_terms, graph, **_):
+        return torch.zeros_like(nodes_features_proj), nodes_features_proj.new_zeros(graph.num_edges, layer.num_heads)
     return attend
 
 
 def original_normalisation(layer):
     """_attend with the softmax normalised by one global maximum and 1e-16 added to the denominator."""
-    def attend(nodes_features_proj, source_terms, target_terms, edge_index, needed_rows=None, **_):  # all rows
-        source_ids, target_ids = edge_index
+    def attend(nodes_features_proj, source_terms, target_terms, graph, **_):
+        source_ids, target_ids = graph.edge_index
         scores = layer.leaky_relu(source_terms[source_ids] + target_terms[target_ids])
         if layer.attention_type == "gatv2":
             scores = (scores * layer.scoring_fn).sum(-1)

@@ -2,23 +2,20 @@
 
 The contract: a LongTensor [2, E], row 0 the source j and row 1 the target i of each edge j -> i, every index in
 0..N-1, every node with at least one incoming edge (a self loop will do: attention is a softmax over a node's
-incoming edges, undefined over none), and no edge twice. The layers check it once per graph, when they build what
-they cache for that edge_index (`check_edge_index`), so it costs nothing per step. A node without an incoming edge
-or an index out of range is refused; a duplicate edge gets a warning, because the implementations count it
-differently (IMP3 every copy, the dense layers and IMP4 once), so results would depend on the implementation.
-The layers of one model share the check: a graph is checked once, not once per layer.
+incoming edges, undefined over none), and no edge twice. A models.Graph checks it once, when it is built
+(`check_edge_index`), so it costs nothing per step; a plain edge_index given to a layer or a model is wrapped in a
+Graph, and so checked, on every call. A node without an incoming edge or an index out of range is refused; a
+duplicate edge gets a warning, because the implementations count it differently (IMP3 every copy, the dense
+layers and IMP4 once), so results would depend on the implementation.
 
 `gat_edge_index` makes any edge list fit: self loops added, duplicates removed, optionally both directions.
 """
 
+import sys
 import warnings
+from pathlib import Path
 
 import torch
-
-from models.fast_ops import IdentityCache
-
-# The graphs checked most recently (by tensor identity and version): the layers of one model check a graph once.
-_RECENTLY_CHECKED = IdentityCache(size=4)
 
 
 def check_edge_index(edge_index, num_nodes):
@@ -44,14 +41,21 @@ def check_edge_index(edge_index, num_nodes):
         raise ValueError(f"nodes {shown}{more} have no incoming edge, so their attention is undefined; "
                          "add self loops with models.gat_edge_index(edge_index, num_nodes)")
     num_distinct = torch.unique(edge_index[1].long() * num_nodes + edge_index[0].long()).numel()
-    if num_distinct < edge_index.shape[1]:
-        warnings.warn(f"edge_index holds {edge_index.shape[1] - num_distinct} duplicate edges, which IMP3 counts "
-                      "every time and IMP1/IMP2/IMP4 once; remove them with models.gat_edge_index", stacklevel=2)
+    num_duplicates = edge_index.shape[1] - num_distinct
+    if num_duplicates:
+        edges = "a duplicate edge" if num_duplicates == 1 else f"{num_duplicates} duplicate edges"
+        warnings.warn(f"edge_index holds {edges}, which IMP3 counts every time and IMP1/IMP2/IMP4 once; remove "
+                      "duplicates with models.gat_edge_index", stacklevel=_callers_stacklevel())
 
 
-def check_edge_index_once(edge_index, num_nodes):
-    """check_edge_index, unless this very edge_index tensor (unmodified) was just checked for num_nodes nodes."""
-    _RECENTLY_CHECKED.get((edge_index,), (num_nodes,), lambda: check_edge_index(edge_index, num_nodes))
+def _callers_stacklevel():
+    """The stacklevel, for a warning raised in check_edge_index, of the first line outside models/ and torch: the
+    line of the caller's own code that passed the graph, whichever layer or model checked it."""
+    inside = (str(Path(__file__).resolve().parent), str(Path(torch.__file__).resolve().parent))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def gat_edge_index(edge_index, num_nodes, undirected=False, edge_attr=None):

@@ -5,8 +5,8 @@ import dataclasses
 import torch
 import torch.nn as nn
 
-from models.fast_ops import IdentityCache
 from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, LayerType
+from models.graph import RestrictedGraph, as_graph
 
 
 @dataclasses.dataclass
@@ -48,20 +48,22 @@ class GATConfig:
 
 
 class GAT(nn.Module):
-    """model(node_features [N, F_in], edge_index [2, E]) -> logits [N, num_features_per_layer[-1]].
+    """model(node_features [N, F_in], graph) -> logits [N, num_features_per_layer[-1]].
 
-    edge_index: row 0 source, row 1 target, self loops included, no duplicate edges (the loaders
-    in utils/ return it that way; models.gat_edge_index makes any edge list so). `model.layers` is the
-    sequence of GAT layers.
+    graph: a models.Graph, built once from edge_index [2, E] (row 0 source, row 1 target, self loops included,
+    no duplicate edges: the loaders in utils/ return it that way; models.gat_edge_index makes any edge list so),
+    which checks it once and keeps the layouts the layers need: the fast path. A plain edge_index tensor works
+    too, wrapped in a new Graph (checked, laid out) on every call. `model.layers` is the sequence of GAT layers.
 
     With edge_dim=D every layer puts edge features into its attention: model(x, edge_index, edge_attr [E, D]).
     model(..., return_attention_weights=True) returns (logits, attention): one [E, H] tensor per layer, each
     edge's attention (before dropout) aligned with edge_index's columns.
 
-    model(node_features, edge_index, output_nodes=idx) returns model(node_features, edge_index)[idx],
-    bit for bit, and its gradients are the same too, but the layers skip the per-edge work that those
-    rows do not depend on (see `receptive_field`): a transductive training step needs only the training
-    nodes' logits, a validation pass only the validation nodes'.
+    model(node_features, graph.restricted_to(idx, num_layers)) returns model(node_features, graph)[idx], bit
+    for bit, and its gradients are the same too, but the layers skip the per-edge work that those rows do not
+    depend on (models.RestrictedGraph): a transductive training step needs only the training nodes' logits, a
+    validation pass only the validation nodes'. model(node_features, graph, output_nodes=idx) is the same,
+    with the restriction worked out anew on every call.
     """
 
     def __init__(self, num_of_layers, num_heads_per_layer, num_features_per_layer, add_skip_connection=True,
@@ -92,12 +94,6 @@ class GAT(nn.Module):
                 edge_dim=edge_dim,
             ))
         self.layers = nn.ModuleList(layers)
-        # One per-graph cache for all layers: layers with the same number of heads share one edge layout, built
-        # once per graph (once per batch, for graphs that change every step).
-        shared = IdentityCache(size=2 * num_of_layers)  # (a training and a validation graph per layer)
-        for layer in self.layers:
-            layer._graph_cache = shared
-        self._receptive_fields = IdentityCache()
 
     @classmethod
     def from_config(cls, config, **overrides):
@@ -111,52 +107,55 @@ class GAT(nn.Module):
         return LayerType[self.config.layer_type]
 
     def forward(self, node_features, edge_index, edge_attr=None, *, output_nodes=None, return_attention_weights=False):
-        """node_features [N, F_in], edge_index [2, E], edge_attr [E, edge_dim] (only with edge_dim) -> logits.
+        """node_features [N, F_in], edge_index (a models.Graph, a RestrictedGraph, or an edge_index [2, E]),
+        edge_attr [E, edge_dim] (only with edge_dim; a Graph built with edge_attr gives its own) -> logits.
 
-        output_nodes: an index (or bool mask) of rows: returns exactly logits[output_nodes], computing less.
+        A RestrictedGraph (graph.restricted_to(idx, num_layers)): returns exactly logits[idx], computing less.
+        output_nodes: an index (or bool mask) of rows, the same with the restriction worked out on this call.
         return_attention_weights=True: returns (logits, [attention [E, H] of each layer])."""
-        if output_nodes is None:
-            needed = [None] * len(self.layers)
-        else:
-            num_nodes, num_layers = node_features.shape[0], len(self.layers)
-            needed = self._receptive_fields.get(
-                (edge_index, output_nodes), (num_nodes, num_layers),
-                lambda: receptive_field(edge_index, output_nodes, num_nodes, num_layers))
+        graph = as_graph(edge_index, node_features.shape[0])
+        if output_nodes is not None:
+            if isinstance(graph, RestrictedGraph):
+                raise ValueError("give output_nodes or a RestrictedGraph, not both")
+            graph = graph.restricted_to(output_nodes, len(self.layers))
+        layer_graphs = self._layer_graphs(graph)
         x, attention = node_features, []
-        for layer, needed_rows in zip(self.layers, needed):
+        for layer, layer_graph in zip(self.layers, layer_graphs):
             if return_attention_weights:
-                x, layer_attention = layer(x, edge_index, edge_attr, needed_rows=needed_rows,
-                                           return_attention_weights=True)
+                x, layer_attention = layer(x, layer_graph, edge_attr, return_attention_weights=True)
                 attention.append(layer_attention)
             else:
-                x = layer(x, edge_index, edge_attr, needed_rows=needed_rows)
-        logits = x if output_nodes is None else x[output_nodes]
+                x = layer(x, layer_graph, edge_attr)
+        logits = x[graph.output_nodes] if isinstance(graph, RestrictedGraph) else x
         return (logits, attention) if return_attention_weights else logits
+
+    def build_layouts(self, graph):
+        """Build now every layout the layers will ask `graph` (a Graph or RestrictedGraph) for: where reading values
+        back costs nothing, e.g. on the CPU before a batch's graph moves to the GPU. Returns the graph."""
+        for layer, layer_graph in zip(self.layers, self._layer_graphs(graph)):
+            layer.build_layouts(layer_graph)
+        return graph
+
+    def _layer_graphs(self, graph):
+        if not isinstance(graph, RestrictedGraph):
+            return [graph] * len(self.layers)
+        if graph.num_layers != len(self.layers):
+            raise ValueError(f"the RestrictedGraph was made for {graph.num_layers} layers, the model has "
+                             f"{len(self.layers)}; make it with graph.restricted_to(nodes, {len(self.layers)})")
+        return graph.layers
 
     def forward_with_hidden(self, node_features, edge_index, edge_attr=None, return_attention_weights=False):
         """Like forward, but also returns every layer's output (for embeddings plots): (logits, hidden), or with
         return_attention_weights=True (logits, hidden, attention)."""
         outputs, attention = [], []
-        x = node_features
+        x, graph = node_features, as_graph(edge_index, node_features.shape[0])
+        if isinstance(graph, RestrictedGraph):
+            graph = graph.graph  # (every row of every layer: hidden outputs are wanted whole)
         for layer in self.layers:
-            x = layer(x, edge_index, edge_attr, return_attention_weights=return_attention_weights)
+            x = layer(x, graph, edge_attr, return_attention_weights=return_attention_weights)
             if return_attention_weights:
                 x, layer_attention = x
                 attention.append(layer_attention)
             outputs.append(x)
         return (x, outputs, attention) if return_attention_weights else (x, outputs)
 
-
-def receptive_field(edge_index, output_nodes, num_nodes, num_layers):
-    """For each layer, a bool mask [N] of the nodes whose output rows the last layer's rows at output_nodes
-    depend on (None where that is every node). Going back from the last layer: a layer needs its own targets'
-    rows and those of their sources (the score's target half and a skip connection read the target's row)."""
-    needed = torch.zeros(num_nodes, dtype=torch.bool, device=edge_index.device)
-    needed[output_nodes] = True
-    per_layer = [needed]
-    source, target = edge_index[0], edge_index[1]
-    for _ in range(num_layers - 1):
-        needed = needed.clone()
-        needed[source[needed[target]]] = True
-        per_layer.insert(0, needed)
-    return [None if bool(mask.all()) else mask for mask in per_layer]

@@ -27,26 +27,27 @@ They shape the attention only; what is aggregated is still W_k h_j.
 `GATLayer` owns the parameters and everything that is the same in all four (dropout, projection,
 skip connection, bias, activation). The subclasses differ only in `_attend`: how the attention
 scores become a per-neighbourhood softmax and how neighbours are aggregated. IMP1 and IMP2 write it
-with dense N x N tensors; IMP3 calls one op per equation from models/fast_ops.py, where each op's
-docstring gives the plain PyTorch expression it equals and why the fast version exists; IMP4 puts the
-scores in a sparse tensor and lets torch.sparse do the softmax and the aggregation.
+with dense N x N tensors; IMP3 calls one op per equation from models/fast_ops.py, each the promise to equal
+the plain expression of the same name in models/plain_ops.py; IMP4 puts the scores in a sparse tensor and
+lets torch.sparse do the softmax and the aggregation.
 
-Shapes: N nodes, E edges, H heads, F_in / F_out features. `edge_index` is a LongTensor [2, E] with
-row 0 the source j and row 1 the target i of each edge j -> i: self loops in it (the loaders add them),
-no duplicate edges. Every layer checks that once per graph (models/edge_index.py, which also has
-gat_edge_index to make any edge list fit).
+Shapes: N nodes, E edges, H heads, F_in / F_out features. The graph is a models.Graph (models/graph.py):
+an edge_index [2, E] with row 0 the source j and row 1 the target i of each edge j -> i, self loops in it
+(the loaders add them), no duplicate edges, checked once when the Graph is built, and the layouts the
+layers ask it for, built once. A plain edge_index tensor is accepted too, and wrapped in a new Graph on
+every call (models/edge_index.py has gat_edge_index to make any edge list fit).
 """
 
 import enum
-import warnings
 
 import torch
 import torch.nn as nn
 
-from models.edge_index import check_edge_index_once
-from models.fast_ops import (FastDropout, IdentityCache, TargetSortedEdges, _computed_in_float32, gat_edge_scores,
-                             gat_score_halves, gatv2_edge_scores, is_sparse, neighbourhood_softmax, neighbourhood_sum,
-                             project, transposed_csr_pattern)
+from models.dropout import FastDropout
+from models.fast_ops import (gat_edge_scores, gat_score_halves, gatv2_edge_scores, neighbourhood_softmax,
+                             neighbourhood_sum, project, sparse_dense_product)
+from models.graph import RestrictedGraph, as_graph
+from models.sparse_features import is_sparse
 
 
 class LayerType(enum.Enum):
@@ -73,17 +74,17 @@ ATTENTION_TYPES = ("gat", "gatv2")
 class GATLayer(nn.Module):
     """Base class: parameters and the shared parts of the forward pass.
 
-    Input:  node_features [N, F_in] (dense, or a sparse COO/CSR tensor), edge_index [2, E], and with
-            edge_dim=D edge_attr [E, D].
+    Input:  node_features [N, F_in] (dense, or a sparse COO/CSR tensor), a models.Graph (or a plain
+            edge_index [2, E]), and with edge_dim=D edge_attr [E, D] (or the Graph's).
     Output: [N, H * F_out] if concat else [N, F_out]; with return_attention_weights=True also the
             attention [E, H] aligned with the columns of edge_index.
     With log_attention_weights=True the layer also keeps its last attention as `attention_weights`,
     detached.
 
-    needed_rows (optional): a bool mask [N] of the nodes whose output rows are needed (GAT.forward's
-    output_nodes sets it). IMP3 with GAT attention then does the per-edge work (scores, softmax,
-    aggregation) only for the edges into those nodes, and the other rows of its output are not
-    meaningful; every other case computes all rows. The needed rows are bit-for-bit those of the full pass.
+    A graph for some rows only (Graph.needed_rows: a GAT given graph.restricted_to(...) hands each layer one):
+    IMP3 with GAT attention then does the per-edge work (scores, softmax, aggregation) only for the edges
+    into those rows, and the other rows of its output are not meaningful; every other case computes all rows.
+    The needed rows are bit-for-bit those of the full pass.
     """
 
     def __init__(self, num_in_features, num_out_features, num_heads, concat=True, activation=None,
@@ -131,7 +132,6 @@ class GATLayer(nn.Module):
 
         self.leaky_relu = nn.LeakyReLU(0.2)
         self.dropout = FastDropout(p=dropout_prob)  # nn.Dropout's distribution, drawn faster
-        self._graph_cache = IdentityCache()  # what _graph_data built, per edge_index (and needed_rows)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -155,12 +155,14 @@ class GATLayer(nn.Module):
     def forward(self, node_features, edge_index, edge_attr=None, needed_rows=None, return_attention_weights=False):
         """One GAT layer: every node attends over its incoming edges, per head, and aggregates its sources.
 
-        node_features: [N, F_in], dense or sparse (COO or CSR). edge_index: [2, E] integer, row 0 the source j
-        and row 1 the target i of each edge j -> i, every node with an incoming edge (self loops), no duplicates;
-        checked once per graph, models.gat_edge_index makes any edge list fit. edge_attr: [E, D] features of the
+        node_features: [N, F_in], dense or sparse (COO or CSR). edge_index: a models.Graph, built once (the fast
+        path), or a plain edge_index [2, E] integer tensor, row 0 the source j and row 1 the target i of each edge
+        j -> i, every node with an incoming edge (self loops), no duplicates, wrapped in a new Graph (and so
+        checked) on every call; models.gat_edge_index makes any edge list fit. edge_attr: [E, D] features of the
         edges, in edge_index's column order, required when the layer was built with edge_dim=D (and refused
-        otherwise); they take part in the scores only. needed_rows: see the class docstring (GAT.forward's
-        output_nodes sets it).
+        otherwise; a Graph built with edge_attr gives its own); they take part in the scores only. needed_rows
+        (optional): a bool mask [N] of the rows the caller reads, the same as graph.with_needed_rows(needed_rows)
+        (see the class docstring).
 
         Each of the H heads computes its own attention and its own F_out features per node. concat=True
         (hidden layers) returns the heads side by side, [N, H * F_out]; concat=False (an output layer) their
@@ -170,11 +172,20 @@ class GATLayer(nn.Module):
         each edge (before dropout) aligned with edge_index's columns, part of the autograd graph.
         """
         num_nodes = node_features.shape[0]
-        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-            raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
-        edge_terms = self._edge_terms(edge_attr, edge_index.shape[1])  # None without edge features
+        graph = as_graph(edge_index, num_nodes)
+        if isinstance(graph, RestrictedGraph):
+            raise ValueError("a RestrictedGraph is for a whole GAT; give a layer one of its .layers")
+        if needed_rows is not None:
+            graph = graph.with_needed_rows(needed_rows)
+        with_attention = return_attention_weights or self.log_attention_weights
+        if graph.needed_rows is not None and not self._skips_unneeded_rows(with_attention):
+            graph = graph.whole
+        self._check_input(node_features)
+        edge_terms = self._edge_terms(graph.edge_attr if edge_attr is None else edge_attr, graph.num_edges,
+                                      edge_attr is not None)  # None without edge features
 
-        sparse_pattern = self._sparse_input_pattern(node_features)  # (IMP3's cache; None elsewhere)
+        # (a CSR input's pattern for the projection's backward pass: read before dropout, which makes a new tensor)
+        sparse_pattern = getattr(node_features, "transposed_pattern", None)
         node_features = self.dropout(node_features)
         # W h: [N, F_in] -> [N, H, F_out]
         projected = project(self.linear_proj.weight, node_features, sparse_pattern).view(
@@ -193,20 +204,39 @@ class GATLayer(nn.Module):
         projected = self.dropout(projected)
 
         # [N, H, F_out] aggregated features, [E, H] attention per edge
-        with_attention = return_attention_weights or self.log_attention_weights
-        out, attention = self._attend(projected, source_terms, target_terms, edge_index, needed_rows,
-                                      edge_terms=edge_terms, with_attention=with_attention)
+        out, attention = self._attend(projected, source_terms, target_terms, graph, edge_terms=edge_terms,
+                                      with_attention=with_attention)
         if self.log_attention_weights:
             self.attention_weights = attention.detach()
 
         out = self._finish(node_features, out, sparse_pattern)
         return (out, attention) if return_attention_weights else out
 
-    def _edge_terms(self, edge_attr, num_edges):
+    def build_layouts(self, graph):
+        """Build now the layouts this layer will ask `graph` for (e.g. on the CPU, before the graph moves to a GPU);
+        without this, the first forward pass builds them."""
+
+    def _skips_unneeded_rows(self, with_attention):
+        """Whether this layer computes only the rows a restricted graph needs (else it is given the whole graph)."""
+        return False
+
+    def _check_input(self, node_features):
+        """One line, before any work, for features of the wrong width or dtype (metadata only: nothing is read)."""
+        if node_features.dim() != 2 or node_features.shape[1] != self.num_in_features:
+            raise ValueError(f"node_features must be [N, {self.num_in_features}] for this layer (built with "
+                             f"num_in_features={self.num_in_features}), got {tuple(node_features.shape)}")
+        weight_dtype = self.linear_proj.weight.dtype
+        if node_features.dtype != weight_dtype and not torch.is_autocast_enabled(node_features.device.type):
+            raise ValueError(f"node_features are {node_features.dtype} but the layer's weights are {weight_dtype}; "
+                             f"convert one to the other (features.to({weight_dtype}), or "
+                             f"model.to({node_features.dtype}))")
+
+    def _edge_terms(self, edge_attr, num_edges, given=True):
         """What each edge's features add to its score (None without edge features), in edge_index's order:
-        "gat": a_edge . W_e e_ij [E, H]; "gatv2": W_e e_ij [E, H, F_out]."""
+        "gat": a_edge . W_e e_ij [E, H]; "gatv2": W_e e_ij [E, H, F_out]. given: edge_attr was passed to forward
+        (not carried by the Graph, which a layer without edge features ignores)."""
         if self.edge_dim is None:
-            if edge_attr is not None:
+            if edge_attr is not None and given:
                 raise ValueError("edge_attr was given, but the layer has no edge features: build it with edge_dim=D")
             return None
         if edge_attr is None:
@@ -214,37 +244,26 @@ class GATLayer(nn.Module):
         if edge_attr.dim() != 2 or tuple(edge_attr.shape) != (num_edges, self.edge_dim):
             raise ValueError(f"edge_attr must be [E, edge_dim] = [{num_edges}, {self.edge_dim}] (one row per column "
                              f"of edge_index), got {tuple(edge_attr.shape)}")
+        weight_dtype = self.linear_proj_edge.weight.dtype
+        if edge_attr.dtype != weight_dtype and not torch.is_autocast_enabled(edge_attr.device.type):
+            raise ValueError(f"edge_attr is {edge_attr.dtype} but the layer's weights are {weight_dtype}; convert one "
+                             f"to the other (edge_attr.to({weight_dtype}), or model.to({edge_attr.dtype}))")
         # [E, D] -> [E, H, F_out]
         projected_edges = self.linear_proj_edge(edge_attr).view(num_edges, self.num_heads, self.num_out_features)
         if self.attention_type == "gat":
             return (projected_edges * self.scoring_fn_edge).sum(dim=-1)  # [E, H]
         return projected_edges
 
-    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
-                with_attention=False):
+    def _attend(self, projected, source_terms, target_terms, graph, edge_terms=None, with_attention=False):
         """Return (aggregated [N, H, F_out], attention [E, H] aligned with edge_index). The attention is
         needed only when with_attention is set; otherwise it may be None.
 
         projected: W h after dropout [N, H, F_out]. source_terms, target_terms: what each node brings to the
         scores of its outgoing and incoming edges; "gat": the two halves a_source . W h, a_target . W h [N, H];
-        "gatv2": the projections W h, W_t h [N, H, F_out]. edge_terms: None, or what each edge's features add
-        before the LeakyReLU, in edge_index's order ([E, H] for "gat", [E, H, F_out] for "gatv2").
-        needed_rows: see the class docstring; an implementation may ignore it and compute every row."""
+        "gatv2": the projections W h, W_t h [N, H, F_out]. graph: the models.Graph, whose layouts an
+        implementation asks for. edge_terms: None, or what each edge's features add before the LeakyReLU, in
+        edge_index's order ([E, H] for "gat", [E, H, F_out] for "gatv2")."""
         raise NotImplementedError
-
-    def _graph_data(self, edge_index, num_nodes, key, build, needed_rows=None):
-        """Per-graph precomputation (the dense mask, IMP3's edge layout, IMP4's sparse pattern), built on the
-        first forward pass and reused for as long as the same, unmodified edge_index (and needed_rows) tensor
-        comes in. Building it first checks edge_index's contract (check_edge_index): once per graph."""
-        def check_then_build():
-            check_edge_index_once(edge_index, num_nodes)
-            return build()
-        return self._graph_cache.get((edge_index, needed_rows), (num_nodes,) + tuple(key), check_then_build)
-
-    def _sparse_input_pattern(self, node_features):
-        """What the projection of a sparse CSR input may reuse from call to call; the readable layers keep
-        nothing (project() then builds it each time), IMP3 caches it."""
-        return None
 
     def _finish(self, node_features, out, sparse_pattern=None):
         """Skip connection, concat/average heads, bias, activation. out: [N, H, F_out]."""
@@ -269,15 +288,19 @@ class GATLayer(nn.Module):
 
 
 class _DenseGATLayer(GATLayer):
-    """Shared by the dense layers: the N x N mask built from edge_index, once per graph."""
+    """Shared by the dense layers: the N x N mask the graph keeps (Graph.attention_mask)."""
 
     # Refuse graphs whose N x N x H score tensors would not fit comfortably: these layers exist to
     # be read, IMP3 is for scale.
     max_dense_bytes = 4 * 2 ** 30
 
-    def _attention_mask(self, edge_index, num_nodes, device, dtype):
+    def build_layouts(self, graph):
+        graph.attention_mask(self.linear_proj.weight.dtype)
+
+    def _attention_mask(self, graph, dtype):
         """[N, N] additive mask: 0 where edge j -> i exists (row i = target, column j = source),
         -inf elsewhere."""
+        num_nodes = graph.num_nodes
         per_pair = self.num_heads * (self.num_out_features if self.attention_type == "gatv2" else 1)
         needed = 3 * num_nodes * num_nodes * per_pair * torch.finfo(dtype).bits // 8
         if needed > self.max_dense_bytes:
@@ -285,15 +308,7 @@ class _DenseGATLayer(GATLayer):
                 f"{type(self).__name__} would allocate ~{needed / 2 ** 30:.1f} GiB of N x N attention "
                 f"for N={num_nodes} nodes and {self.num_heads} heads; use --layer_type IMP3, the "
                 f"edge-list implementation, for graphs of this size.")
-        return self._graph_data(edge_index, num_nodes, (device, dtype),
-                                lambda: _build_attention_mask(edge_index, num_nodes, device, dtype))
-
-
-def _build_attention_mask(edge_index, num_nodes, device, dtype):
-    # (every node has an incoming edge, so no row is all -inf: check_edge_index ran first)
-    mask = torch.full((num_nodes, num_nodes), float("-inf"), device=device, dtype=dtype)
-    mask[edge_index[1], edge_index[0]] = 0.0
-    return mask
+        return graph.attention_mask(dtype)
 
 
 def _dense_edge_terms(edge_terms, edge_index, num_nodes):
@@ -306,10 +321,9 @@ def _dense_edge_terms(edge_terms, edge_index, num_nodes):
 class GATLayerImp1(_DenseGATLayer):
     """Dense, heads first. Easiest to map onto the equations: one N x N attention matrix per head."""
 
-    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
-                with_attention=False):
-        num_nodes = projected.shape[0]
-        mask = self._attention_mask(edge_index, num_nodes, projected.device, projected.dtype)
+    def _attend(self, projected, source_terms, target_terms, graph, edge_terms=None, with_attention=False):
+        num_nodes, edge_index = projected.shape[0], graph.edge_index
+        mask = self._attention_mask(graph, projected.dtype)
         if self.attention_type == "gat":
             # [H, N, 1] + [H, 1, N] -> [H, N, N]; entry (k, i, j) scores edge j -> i for head k.
             pre_activation = target_terms.t().unsqueeze(-1) + source_terms.t().unsqueeze(1)
@@ -334,10 +348,9 @@ class GATLayerImp1(_DenseGATLayer):
 class GATLayerImp2(_DenseGATLayer):
     """Dense, heads last. The same computation laid out as [N, N, H] with broadcasting."""
 
-    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
-                with_attention=False):
-        num_nodes = projected.shape[0]
-        mask = self._attention_mask(edge_index, num_nodes, projected.device, projected.dtype)
+    def _attend(self, projected, source_terms, target_terms, graph, edge_terms=None, with_attention=False):
+        num_nodes, edge_index = projected.shape[0], graph.edge_index
+        mask = self._attention_mask(graph, projected.dtype)
         # [N, 1, H] + [1, N, H] -> [N, N, H] (GAT), or [N, 1, H, F] + [1, N, H, F] -> [N, N, H, F] (GATv2);
         # entry (i, j, k) belongs to edge j -> i and head k.
         pre_activation = target_terms.unsqueeze(1) + source_terms.unsqueeze(0)
@@ -364,32 +377,19 @@ class GATLayerImp3(GATLayer):
     segment reduction and the aggregation a gather-sum that never materialises an [E, H, F_out] tensor.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._input_cache = None  # (sparse input features, their transposed pattern)
+    def build_layouts(self, graph):
+        graph.edges_by_target(self.num_heads)
 
-    def _sparse_input_pattern(self, node_features):
-        """For a sparse CSR input: the transposed pattern the projection's backward pass needs, built
-        once and reused while the same input tensor comes in (dropout changes values, not the pattern)."""
-        if node_features.layout != torch.sparse_csr:
-            return None
-        cached = self._input_cache
-        if cached is None or cached[0] is not node_features:
-            self._input_cache = cached = (node_features, transposed_csr_pattern(node_features))
-        return cached[1]
+    def _skips_unneeded_rows(self, with_attention):
+        # GATv2's backward sums its attention vector's gradient over all edges at once (and W_e's gradient sums
+        # over all edges): leaving out edges with zero gradient would change that sum's rounding. Returned or
+        # logged attention covers every edge.
+        return self.attention_type == "gat" and self.edge_dim is None and not with_attention
 
-    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
-                with_attention=False):
-        num_nodes = projected.shape[0]
-        if self.attention_type != "gat" or with_attention or edge_terms is not None:
-            # GATv2's backward sums its attention vector's gradient over all edges at once (and W_e's gradient
-            # sums over all edges): leaving out edges with zero gradient would change that sum's rounding.
-            # Returned or logged attention covers every edge.
-            needed_rows = None
-        # The edges sorted by target (only those into the needed rows, when given), built once per graph.
-        edges = self._graph_data(edge_index, num_nodes, (self.num_heads,),
-                                 lambda: TargetSortedEdges(edge_index, num_nodes, self.num_heads, needed_rows),
-                                 needed_rows)
+    def _attend(self, projected, source_terms, target_terms, graph, edge_terms=None, with_attention=False):
+        # The edges sorted by target (only those into the rows needed, for a restricted graph), built once per graph
+        # and shared by the graph's layers with the same number of heads.
+        edges = graph.edges_by_target(self.num_heads)
         slope = self.leaky_relu.negative_slope
         if edge_terms is not None:  # [E, ...] from edge_index's order to the edges' sorted order
             edge_terms = edges.in_sorted_order(edge_terms)
@@ -411,7 +411,6 @@ class GATLayerImp3(GATLayer):
         return out, edges.in_input_order(attention) if with_attention else None
 
 
-
 class GATLayerImp4(GATLayer):
     """PyTorch's sparse API: each head's scores are a sparse N x N matrix with an entry per edge.
 
@@ -419,20 +418,21 @@ class GATLayerImp4(GATLayer):
     IMP3 does, with plain gathers), put into one batched sparse COO tensor [H, N, N] (entry (k, i, j): edge
     j -> i, head k), `torch.sparse.softmax` normalises each row (a target's incoming edges, over stored entries
     only, so no mask is needed), and one batched sparse @ dense product, `torch.bmm`, aggregates. The sparse
-    tensor's index, sorted as a coalesced tensor needs it, is built once per graph (`_SparseAttentionPattern`).
+    tensor's index, sorted as a coalesced tensor needs it, is built once per graph (Graph.sparse_pattern).
 
     Autograd differentiates through all of it but the product: its own backward pass with respect to the
     sparse operand multiplies grad_out @ features^T densely, [H, N, N], and only then keeps the stored entries
-    (sparse_mask), memory quadratic in N. `sparse_dense_product` gives the product a backward pass that stays
-    sparse, with the API's sampled (masked) product, torch.sparse.sampled_addmm.
+    (sparse_mask), memory quadratic in N. `sparse_dense_product` (models/fast_ops.py) gives the product a
+    backward pass that stays sparse, with the API's sampled (masked) product, torch.sparse.sampled_addmm.
     """
 
-    def _attend(self, projected, source_terms, target_terms, edge_index, needed_rows=None, edge_terms=None,
-                with_attention=False):
+    def build_layouts(self, graph):
+        graph.sparse_pattern(self.num_heads)
+
+    def _attend(self, projected, source_terms, target_terms, graph, edge_terms=None, with_attention=False):
         num_nodes, num_heads = projected.shape[0], self.num_heads
-        pattern = self._graph_data(edge_index, num_nodes, ("sparse pattern", num_heads),
-                                   lambda: _SparseAttentionPattern(edge_index, num_nodes, num_heads))
-        source, target = edge_index[0], edge_index[1]
+        pattern = graph.sparse_pattern(num_heads)
+        source, target = graph.edge_index[0], graph.edge_index[1]
 
         if self.attention_type == "gat":
             # eq. (1), [E, H]: e_ij = LeakyReLU(a_source . W h_j + a_target . W h_i (+ a_edge . W_e e_ij))
@@ -463,89 +463,6 @@ class GATLayerImp4(GATLayer):
             return out, None
         # [H * P] -> [P, H] -> [E, H]: every edge (a duplicate too) gets its pair's attention, in edge_index's order
         return out, attention.view(num_heads, -1).t().index_select(0, pattern.pair_of_edge)
-
-
-class _SparseAttentionPattern:
-    """IMP4's per-graph index: the distinct edges (target i, source j) sorted by (i, j), repeated for every head.
-
-    indices [3, H * P]: (head, target, source) of each stored entry, lexicographically sorted, so the sparse
-    tensor is coalesced as built (no sort per step). first_edge [P]: for each distinct edge, the first column of
-    edge_index that holds it (its score is the entry's value); pair_of_edge [E]: each column's distinct edge.
-    A duplicated edge is stored once, as in the dense layers.
-
-    For the product's backward pass: csr_offsets, csr_columns, the same entries as a batched CSR pattern ([H, N + 1]
-    row offsets, [H, P] columns); transposed_indices [3, H * P] and transposed_order [H * P], the entries of the
-    transposed matrices [H, N, N] (entry (k, j, i)) in their coalesced order, and where each one's value is.
-    """
-
-    def __init__(self, edge_index, num_nodes, num_heads):
-        source, target = edge_index[0].long(), edge_index[1].long()
-        num_edges, device = source.numel(), source.device
-        self.shape = (num_heads, num_nodes, num_nodes)
-        # pair = i * N + j orders the entries by target, then source: the coalesced order of each head's rows
-        pairs, self.pair_of_edge = torch.unique(target * num_nodes + source, return_inverse=True)
-        num_pairs = pairs.numel()
-        self.first_edge = torch.full((num_pairs,), num_edges, dtype=torch.long, device=device).scatter_reduce(
-            0, self.pair_of_edge, torch.arange(num_edges, device=device), reduce="amin")
-        heads = torch.arange(num_heads, device=device).repeat_interleave(num_pairs)
-        targets, sources = pairs // num_nodes, pairs % num_nodes
-        self.indices = torch.stack([heads, targets.repeat(num_heads), sources.repeat(num_heads)])
-
-        row_offsets = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
-        row_offsets[1:] = torch.cumsum(torch.bincount(targets, minlength=num_nodes), 0)
-        self.csr_offsets = row_offsets.repeat(num_heads, 1)
-        self.csr_columns = sources.repeat(num_heads, 1)
-        by_source = torch.argsort(sources * num_nodes + targets)  # the transposed matrix's coalesced order
-        self.transposed_order = (heads.view(num_heads, num_pairs) * num_pairs + by_source).reshape(-1)
-        self.transposed_indices = torch.stack([heads, sources[by_source].repeat(num_heads),
-                                               targets[by_source].repeat(num_heads)])
-
-
-def sparse_dense_product(values, dense, pattern):
-    """torch.bmm(sparse [H, N, N] with `values` [H * P] at pattern.indices, dense [H, N, F]) -> [H, N, F].
-
-    Equals that expression, gradients included; its backward pass stays sparse (see _SparseDenseProduct)."""
-    return _SparseDenseProduct.apply(values, dense, pattern)
-
-
-@_computed_in_float32
-class _SparseDenseProduct(torch.autograd.Function):
-    """out = A @ D per head, A sparse (values at pattern.indices), D dense.
-
-    Backward: dA = (grad_out @ D^T) at A's stored entries only, which is exactly what torch.sparse.sampled_addmm
-    computes (a sampled dense-dense product, O(P * F) per head); autograd's own backward of torch.bmm forms all
-    N x N entries first. dD = A^T @ grad_out, another sparse @ dense product, with A^T's index sorted once per
-    graph (pattern.transposed_*), so no coalescing per step.
-    """
-
-    @staticmethod
-    def forward(ctx, values, dense, pattern):
-        ctx.save_for_backward(values, dense)
-        ctx.pattern = pattern
-        matrix = torch.sparse_coo_tensor(pattern.indices, values, pattern.shape, is_coalesced=True,
-                                         check_invariants=False)
-        return torch.bmm(matrix, dense)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        values, dense = ctx.saved_tensors
-        pattern = ctx.pattern
-        grad_values = grad_dense = None
-        if ctx.needs_input_grad[0]:
-            # [H, P]: <grad_out[k, i], dense[k, j]> for each stored (k, i, j); beta=0 ignores the pattern's values
-            with warnings.catch_warnings():  # "sparse CSR support is in beta": sampled_addmm takes only CSR
-                warnings.simplefilter("ignore", UserWarning)
-                where = torch.sparse_csr_tensor(pattern.csr_offsets, pattern.csr_columns,
-                                                values.new_zeros(pattern.csr_columns.shape), pattern.shape,
-                                                check_invariants=False)
-            grad_values = torch.sparse.sampled_addmm(where, grad_out.contiguous(), dense.transpose(1, 2),
-                                                     beta=0.0).values().reshape(-1)
-        if ctx.needs_input_grad[1]:
-            transposed = torch.sparse_coo_tensor(pattern.transposed_indices,
-                                                 values.index_select(0, pattern.transposed_order), pattern.shape,
-                                                 is_coalesced=True, check_invariants=False)
-            grad_dense = torch.bmm(transposed, grad_out)
-        return grad_values, grad_dense, None
 
 
 LAYER_CLASSES = {LayerType.IMP1: GATLayerImp1, LayerType.IMP2: GATLayerImp2, LayerType.IMP3: GATLayerImp3,

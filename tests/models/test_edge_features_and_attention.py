@@ -124,16 +124,18 @@ def test_returned_attention_carries_gradients():
 
 
 def test_imp4_builds_its_sparse_pattern_once_per_graph_and_its_scores_are_a_sparse_tensor(monkeypatch):
-    from models import gat_layers
+    from models import Graph
+    from models import graph as graph_module
     built, seen = [], []
-    pattern_class = gat_layers._SparseAttentionPattern
-    monkeypatch.setattr(gat_layers, "_SparseAttentionPattern", lambda *a: built.append(a) or pattern_class(*a))
+    pattern_class = graph_module.SparseAttentionPattern
+    monkeypatch.setattr(graph_module, "SparseAttentionPattern", lambda *a: built.append(a) or pattern_class(*a))
     softmax = torch.sparse.softmax
     monkeypatch.setattr(torch.sparse, "softmax", lambda t, dim: seen.append((t.layout, t.shape)) or softmax(t, dim))
     features, edge_index = random_graph()
     layer = GATLayerImp4(12, 5, 3).eval()
-    layer(features, edge_index)
-    layer(features, edge_index)
+    graph = Graph(edge_index, 40)
+    layer(features, graph)
+    layer(features, graph)
     assert len(built) == 1 and seen == [(torch.sparse_coo, (3, 40, 40))] * 2
 
 
@@ -163,9 +165,10 @@ def test_a_model_with_edge_dim_saves_and_loads_it_and_old_binaries_still_load(tm
 
 
 def test_imp4_sparse_product_has_autograds_gradients_without_its_dense_n_by_n_step():
-    from models.gat_layers import _SparseAttentionPattern, sparse_dense_product
+    from models.fast_ops import sparse_dense_product
+    from models.layouts import SparseAttentionPattern
     _, edge_index = random_graph(shuffle=True)
-    pattern = _SparseAttentionPattern(edge_index, 40, 3)
+    pattern = SparseAttentionPattern(edge_index, 40, 3)
     values = torch.rand(pattern.indices.shape[1], dtype=torch.float64, requires_grad=True)
     dense = torch.randn(3, 40, 5, dtype=torch.float64, requires_grad=True)
     weights = torch.randn(3, 40, 5, dtype=torch.float64)

@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from models import GAT, GATLayerImp3, LayerType, check_edge_index, gat_edge_index
+from models import GAT, GATLayerImp3, Graph, LayerType, check_edge_index, gat_edge_index
 from models.gat_layers import LAYER_CLASSES
 from tests.helpers import random_graph
 from utils.datasets.graph import build_edge_index
@@ -26,31 +26,37 @@ def test_every_implementation_refuses_ids_out_of_range_and_nodes_without_incomin
 
 
 @pytest.mark.parametrize("layer_type", list(LayerType))
-def test_every_implementation_warns_about_duplicate_edges_once_per_graph(layer_type):
+def test_a_graph_warns_about_duplicate_edges_once_at_the_callers_line(layer_type):
     features, edge_index = random_graph()
     doubled = torch.cat([edge_index, edge_index[:, :3]], dim=1)
     layer = LAYER_CLASSES[layer_type](12, 4, 2).eval()
     with pytest.warns(UserWarning, match="3 duplicate edges") as caught:
-        layer(features, doubled)
-        layer(features, doubled)  # the same graph: checked once, when its cache entry was built
+        graph = Graph(doubled, 40)
+        layer(features, graph)
+        layer(features, graph)  # the same graph: checked once, when it was built
     assert len([w for w in caught if "duplicate" in str(w.message)]) == 1
+    assert caught[0].filename == __file__  # it points at the line that built the graph, not into models/
+    with pytest.warns(UserWarning, match="holds a duplicate edge,") as caught:
+        layer(features, torch.cat([edge_index, edge_index[:, :1]], dim=1))  # a plain edge_index: checked per call
+    assert caught[0].filename == __file__
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         layer(features, edge_index)  # a clean graph: no warning
 
 
-def test_the_check_runs_once_per_graph_not_per_step(monkeypatch):
-    from models import gat_layers
+def test_a_graph_is_checked_once_and_a_plain_edge_index_on_every_call(monkeypatch):
+    from models import graph as graph_module
     calls = []
-    monkeypatch.setattr(gat_layers, "check_edge_index_once", lambda *args: calls.append(args))
+    monkeypatch.setattr(graph_module, "check_edge_index", lambda *args: calls.append(args))
     features, edge_index = random_graph()
     layer = GATLayerImp3(12, 4, 2)
+    graph = Graph(edge_index, 40)
     for _ in range(3):
-        layer(features, edge_index).sum().backward()
+        layer(features, graph).sum().backward()
     assert len(calls) == 1
-    _, other = random_graph(seed=1)
-    layer(features, other)
-    assert len(calls) == 2
+    for _ in range(2):
+        layer(features, edge_index)
+    assert len(calls) == 3
 
 
 def test_a_models_layers_check_a_graph_once():
@@ -59,6 +65,25 @@ def test_a_models_layers_check_a_graph_once():
     with pytest.warns(UserWarning, match="2 duplicate edges") as caught:
         GAT(3, [2, 2, 1], [12, 4, 4, 3]).eval()(features, doubled)
     assert len([w for w in caught if "duplicate" in str(w.message)]) == 1
+
+
+@pytest.mark.parametrize("attention_type", ["gat", "gatv2"])
+@pytest.mark.parametrize("layer_type", list(LayerType))
+def test_an_edge_index_edited_in_place_is_never_answered_from_the_old_graph(layer_type, attention_type):
+    # A user perturbing edges through .numpy() or .data changes the tensor without a version bump. A plain
+    # edge_index is laid out anew on every call, so the answer is the edited graph's; a Graph owns a copy of its
+    # edge_index, so editing the tensor it was built from changes nothing in it.
+    features, edge_index = random_graph()
+    model = GAT(2, [2, 1], [12, 4, 3], layer_type=layer_type, attention_type=attention_type).eval()
+    graph = Graph(edge_index, 40)
+    before = model(features, edge_index)
+    assert torch.equal(model(features, graph), before)
+    relabelled = torch.randperm(40, generator=torch.Generator().manual_seed(0))[edge_index]  # another valid graph
+    edge_index.numpy()[:] = relabelled.numpy()  # in place, without a version bump
+    after = model(features, edge_index)
+    torch.testing.assert_close(after, model(features, Graph(relabelled, 40)), rtol=0, atol=0)
+    assert (after - before).abs().max() > 1e-3
+    assert torch.equal(model(features, graph), before)  # the Graph kept its own copy
 
 
 def test_gat_edge_index_adds_self_loops_removes_duplicates_and_sorts_by_target():

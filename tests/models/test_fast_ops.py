@@ -1,13 +1,17 @@
-"""Every op of models/fast_ops.py against the plain PyTorch expression its docstring promises, forward and
-gradient, in float64: once as it runs on a small graph (one chunk) and once with chunks of a few floats, so
-that every chunked path (gathers, bag runs, GATv2's pre-activation, score-halves buffer) runs too."""
+"""Every op of models/fast_ops.py against the function of the same name in models/plain_ops.py, the plain PyTorch
+expression it promises to equal, forward and gradient, in float64, on every device present: once as it runs on a
+small graph (one chunk) and once with chunks of a few floats, so that every chunked path (gathers, bag runs,
+GATv2's pre-activation, score-halves buffer) runs too."""
+
+import inspect
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from models import fast_ops
-from models.fast_ops import TargetSortedEdges
+from models import fast_ops, gathers, plain_ops
+from models.dropout import FastDropout
+from models.layouts import SparseAttentionPattern, TargetSortedEdges
+from models.sparse_features import csr_features
 from tests.helpers import random_graph
 
 NUM_NODES, HEADS, WIDTH = 9, 2, 3
@@ -27,13 +31,23 @@ def rand(*shape, seed, device="cpu"):
 @pytest.fixture(params=["one chunk", "many chunks"])
 def chunks(request, monkeypatch):
     if request.param == "many chunks":
-        monkeypatch.setattr(fast_ops, "CHUNK_ELEMENTS", 5)
-        monkeypatch.setattr(fast_ops, "CUDA_CHUNK_ELEMENTS", 5)
+        monkeypatch.setattr(gathers, "CHUNK_ELEMENTS", 5)
+        monkeypatch.setattr(gathers, "CUDA_CHUNK_ELEMENTS", 5)
     return request.param
 
 
-def assert_same_values_and_gradients(fast, plain, inputs):
-    """fast(*inputs) == plain(*inputs), and so are the gradients of a random linear function of the output."""
+def assert_fast_equals_plain(name, inputs, *constants, call=None):
+    """fast_ops.<name>(*inputs, *constants) == plain_ops.<name>(...) (or call(op, *inputs) for each), and so are
+    the gradients of a random linear function of the output with respect to the inputs; the fast op also passes
+    gradcheck."""
+    fast_op, plain_op = getattr(fast_ops, name), getattr(plain_ops, name)
+    call = call or (lambda op, *values: op(*values, *constants))
+
+    def fast(*values):
+        return call(fast_op, *values)
+
+    def plain(*values):
+        return call(plain_op, *values)
     fast_out, plain_out = fast(*inputs), plain(*inputs)
     fast_out = fast_out if isinstance(fast_out, tuple) else (fast_out,)
     plain_out = plain_out if isinstance(plain_out, tuple) else (plain_out,)
@@ -47,69 +61,62 @@ def assert_same_values_and_gradients(fast, plain, inputs):
     assert torch.autograd.gradcheck(fast, inputs)
 
 
-def plain_neighbourhood_sum(edges):
-    """What neighbourhood_sum equals: index_add of each edge's attention-weighted source features into its target."""
-    def plain(attention, features):
-        weighted = attention.unsqueeze(-1) * features[edges.source]
-        empty = torch.zeros(NUM_NODES, HEADS, WIDTH, dtype=features.dtype, device=features.device)
-        return empty.index_add(0, edges.target, weighted)
-    return plain
+def test_every_fast_op_has_its_plain_expression_as_code():
+    fast = {name for name, value in vars(fast_ops).items()
+            if inspect.isfunction(value) and value.__module__ == fast_ops.__name__ and not name.startswith("_")}
+    assert fast and fast <= set(vars(plain_ops)), fast - set(vars(plain_ops))
+    for name in fast:
+        assert inspect.signature(getattr(fast_ops, name)) == inspect.signature(getattr(plain_ops, name)), name
 
 
 def test_project_equals_a_matmul_for_dense_and_sparse_inputs(chunks, device):
     generator = torch.Generator().manual_seed(0)
     dense = (torch.rand(NUM_NODES, 7, generator=generator, dtype=torch.float64) > 0.6).double().to(device)
     weight = rand(4, 7, seed=1, device=device)
-
-    def plain(w):
-        return dense @ w.t()
-    for features in (dense, dense.to_sparse(), dense.to_sparse_csr()):
-        assert_same_values_and_gradients(lambda w: fast_ops.project(w, features), plain, (weight,))
-    csr = dense.to_sparse_csr()
-    pattern = fast_ops.transposed_csr_pattern(csr)
-    assert_same_values_and_gradients(lambda w: fast_ops.project(w, csr, pattern), plain, (weight,))
+    for features in (dense, dense.to_sparse(), dense.to_sparse_csr(), csr_features(dense)):
+        assert_fast_equals_plain("project", (weight,), features)
 
 
 def test_gat_score_halves_equal_two_products(chunks, device):
     inputs = (rand(NUM_NODES, HEADS, WIDTH, seed=0, device=device), rand(1, HEADS, WIDTH, seed=1, device=device),
               rand(1, HEADS, WIDTH, seed=2, device=device))
-    assert_same_values_and_gradients(fast_ops.gat_score_halves,
-                                     lambda p, s, t: ((p * s).sum(-1), (p * t).sum(-1)), inputs)
+    assert_fast_equals_plain("gat_score_halves", inputs)
 
 
-def test_gat_edge_scores_equal_leaky_relu_of_gathered_halves(chunks, device):
-    edge_index = graph(device)
-    edges = TargetSortedEdges(edge_index, NUM_NODES, HEADS)
-
-    def plain(source, target):
-        return F.leaky_relu(source[edges.source] + target[edges.target], SLOPE)
-    assert_same_values_and_gradients(lambda s, t: fast_ops.gat_edge_scores(s, t, edges, SLOPE), plain,
-                                     (rand(NUM_NODES, HEADS, seed=0, device=device),
-                                      rand(NUM_NODES, HEADS, seed=1, device=device)))
-
-
-def test_gatv2_edge_scores_equal_the_attention_vector_after_leaky_relu(chunks, device):
+@pytest.mark.parametrize("with_edge_terms", [False, True])
+def test_gat_edge_scores_equal_leaky_relu_of_gathered_halves(chunks, device, with_edge_terms):
     edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS)
+    inputs = (rand(NUM_NODES, HEADS, seed=0, device=device), rand(NUM_NODES, HEADS, seed=1, device=device))
+    if not with_edge_terms:
+        assert_fast_equals_plain("gat_edge_scores", inputs, edges, SLOPE)
+    else:
+        inputs += (rand(edges.source.numel(), HEADS, seed=2, device=device),)
+        assert_fast_equals_plain("gat_edge_scores", inputs, call=lambda op, s, t, e: op(s, t, edges, SLOPE, e))
 
-    def plain(source, target, vector):
-        return (F.leaky_relu(source[edges.source] + target[edges.target], SLOPE) * vector).sum(-1)
+
+@pytest.mark.parametrize("with_edge_terms", [False, True])
+def test_gatv2_edge_scores_equal_the_attention_vector_after_leaky_relu(chunks, device, with_edge_terms):
+    edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS)
     inputs = (rand(NUM_NODES, HEADS, WIDTH, seed=0, device=device),
               rand(NUM_NODES, HEADS, WIDTH, seed=1, device=device),
               rand(1, HEADS, WIDTH, seed=2, device=device))
-    assert_same_values_and_gradients(lambda s, t, a: fast_ops.gatv2_edge_scores(s, t, a, edges, SLOPE), plain, inputs)
+    if not with_edge_terms:
+        assert_fast_equals_plain("gatv2_edge_scores", inputs, edges, SLOPE)
+    else:
+        inputs += (rand(edges.source.numel(), HEADS, WIDTH, seed=3, device=device),)
+        assert_fast_equals_plain("gatv2_edge_scores", inputs, call=lambda op, s, t, a, e: op(s, t, a, edges, SLOPE, e))
 
 
 def test_neighbourhood_softmax_equals_the_plain_edge_softmax(chunks, device):
     edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS)
-    scores = rand(edges.source.numel(), HEADS, seed=0, device=device)
-    assert_same_values_and_gradients(lambda x: fast_ops.neighbourhood_softmax(x, edges),
-                                     lambda x: fast_ops.edge_softmax(x, edges.target, NUM_NODES), (scores,))
+    assert_fast_equals_plain("neighbourhood_softmax", (rand(edges.source.numel(), HEADS, seed=0, device=device),),
+                             edges)
 
 
 def test_edge_softmax_equals_torch_softmax_per_neighbourhood(device):
     edge_index = graph(device)
     scores = rand(edge_index.shape[1], HEADS, seed=0, device=device)
-    attention = fast_ops.edge_softmax(scores, edge_index[1], NUM_NODES)
+    attention = plain_ops.edge_softmax(scores, edge_index[1], NUM_NODES)
     for node in range(NUM_NODES):
         into = edge_index[1] == node
         torch.testing.assert_close(attention[into], torch.softmax(scores[into], dim=0))
@@ -117,28 +124,36 @@ def test_edge_softmax_equals_torch_softmax_per_neighbourhood(device):
 
 def test_neighbourhood_sum_equals_index_add_of_weighted_sources(chunks, device):
     edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS)
-
     inputs = (rand(edges.source.numel(), HEADS, seed=0, device=device),
               rand(NUM_NODES, HEADS, WIDTH, seed=1, device=device))
-    assert_same_values_and_gradients(lambda a, f: fast_ops.neighbourhood_sum(a, f, edges),
-                                     plain_neighbourhood_sum(edges), inputs)
+    assert_fast_equals_plain("neighbourhood_sum", inputs, edges)
+
+
+def test_sparse_dense_product_equals_torch_bmm(device):
+    edge_index = graph(device)
+    pattern = SparseAttentionPattern(edge_index, NUM_NODES, HEADS)
+    inputs = (rand(pattern.indices.shape[1], seed=0, device=device), rand(HEADS, NUM_NODES, WIDTH, seed=1,
+                                                                          device=device))
+    fast, plain = fast_ops.sparse_dense_product(*inputs, pattern), plain_ops.sparse_dense_product(*inputs, pattern)
+    torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
+    weights = torch.randn_like(plain)
+    for a, b in zip(torch.autograd.grad((fast * weights).sum(), inputs),
+                    torch.autograd.grad((plain * weights).sum(), inputs)):
+        torch.testing.assert_close(a, b.to_dense() if b.layout != torch.strided else b, rtol=1e-12, atol=1e-12)
 
 
 def test_ops_on_kept_edges_equal_the_plain_expressions_on_those_edges(chunks, device):
-    # With `targets`, TargetSortedEdges keeps only the edges into some nodes; every op then equals its plain
+    # With `needed_rows`, TargetSortedEdges keeps only the edges into some nodes; every op then equals its plain
     # expression over those edges (including the backward's rearranged rows, `endpoints`).
-    targets = torch.zeros(NUM_NODES, dtype=torch.bool, device=device)
-    targets[[1, 3]] = True
-    edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS, targets)
-    assert edges.endpoints is not None and bool(targets[edges.target].all())
-
+    needed_rows = torch.zeros(NUM_NODES, dtype=torch.bool, device=device)
+    needed_rows[[1, 3]] = True
+    edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS, needed_rows)
+    assert edges.endpoints is not None and bool(needed_rows[edges.target].all())
     inputs = (rand(edges.source.numel(), HEADS, seed=0, device=device),
               rand(NUM_NODES, HEADS, WIDTH, seed=1, device=device))
-    assert_same_values_and_gradients(lambda a, f: fast_ops.neighbourhood_sum(a, f, edges),
-                                     plain_neighbourhood_sum(edges), inputs)
-    scores = rand(edges.source.numel(), HEADS, seed=2, device=device)
-    assert_same_values_and_gradients(lambda x: fast_ops.neighbourhood_softmax(x, edges),
-                                     lambda x: fast_ops.edge_softmax(x, edges.target, NUM_NODES), (scores,))
+    assert_fast_equals_plain("neighbourhood_sum", inputs, edges)
+    assert_fast_equals_plain("neighbourhood_softmax", (rand(edges.source.numel(), HEADS, seed=2, device=device),),
+                             edges)
 
 
 def test_ops_without_gradients_compute_the_same_values(chunks, device):
@@ -155,10 +170,11 @@ def test_ops_without_gradients_compute_the_same_values(chunks, device):
 
 
 def test_fast_dropout_has_dropouts_distribution_and_scale(device):
-    dropout = fast_ops.FastDropout(0.6).train()
+    dropout = FastDropout(0.6).train()
     values = torch.ones(200_000, device=device)
     dropped = dropout(values)
     assert set(torch.unique(dropped).tolist()) == {0.0, 2.5}
     assert abs((dropped != 0).double().mean().item() - 0.4) < 0.01
     dropout.eval()
     assert dropout(values) is values
+

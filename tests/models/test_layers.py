@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models import GAT, GATConfig, LayerType, edge_softmax
+from models import GAT, GATConfig, Graph, LayerType, edge_softmax
 from models.gat_layers import GATLayerImp1, GATLayerImp3
 from tests.helpers import random_graph
 from utils.datasets.graph import sparsify_if_mostly_zero
@@ -182,8 +182,10 @@ def test_edge_softmax_is_per_target_even_when_score_ranges_differ_by_1000():
 def test_hand_written_backward_passes_match_numerical_gradients():
     # IMP3's autograd Functions (score halves, scores, sorted softmax, neighbourhood sum, sparse projection)
     # against finite differences in float64, on a graph with a node that has no outgoing edge (node 5).
-    from models.fast_ops import (TargetSortedEdges, _GATEdgeScores, _GATScoreHalves, _GATv2EdgeScores,
-                                 _NeighbourhoodSum, _SortedEdgeSoftmax, _SparseCSRProjection, transposed_csr_pattern)
+    from models.autograd_functions import (GATEdgeScores, GATScoreHalves, GATv2EdgeScores, NeighbourhoodSum,
+                                           SortedEdgeSoftmax, SparseCSRProjection)
+    from models.layouts import TargetSortedEdges
+    from models.sparse_features import transposed_csr_pattern
     edge_index = torch.tensor([[0, 1, 2, 3, 4, 0, 2, 4, 1, 3, 0],
                                [0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 5]])
     num_nodes, heads, width = 6, 2, 3
@@ -194,28 +196,28 @@ def test_hand_written_backward_passes_match_numerical_gradients():
         return torch.randn(*shape, generator=generator, dtype=torch.float64, requires_grad=True)
 
     projection, a_source, a_target = rand(num_nodes, heads, width), rand(1, heads, width), rand(1, heads, width)
-    assert torch.autograd.gradcheck(lambda p, s, t: _GATScoreHalves.apply(p, p, s, t), (projection, a_source, a_target))
+    assert torch.autograd.gradcheck(lambda p, s, t: GATScoreHalves.apply(p, p, s, t), (projection, a_source, a_target))
     source, target = rand(num_nodes, heads), rand(num_nodes, heads)
-    assert torch.autograd.gradcheck(lambda s, t: _GATEdgeScores.apply(s, t, edges, 0.2), (source, target))
+    assert torch.autograd.gradcheck(lambda s, t: GATEdgeScores.apply(s, t, edges, 0.2), (source, target))
     scores = rand(edge_index.shape[1], heads)
-    assert torch.autograd.gradcheck(lambda x: _SortedEdgeSoftmax.apply(x, edges.by_target), (scores,))
-    torch.testing.assert_close(_SortedEdgeSoftmax.apply(scores, edges.by_target), edge_softmax(scores, edge_index[1], num_nodes))
+    assert torch.autograd.gradcheck(lambda x: SortedEdgeSoftmax.apply(x, edges.by_target), (scores,))
+    torch.testing.assert_close(SortedEdgeSoftmax.apply(scores, edges.by_target), edge_softmax(scores, edge_index[1], num_nodes))
     attention, features = rand(edge_index.shape[1], heads), rand(num_nodes, heads, width)
-    assert torch.autograd.gradcheck(lambda a, f: _NeighbourhoodSum.apply(a, f, edges), (attention, features))
+    assert torch.autograd.gradcheck(lambda a, f: NeighbourhoodSum.apply(a, f, edges), (attention, features))
     source_v2, target_v2, vector = rand(num_nodes, heads, width), rand(num_nodes, heads, width), rand(1, heads, width)
-    assert torch.autograd.gradcheck(lambda s, t, a: _GATv2EdgeScores.apply(s, t, a, edges, 0.2),
+    assert torch.autograd.gradcheck(lambda s, t, a: GATv2EdgeScores.apply(s, t, a, edges, 0.2),
                                     (source_v2, target_v2, vector))
     sparse = (torch.rand(num_nodes, 7, generator=generator, dtype=torch.float64) > 0.6).double().to_sparse_csr()
     weight = rand(4, 7)
     assert torch.autograd.gradcheck(
-        lambda w: _SparseCSRProjection.apply(sparse, sparse.values(), w, transposed_csr_pattern(sparse)), (weight,))
+        lambda w: SparseCSRProjection.apply(sparse, sparse.values(), w, transposed_csr_pattern(sparse)), (weight,))
 
 
 @pytest.mark.parametrize("attention_type", ["gat", "gatv2"])
 def test_work_in_chunks_gives_the_same_results(monkeypatch, attention_type):
     # Large graphs go through IMP3's temporaries chunk by chunk; with tiny chunks this small graph does too
     # (unsorted edges, nodes without outgoing edges, bags split at many places), and nothing may change.
-    from models import fast_ops
+    from models import gathers
     features, edge_index = random_graph(num_nodes=60, num_edges=150)
     edge_index = edge_index[:, torch.randperm(edge_index.shape[1], generator=torch.Generator().manual_seed(1))]
 
@@ -227,7 +229,7 @@ def test_work_in_chunks_gives_the_same_results(monkeypatch, attention_type):
         return [out.detach(), layer.attention_weights] + [p.grad for p in layer.parameters()]
 
     whole = forward_and_gradients()
-    monkeypatch.setattr(fast_ops, "CHUNK_ELEMENTS", 7)
+    monkeypatch.setattr(gathers, "CHUNK_ELEMENTS", 7)
     chunked = forward_and_gradients()
     if attention_type == "gat":
         assert all(torch.equal(a, b) for a, b in zip(whole, chunked))
@@ -250,18 +252,23 @@ def test_without_gradients_imp3_skips_autograd_but_computes_the_same(attention_t
     assert torch.equal(with_autograd.detach(), without)
 
 
-def _training_steps(model, features, edge_index, labels, output_nodes, prune, steps=3):
-    """Logits of `steps` Adam steps with dropout, the weights after them and the random state they left."""
+def _training_steps(model, features, graph, labels, output_nodes, prune, steps=3):
+    """Logits of `steps` Adam steps with dropout, the weights after them and the random state they left. prune:
+    "restricted" gives the model graph.restricted_to(output_nodes), "keyword" output_nodes=output_nodes."""
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+    restricted = graph.restricted_to(output_nodes, len(model.layers))
     all_logits = []
     for _ in range(steps):
         optimizer.zero_grad()
-        logits = (model(features, edge_index, output_nodes=output_nodes) if prune
-                  else model(features, edge_index)[output_nodes])
+        logits = (model(features, restricted) if prune == "restricted"
+                  else model(features, graph, output_nodes=output_nodes) if prune == "keyword"
+                  else model(features, graph)[output_nodes])
         torch.nn.functional.cross_entropy(logits, labels[output_nodes]).backward()
         optimizer.step()
         all_logits.append(logits.detach())
-    return all_logits, [p.detach().clone() for p in model.parameters()], torch.get_rng_state()
+    generator_state = (torch.cuda.get_rng_state(features.device) if features.device.type == "cuda"
+                       else torch.get_rng_state())
+    return all_logits, [p.detach().clone() for p in model.parameters()], generator_state
 
 
 def _assert_bit_identical(full, pruned):
@@ -277,44 +284,46 @@ def test_output_nodes_train_bit_for_bit_like_the_full_pass_on_cora(cora):
     # this being the very same computation, dropout masks, gradients and Adam steps included.
     features = sparsify_if_mostly_zero(cora.node_features)
     config = GATConfig(2, [8, 1], [cora.node_features.shape[1], 8, cora.num_classes], add_skip_connection=False)
+    graph = Graph(cora.edge_index, cora.num_nodes)
     runs = []
-    for prune in (False, True):
+    for prune in (False, "restricted"):
         torch.manual_seed(0)
         model = GAT.from_config(config).train()
-        runs.append((model, _training_steps(model, features, cora.edge_index, cora.labels, cora.train_indices, prune)))
-    _assert_bit_identical(runs[0][1], runs[1][1])
+        runs.append(_training_steps(model, features, graph, cora.labels, cora.train_indices, prune))
+    _assert_bit_identical(*runs)
     # ... and the pruned run did skip edges: the first layer kept only the edges into the training
     # nodes' receptive field, the second only those into the training nodes.
-    # (The layers share one cache; an IMP3 layer's entries end with its number of heads: 8, then 1.)
-    entries = runs[1][0].layers[0]._graph_cache.entries
-    kept = [len(next(layout for key, (_, layout, _) in reversed(entries.items()) if key[-1] == layer.num_heads).source)
-            for layer in runs[1][0].layers]
+    restricted = graph.restricted_to(cora.train_indices, 2)
+    kept = [len(layer_graph.edges_by_target(layer.num_heads).source)
+            for layer, layer_graph in zip(model.layers, restricted.layers)]
     into_train = torch.isin(cora.edge_index[1], cora.train_indices).sum()
     assert kept[1] == into_train < kept[0] < cora.edge_index.shape[1]
 
 
 @pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.slow
-def test_output_nodes_give_the_full_pass_rows_and_gradients_for_every_implementation(skip):
+def test_output_nodes_give_the_full_pass_rows_and_gradients_for_every_implementation(skip, device):
     features, edge_index = random_graph(num_nodes=60, num_edges=150)
     edge_index = edge_index[:, torch.randperm(edge_index.shape[1], generator=torch.Generator().manual_seed(1))]
-    labels = torch.randint(0, 5, (60,), generator=torch.Generator().manual_seed(2))
-    output_nodes = torch.tensor([3, 17, 17, 41, 0])  # any order, repeats allowed, like tensor indexing
+    labels = torch.randint(0, 5, (60,), generator=torch.Generator().manual_seed(2)).to(device)
+    output_nodes = torch.tensor([3, 17, 17, 41, 0], device=device)  # any order, repeats allowed, like indexing
     config = GATConfig(3, [4, 3, 2], [12, 6, 12, 5], add_skip_connection=skip)
+    graph, features = Graph(edge_index.to(device), 60), features.to(device)
     for layer_type in LayerType:
         runs = []
-        for prune in (False, True):
+        for prune in (False, "restricted", "keyword"):
             torch.manual_seed(0)
-            model = GAT.from_config(config, layer_type=layer_type).train()
-            runs.append(_training_steps(model, features, edge_index, labels, output_nodes, prune, steps=2))
-        if layer_type == LayerType.IMP3:
-            _assert_bit_identical(*runs)
-        else:  # the dense layers compute every row anyway
-            torch.testing.assert_close(runs[0][0], runs[1][0], atol=0, rtol=0)
+            model = GAT.from_config(config, layer_type=layer_type).to(device).train()
+            runs.append(_training_steps(model, features, graph, labels, output_nodes, prune, steps=2))
+        for pruned in runs[1:]:
+            if layer_type == LayerType.IMP3:
+                _assert_bit_identical(runs[0], pruned)
+            else:  # the dense layers compute every row anyway
+                torch.testing.assert_close(runs[0][0], pruned[0], atol=0, rtol=0)
 
 
 def test_receptive_field_walks_back_one_hop_per_layer():
-    from models.gat import receptive_field
+    from models.layouts import receptive_field
 
     # A path 0 -> 1 -> 2 -> 3 -> 4 with self loops: node 4's output after 3 layers depends on nodes 1-4.
     path = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
@@ -324,16 +333,18 @@ def test_receptive_field_walks_back_one_hop_per_layer():
     assert receptive_field(torch.cat([path, loops], dim=1), torch.tensor([4]), 5, 5)[0] is None  # all nodes
 
 
-def test_dropout_of_rows_draws_the_whole_tensor_mask():
-    from models.fast_ops import FastDropout
+def test_dropout_of_rows_draws_the_whole_tensor_mask(device):
+    # (on CUDA the whole tensor goes through PyTorch's fused kernel, and some rows through the same kernel's mask
+    # of the whole shape: the restricted pass stays bit for bit the whole pass there too)
+    from models.dropout import FastDropout
     dropout = FastDropout(0.6).train()
-    values, rows = torch.randn(50, 3), torch.tensor([2, 3, 9, 40])
+    values, rows = torch.randn(50, 3, device=device), torch.tensor([2, 3, 9, 40], device=device)
     torch.manual_seed(5)
     whole = dropout(values)
-    after_whole = torch.rand(1)
+    after_whole = torch.rand(1, device=device)
     torch.manual_seed(5)
     assert torch.equal(dropout(values[rows], rows, 50), whole[rows])
-    assert torch.equal(torch.rand(1), after_whole)
+    assert torch.equal(torch.rand(1, device=device), after_whole)
 
 
 def test_layer_attention_sums_to_one_with_huge_score_ranges():
@@ -350,20 +361,20 @@ def test_layer_attention_sums_to_one_with_huge_score_ranges():
 
 
 def test_dense_layers_build_the_mask_once_per_graph(monkeypatch):
-    from models import gat_layers
+    from models import graph as graph_module
     built = []
-    build = gat_layers._build_attention_mask
-    monkeypatch.setattr(gat_layers, "_build_attention_mask", lambda *args: built.append(args) or build(*args))
+    build = graph_module.attention_mask
+    monkeypatch.setattr(graph_module, "attention_mask", lambda *args: built.append(args) or build(*args))
     features, edge_index = random_graph()
     layer = GATLayerImp1(12, 4, 2).eval()
-    layer(features, edge_index)
-    layer(features, edge_index)
+    graph = Graph(edge_index, 40)
+    layer(features, graph)
+    layer(features, graph)
     assert len(built) == 1
     _, other_edges = random_graph(seed=1)
-    layer(features, other_edges)
+    layer(features, Graph(other_edges, 40))
     assert len(built) == 2
-    edge_index[0, 0] = edge_index[0, 0]  # an in-place change, even one that keeps the values, means a rebuild
-    layer(features, edge_index)
+    layer(features, edge_index)  # a plain edge_index: a new Graph, a new mask
     assert len(built) == 3
 
 

@@ -2,11 +2,12 @@
 batching disjoint graphs, and feature preprocessing. No dataset-specific code lives here."""
 
 import dataclasses
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from models.sparse_features import csr_features
 
 
 @dataclasses.dataclass
@@ -93,12 +94,11 @@ def sparsify_if_mostly_zero(features, max_density=0.5):
     """Return features as a sparse CSR tensor when at most `max_density` of them are non-zero.
 
     The layers accept either layout and compute the same thing; on a mostly-zero input (Cora's features are
-    1.3 % non-zero) the sparse projection is far cheaper than the dense one.
+    1.3 % non-zero) the sparse projection is far cheaper than the dense one. The CSR tensor carries the pattern
+    its projection's backward pass needs, built once here (models/sparse_features.py).
     """
     if features.layout != torch.strided or features.numel() == 0:
         return features
     if torch.count_nonzero(features).item() > max_density * features.numel():
         return features
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        return features.to_sparse_csr()
+    return csr_features(features)

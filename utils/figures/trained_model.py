@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from models import Graph
+
 from utils import paths
 from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.figures.plots import class_names_for
@@ -69,7 +71,8 @@ def run_on_its_graph(path, data_dir=None, label=0):
                          f"{graph_name} has {graph.node_features.shape[1]}")
     model.eval()
     with torch.no_grad():
-        _, hidden, attention = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features), graph.edge_index,
+        _, hidden, attention = model.forward_with_hidden(sparsify_if_mostly_zero(graph.node_features),
+                                                         Graph(graph.edge_index, graph.num_nodes),
                                                          return_attention_weights=True)
     return {"model": model, "dataset_name": dataset_name, "graph": graph, "graph_name": graph_name, "labels": labels,
             "class_names": class_names, "attention": attention, "hidden": hidden}

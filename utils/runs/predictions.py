@@ -14,6 +14,8 @@ import csv
 
 import torch
 
+from models import Graph
+
 from utils.datasets.catalog import load_dataset_of_run
 from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.runs import checkpoints
@@ -92,7 +94,8 @@ def _logits(model, graph, model_path):
         raise checkpoints.CheckpointError(f"{display_path(model_path)} expects {expected} input features per node, "
                                           f"but {graph.name} has {graph.node_features.shape[1]}")
     chunk_size = EVAL_CHUNK_SIZE if graph.num_nodes > EVAL_ONE_PASS_NODES else None
-    return layerwise_inference(model, sparsify_if_mostly_zero(graph.node_features), graph.edge_index, chunk_size)
+    return layerwise_inference(model, sparsify_if_mostly_zero(graph.node_features),
+                               Graph(graph.edge_index, graph.num_nodes), chunk_size)
 
 
 def _number(value):

@@ -9,6 +9,7 @@ import sys
 import torch
 import torch.nn as nn
 
+from models import Graph
 from utils.datasets.catalog import MANY_GRAPH_DATASETS
 from utils.runs import checkpoints
 from utils.runs.flags import SettingsError
@@ -18,7 +19,7 @@ from utils.training.architecture import describe_architecture, from_checkpoint_m
 from utils.training.loop import fit
 from utils.training.metrics import micro_f1_counts_on_device, micro_f1_from_counts
 from utils.training.precision import Precision
-from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent
+from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, to_device
 
 # The paper's inductive architecture: 3 layers, 4/4/6 heads, 256 features per hidden head,
 # skip connections, no dropout; the output layer averages its 6 heads.
@@ -157,9 +158,12 @@ class GraphPasses:
                                                            self.device)
                         self.precision.step(self.optimizer)
                     continue
+                # The batch's graph is checked and laid out on the CPU, then copied: the device only receives it.
+                graph = to_device(self.model.build_layouts(Graph(batch.edge_index, batch.num_nodes, copy=False)),
+                                  self.device)
                 batch = batch.to(self.device)
                 with self.precision.autocast():
-                    logits = (self.trained if train else self.model)(batch.node_features, batch.edge_index)
+                    logits = (self.trained if train else self.model)(batch.node_features, graph)
                 loss = self.loss_sum(logits.float(), batch.labels)
                 if train:
                     # Mean over the step's nodes and labels on all ranks; DDP averages gradients over

@@ -10,6 +10,7 @@ import dataclasses
 import torch
 import torch.nn as nn
 
+from models import Graph
 from utils.datasets.catalog import ONE_GRAPH_DATASETS, load_graph
 from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.runs import checkpoints
@@ -22,7 +23,7 @@ from utils.training.loop import fit
 from utils.training.metrics import accuracy_on_device, num_correct_on_device
 from utils.training.precision import Precision
 from utils.training.sampling import NeighbourSampler
-from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, step_seed
+from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, step_seed, to_device
 
 # The paper's transductive architecture (Cora, Citeseer): 8 heads x 8 features, 1 output head.
 CITATION_ARCHITECTURE = dict(num_of_layers=2, num_heads_per_layer=[8, 1], hidden_features=[8],
@@ -190,9 +191,18 @@ class LabelledGraph:
     def __init__(self, data):
         self.data = data
         self.node_features = sparsify_if_mostly_zero(data.node_features)  # what the model reads
-        self.edge_index, self.labels = data.edge_index, data.labels
+        self.graph = Graph(data.edge_index, data.num_nodes)  # checked once; the layers' layouts built once
+        self.edge_index, self.labels = self.graph.edge_index, data.labels
         self.nodes = {"train": data.train_indices, "val": data.val_indices, "test": data.test_indices}
         self.loss_fn = nn.CrossEntropyLoss()
+        self._restricted = {}
+
+    def restricted(self, split, num_layers):
+        """The graph as num_layers layers need it for the split's nodes only (models.RestrictedGraph), built on
+        first use: the training step computes only what the training nodes' loss depends on."""
+        if (split, num_layers) not in self._restricted:
+            self._restricted[split, num_layers] = self.graph.restricted_to(self.nodes[split], num_layers)
+        return self._restricted[split, num_layers]
 
     def loss_and_accuracy(self, logits, split):
         """(loss, accuracy) as tensors on the graph's device; logits: of the split's nodes, in the split's order.
@@ -205,8 +215,8 @@ class LabelledGraph:
         """(loss, accuracy) of a split, read from the device at once. Every process evaluates the whole graph
         (the same numbers on each)."""
         with precision.autocast() if precision is not None else contextlib.nullcontext():
-            logits = sampling.layerwise_inference(model, self.node_features, self.edge_index, chunk_size,
-                                         output_nodes=self.nodes[split])
+            logits = sampling.layerwise_inference(model, self.node_features,
+                                                  self.restricted(split, len(model.layers)), chunk_size)
         loss, split_accuracy = self.loss_and_accuracy(logits, split)
         return tuple(torch.stack([loss, split_accuracy]).tolist())
 
@@ -224,8 +234,7 @@ class FullBatchEpochs:
         self.optimizer.zero_grad(set_to_none=True)
         # Only the training nodes' logits: the layers skip the edges the loss does not depend on (bit-identical).
         with self.precision.autocast():
-            logits = self.model(self.graph.node_features, self.graph.edge_index,
-                                output_nodes=self.graph.nodes["train"])
+            logits = self.model(self.graph.node_features, self.graph.restricted("train", len(self.model.layers)))
         loss, train_accuracy = self.graph.loss_and_accuracy(logits, "train")
         self.precision.backward(loss)
         self.precision.step(self.optimizer)
@@ -270,10 +279,12 @@ class SampledEpochs:
                 self.sampler.generator.manual_seed(step_seed(self.seed, epoch, step, ctx.rank))
                 distributed.seed_dropout_for_step(ctx, self.seed, epoch, step)
                 batch = self.sampler.sample(share)
-                nodes, edge_index = to_device(batch.nodes, self.device), to_device(batch.edge_index, self.device)
+                # The subgraph is checked and laid out on the CPU, then copied: the device only receives it.
+                graph = to_device(self.model.build_layouts(batch.graph()), self.device)
+                nodes = to_device(batch.nodes, self.device)
                 targets = nodes[:batch.num_targets]
                 with self.precision.autocast():
-                    logits = self.trained(self.dense_features.index_select(0, nodes), edge_index)[:batch.num_targets]
+                    logits = self.trained(self.dense_features.index_select(0, nodes), graph)[:batch.num_targets]
                 loss = self.loss_sum(logits.float(), labels[targets])
                 # Mean over the step's nodes on all processes (DDP averages gradients over them).
                 self.precision.backward(loss * (ctx.world_size / step_nodes.numel()))
@@ -282,9 +293,3 @@ class SampledEpochs:
         total_loss, total_correct = ctx.sum(totals.tolist())
         return total_loss / train_nodes.numel(), total_correct / train_nodes.numel()
 
-
-def to_device(tensor, device):
-    """A CPU tensor on the run's device: to a GPU through pinned memory, without making the host wait."""
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)

@@ -2,7 +2,7 @@
 
     sampler = NeighbourSampler(edge_index, num_nodes, fanouts=[10, 10], seed=0)
     batch = sampler.sample(target_nodes)        # a SampledSubgraph
-    logits = model(features[batch.nodes], batch.edge_index)[:batch.num_targets]
+    logits = model(features[batch.nodes], batch.graph())[:batch.num_targets]
 
 `sample` starts from the target nodes and, hop by hop, draws up to `fanout` incoming neighbours (without
 replacement) of each node that the previous hop added; a node with fewer neighbours keeps them all.
@@ -11,12 +11,16 @@ node, is an ordinary small graph that the unchanged GAT layers run on. The first
 next to the targets (PyG's NeighborLoader convention); give one fanout per GAT layer.
 
 Everything is vectorised tensor code on an index sorted by target and built once (no Python loop over
-nodes), and the draws come from the sampler's own torch.Generator: the same seed gives the same batches.
+nodes), and the draws come from the sampler's own torch.Generator: the same seed gives the same batches. It all
+runs on the CPU: `batch.graph()` checks the subgraph and lays it out there too (models.Graph), so that a GPU step
+only receives it (utils/training/one_graph.py: SampledEpochs).
 """
 
 import torch
 
-from models.fast_ops import csr_offsets, sort_by_target
+from models import Graph, RestrictedGraph
+from models.graph import as_graph
+from models.layouts import csr_offsets, sort_by_target
 
 
 class SampledSubgraph:
@@ -30,6 +34,10 @@ class SampledSubgraph:
     @property
     def num_nodes(self):
         return self.nodes.numel()
+
+    def graph(self):
+        """The subgraph as a models.Graph, checked (on the CPU, where reading it back costs nothing)."""
+        return Graph(self.edge_index, self.num_nodes, copy=False)
 
 
 class InNeighbours:
@@ -105,21 +113,25 @@ class NeighbourSampler:
 
 
 @torch.no_grad()
-def layerwise_inference(model, node_features, edge_index, chunk_size=None, output_nodes=None):
+def layerwise_inference(model, node_features, graph, chunk_size=None):
     """The model's output in evaluation mode, computed one layer at a time over chunks of target nodes.
 
     Each step runs one layer on one chunk of targets and the sources they need, so the per-edge work
     and memory at any moment are bounded by the chunk, not by the graph (what stays whole is one
     layer's output, [N, width]). chunk_size=None, or a graph of at most chunk_size nodes: one ordinary
-    forward pass. Same result as the full pass up to float rounding. edge_index needs self loops.
-    output_nodes: return only these rows (the one-pass forward then computes only what they depend on).
+    forward pass. Same result as the full pass up to float rounding.
+    graph: a models.Graph (or an edge_index), or a RestrictedGraph for the rows of its output nodes only (the
+    one-pass forward then computes only what they depend on).
     """
     was_training = model.training
     model.eval()
     try:
         num_nodes = node_features.shape[0]
+        graph = as_graph(graph, num_nodes)
         if chunk_size is None or num_nodes <= chunk_size:
-            return model(node_features, edge_index, output_nodes=output_nodes)
+            return model(node_features, graph)
+        output_nodes = graph.output_nodes if isinstance(graph, RestrictedGraph) else None
+        edge_index = graph.graph.edge_index if isinstance(graph, RestrictedGraph) else graph.edge_index
         device = edge_index.device
         source, target, _ = sort_by_target(edge_index[0], edge_index[1])
         offsets = csr_offsets(target, num_nodes)
@@ -143,7 +155,9 @@ def layerwise_inference(model, node_features, edge_index, chunk_size=None, outpu
                 # rows are dropped below; the chunk's targets keep exactly their own edges, sorted as they were).
                 other_ids = torch.arange(last - first, nodes.numel(), device=device)
                 sub_edge_index = torch.cat([sub_edge_index, torch.stack([other_ids, other_ids])], dim=1)
-                outputs.append(layer(x.index_select(0, nodes), sub_edge_index)[:last - first])
+                # (valid by construction, from a checked graph: no check again)
+                sub_graph = Graph(sub_edge_index, nodes.numel(), check=False, copy=False)
+                outputs.append(layer(x.index_select(0, nodes), sub_graph)[:last - first])
             x = torch.cat(outputs)
         return x if output_nodes is None else x[output_nodes]
     finally:
