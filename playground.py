@@ -55,8 +55,8 @@ def visualize_gat(args):
 
 
 def predict(args):
+    from utils.cli.predictions import write_predictions
     from utils.figures.trained_model import find_model
-    from utils.runs.predictions import write_predictions
     write_predictions(find_model(args.model_name, None, print), args.output, args.data_dir)
 
 
@@ -68,9 +68,10 @@ def any_dataset(text):
 
 def get_parser():
     from models import LayerType
+    from utils.cli.flags import layer_type_arg
     from utils.figures.plots import LAYOUTS
-    from utils.runs.flags import (HelpFormatter, OnOffFlag, layer_number, layer_type_arg, new_parser, non_negative_int,
-                                  positive_int, writable_file)
+    from utils.plumbing.arguments import (HelpFormatter, OnOffFlag, layer_number, new_parser, non_negative_int,
+                                          positive_int, writable_file)
 
     parser = new_parser(__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(f.value for f in PlaygroundFn) + "}")
@@ -141,8 +142,9 @@ def get_parser():
 
 def main(argv=None):
     from utils.datasets.download import DatasetError
+    from utils.plumbing.files import OutputError
+    from utils.plumbing.lock import RunInUse
     from utils.runs.checkpoints import CheckpointError
-    from utils.runs.files import OutputError
 
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -150,7 +152,7 @@ def main(argv=None):
     try:
         {"profile_gat": profile_gat, "profile_sparse": profile_sparse, "visualize_dataset": visualize_dataset,
          "visualize_gat": visualize_gat, "predict": predict}[args.command](args)
-    except (DatasetError, CheckpointError, OutputError, ValueError) as error:
+    except (DatasetError, CheckpointError, RunInUse, OutputError, ValueError) as error:
         sys.exit(f"error: {error}")
 
 

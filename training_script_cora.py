@@ -13,10 +13,10 @@
 
 import argparse
 
-from utils.datasets.catalog import ONE_GRAPH_DATASETS
-from utils.runs.command_line import run_training_script
-from utils.runs.flags import (OnOffFlag, add_architecture_args, add_common_training_args, new_parser, non_negative_int,
-                              positive_int, say_default_per_dataset)
+from utils.cli.command_line import run_training_script
+from utils.cli.flags import add_architecture_args, add_common_training_args, say_default_per_dataset
+from utils.datasets.names import ONE_GRAPH_DATASETS
+from utils.plumbing.arguments import OnOffFlag, new_parser, non_negative_int, positive_int
 from utils.training.one_graph import EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES, ONE_GRAPH_DEFAULTS, train_one_graph
 
 

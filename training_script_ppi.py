@@ -6,8 +6,9 @@
     python training_script_ppi.py --resume last         # continue the newest PPI run (after Ctrl-C, say)
 """
 
-from utils.runs.command_line import run_training_script
-from utils.runs.flags import OnOffFlag, add_architecture_args, add_common_training_args, new_parser, positive_int
+from utils.cli.command_line import run_training_script
+from utils.cli.flags import add_architecture_args, add_common_training_args
+from utils.plumbing.arguments import OnOffFlag, new_parser, positive_int
 from utils.training.many_graphs import MANY_GRAPHS_DEFAULTS, train_many_graphs
 
 

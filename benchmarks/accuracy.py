@@ -25,9 +25,10 @@ import torch
 
 from benchmarks.stats import format_summary, summarize
 from models.gat_layers import ATTENTION_TYPES
+from utils.cli.flags import layer_type_arg
+from utils.plumbing.arguments import non_negative_int, positive_int, writable_file
+from utils.plumbing.files import write_json
 from utils.progress import progress_bar, write
-from utils.runs.files import write_json
-from utils.runs.flags import layer_type_arg, non_negative_int, positive_int, writable_file
 from utils.training.one_graph import ONE_GRAPH_DEFAULTS, train_one_graph
 from utils.training.precision import PRECISIONS
 

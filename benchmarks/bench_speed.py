@@ -44,9 +44,9 @@ import torch.nn.functional as F
 
 from models import GAT, Graph, LayerType
 from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.plumbing.arguments import positive_int, writable_file
+from utils.plumbing.files import write_json
 from utils.profiling import run_isolated
-from utils.runs.files import write_json
-from utils.runs.flags import positive_int, writable_file
 
 IMPLEMENTATIONS = ("IMP1", "IMP2", "IMP3", "IMP4", "PyG")
 

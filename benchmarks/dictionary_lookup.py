@@ -28,8 +28,8 @@ import torch
 import torch.nn as nn
 
 from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, LayerType
-from utils.runs.files import write_json
-from utils.runs.flags import positive_int, writable_file
+from utils.plumbing.arguments import positive_int, writable_file
+from utils.plumbing.files import write_json
 
 
 def make_graphs(k, num_graphs, generator):

@@ -27,8 +27,9 @@ import torch.nn as nn
 
 from models import LayerType, gat_edge_index
 from models.gat_layers import LAYER_CLASSES
-from utils.runs.files import write_json
-from utils.runs.flags import layer_type_arg, non_negative_int, positive_int, writable_file
+from utils.cli.flags import layer_type_arg
+from utils.plumbing.arguments import non_negative_int, positive_int, writable_file
+from utils.plumbing.files import write_json
 
 
 def make_graphs(k, num_graphs, generator, noise_features=3):

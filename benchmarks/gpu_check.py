@@ -32,8 +32,8 @@ import warnings
 import torch
 
 from utils.paths import PROJECT_ROOT
-from utils.runs.files import write_json
-from utils.runs.flags import writable_file
+from utils.plumbing.arguments import writable_file
+from utils.plumbing.files import write_json
 
 ROWS = []
 
@@ -157,10 +157,10 @@ def large_graph(device, quick):
 
 
 def _warm_step(device, data_dir, attention_type):
+    from models import Graph
     from utils.datasets.graph import sparsify_if_mostly_zero
     from utils.training.one_graph import CITATION_ARCHITECTURE
     from utils.training.setup import build_model, make_optimizer
-    from models import Graph
     cora = _cora(data_dir).to(device)
     features = sparsify_if_mostly_zero(cora.node_features)
     model = build_model(CITATION_ARCHITECTURE, 1433, 7, "IMP3", attention_type=attention_type).to(device)

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from utils.datasets.ppi_synthetic import NUM_CODES, write_synthetic_ppi
-from utils.runs.flags import positive_int
+from utils.plumbing.arguments import positive_int
 
 
 def attention_on_matching(edge_index, attention, identity, query):

@@ -40,7 +40,7 @@ import torch.nn as nn
 from models import Graph, autograd_functions, dropout, gat_layers
 from models.layouts import receptive_field
 from utils.datasets.graph import sparsify_if_mostly_zero
-from utils.runs.flags import positive_int
+from utils.plumbing.arguments import positive_int
 
 
 def matmul_gflops(size=1024, repeats=10):

@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from benchmarks.stats import format_summary, summarize
 from utils.datasets.planetoid import PLANETOID_DATASETS, load_planetoid
 from utils.datasets.splits import random_split, split_description
+from utils.plumbing.arguments import non_negative_int, positive_int, writable_file
+from utils.plumbing.files import write_json
 from utils.progress import progress_bar, write
-from utils.runs.files import write_json
-from utils.runs.flags import non_negative_int, positive_int, writable_file
 from utils.training.loop import EarlyStopping
 from utils.training.metrics import accuracy
 

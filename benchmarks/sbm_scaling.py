@@ -19,8 +19,8 @@ import time
 
 import torch
 
+from utils.plumbing.arguments import positive_int
 from utils.profiling import memory_status
-from utils.runs.flags import positive_int
 
 
 def _rss_mib():

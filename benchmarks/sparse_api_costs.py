@@ -27,7 +27,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.bench_speed import make_steps, make_workload
-from utils.runs.flags import new_parser, positive_int
+from utils.plumbing.arguments import new_parser, positive_int
 
 GROUPS = (
     ("sparse softmax", ("aten::_sparse_softmax", "aten::_sparse_softmax_backward_data")),

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from utils.runs.flags import positive_int
+from utils.plumbing.arguments import positive_int
 
 ORIGINAL_EPSILON = 1e-16  # what the original implementation added to the softmax denominator
 

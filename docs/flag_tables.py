@@ -10,7 +10,7 @@ is exactly what it writes, so the tables can never drift from what --help says.
 import argparse
 from pathlib import Path
 
-from utils.runs.flags import OnOffFlag, describe_default
+from utils.plumbing.arguments import OnOffFlag, describe_default
 
 HEADER = """# Flags
 
@@ -39,8 +39,8 @@ def every_parser():
     import playground
     import training_script_cora
     import training_script_ppi
+    from utils.cli import run_list
     from utils.datasets import ppi_synthetic, sbm_graph
-    from utils.runs import listing
 
     parsers = {"training_script_cora.py": training_script_cora.get_parser(),
                "training_script_ppi.py": training_script_ppi.get_parser()}
@@ -48,7 +48,7 @@ def every_parser():
     parsers.update({f"playground.py {name}": sub for name, sub in subparsers.choices.items()})
     parsers["python -m utils.datasets.ppi_synthetic"] = ppi_synthetic.get_parser()
     parsers["python -m utils.datasets.sbm_graph"] = sbm_graph.get_parser()
-    parsers["python -m utils.runs"] = listing.get_parser()
+    parsers["python -m utils.runs"] = run_list.get_parser()
     return parsers
 
 

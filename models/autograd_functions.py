@@ -17,8 +17,6 @@ import torch.nn.functional as F
 from models.gathers import chunk_elements, gathered_in_chunks, index_rows, segment_sum
 
 
-
-
 def _weighted_bag_sum(features, attention, bags):
     """Sum each bag's feature rows, weighted by their attention. A long list of bags is cut into runs of
     whole bags of about one chunk (bags.runs), so the gathered weights fit one reused buffer."""

@@ -1,12 +1,14 @@
-"""Everything around the model, one job per package:
+"""Everything around the model, one job per package, each importing only the packages below it (the contract in
+pyproject.toml, checked by tests/test_import_layers.py):
 
-    datasets/   where data is loaded: downloads and checksums, the graph container, splits, one module per source,
-                the generated graphs
-    training/   where the training loop is: the loop, the one-graph and many-graph trainers, model and optimizer
-                setup, metrics, neighbour sampling, several processes
-    runs/       a run as a named thing: names and folders, checkpoints, stop signals, the scripts' command line and
-                flags, atomic files, the run list, the committed model
+    cli/        the application: the training scripts' entry point and flags, predictions, the run list
     figures/    where a figure is drawn: plots from plain tensors, a trained model run on its graph, the commands
-    paths.py    every default folder
-    profiling.py  time and peak memory of the implementations
+    profiling.py  time and peak memory of the implementations, host syncs
+    training/   where the training loop is: the loop, the one-graph and many-graph trainers and what they share,
+                model and optimizer setup, metrics, neighbour sampling, several processes, precision
+    runs/       a run as a named thing on disk: names and folders, checkpoints, saving, the committed model
+    datasets/   where data is loaded: names, downloads and checksums, the graph container, splits, one module per
+                source, the generated graphs
+    plumbing/   what every layer may use: atomic files, stop signals, run locks, command-line arguments
+    paths.py, progress.py   every default folder; progress bars
 """

@@ -16,8 +16,14 @@ import scipy.sparse as sp
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from models import Graph
 from utils import paths
-from utils.datasets.graph import row_normalise
+from utils.datasets.graph import row_normalise, sparsify_if_mostly_zero
+from utils.datasets.planetoid import load_planetoid
+from utils.plumbing.files import write_json
+from utils.progress import progress_bar
+from utils.training.one_graph import CITATION_ARCHITECTURE
+from utils.training.setup import build_model, make_optimizer
 
 # ----------------------------------------------------------------------------- host-device synchronisations
 
@@ -117,12 +123,7 @@ def memory_status(field):
 
 def _cora_training_step(layer_type, device_name, data_dir):
     """Setup for run_isolated: the paper's Cora model of one layer type; returns one training epoch."""
-    from utils.datasets.graph import sparsify_if_mostly_zero
-    from utils.datasets.planetoid import load_planetoid
-    from utils.training.one_graph import CITATION_ARCHITECTURE
-    from utils.training.setup import build_model, make_optimizer
 
-    from models import Graph
 
     device = torch.device(device_name)
     data = load_planetoid("cora", data_dir).to(device)
@@ -154,7 +155,6 @@ def profile_gat(layer_types=("IMP1", "IMP2", "IMP3", "IMP4"), num_of_epochs=10, 
         results = json.loads(cache_path.read_text())
         log(f"(cached results from {cache_path})")
     else:
-        from utils.progress import progress_bar
         results = {}
         with progress_bar(layer_types, desc="profiling", unit="layer type") as bar:
             for layer_type in bar:
@@ -163,7 +163,6 @@ def profile_gat(layer_types=("IMP1", "IMP2", "IMP3", "IMP4"), num_of_epochs=10, 
                 measured["ms_per_epoch"] = 1000 * measured["seconds"] / num_of_epochs
                 results[layer_type] = measured
         if store_cache:
-            from utils.runs.files import write_json
             write_json(cache_path, results)
     log(f"\nCora, {num_of_epochs} training epochs, device {device}:\n")
     log("| layer type | ms per epoch | peak memory (MiB) |\n|---|---|---|")

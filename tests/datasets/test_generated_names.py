@@ -6,11 +6,12 @@ import pytest
 
 import training_script_cora
 import training_script_ppi
+from utils.cli import run_list
 from utils.datasets import ppi_synthetic
 from utils.datasets.download import DatasetError
 from utils.datasets.ppi import GENERATED_MARKER, dataset_name_of, load_ppi
 from utils.datasets.sbm_graph import write_sbm_graph
-from utils.runs import checkpoints, listing
+from utils.runs import checkpoints
 
 QUIET = ["--console_log_freq", "0", "--checkpoint_freq", "0"]
 
@@ -28,7 +29,7 @@ def test_generated_ppi_is_named_so_in_the_run_its_results_and_the_run_list(tmp_p
                               "--no_progress_bar", "--results_json", str(results), *QUIET])
     assert "on generated PPI-format data (ppi-generated)" in capsys.readouterr().out
     assert json.loads(results.read_text())["dataset"] == "ppi-generated"
-    [row] = listing.list_runs()
+    [row] = run_list.list_runs()
     assert row["dataset"] == "ppi-generated" and row["name"].startswith("ppi-generated_gat_seed0_")
     assert checkpoints.resolve_resume_path("last", "ppi").parent.name == row["name"]  # --resume last finds it
 
@@ -39,7 +40,7 @@ def test_an_sbm_run_is_named_as_generated(tmp_path):
     training_script_cora.main(["--dataset_name", "sbm", "--data_dir", str(tmp_path / "sbm"), "--num_of_epochs", "1",
                                "--results_json", str(results), *QUIET])
     assert json.loads(results.read_text())["dataset"] == "sbm-generated"
-    [row] = listing.list_runs()
+    [row] = run_list.list_runs()
     assert row["dataset"] == "sbm-generated" and row["name"].startswith("sbm-generated_gat_seed0_")
 
 

@@ -10,8 +10,8 @@ from utils import paths
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
 from utils.figures import commands, plots, trained_model
 from utils.figures.plots import figure_titles
+from utils.plumbing.files import display_path
 from utils.runs.checkpoints import CheckpointError, make_checkpoint, model_from_checkpoint, save_binary
-from utils.runs.files import display_path
 from utils.training.many_graphs import train_many_graphs
 from utils.training.one_graph import train_one_graph
 

@@ -6,8 +6,7 @@ which is what the trainers do; a plain edge_index is checked and laid out on eve
 import pytest
 import torch
 
-from models import GAT, Graph
-from models import layouts
+from models import GAT, Graph, layouts
 from tests.helpers import random_graph
 from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.datasets.ppi_synthetic import write_synthetic_ppi

@@ -13,8 +13,8 @@ import training_script_ppi
 from utils import paths
 from utils.datasets.planetoid import CORA_CLASS_NAMES
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
+from utils.plumbing.files import write_json
 from utils.runs.checkpoints import model_from_checkpoint
-from utils.runs.files import write_json
 from utils.training.metrics import accuracy
 
 QUIET = ["--console_log_freq", "0", "--checkpoint_freq", "0"]

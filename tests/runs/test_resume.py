@@ -17,9 +17,9 @@ from utils import paths
 from utils.datasets.ppi import GraphDataLoader, load_ppi
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
 from utils.paths import PROJECT_ROOT
+from utils.plumbing.signals import TrainingInterrupted
 from utils.runs import checkpoints
 from utils.runs.checkpoints import CheckpointError, load_checkpoint
-from utils.runs.signals import TrainingInterrupted
 from utils.training.many_graphs import train_many_graphs
 from utils.training.one_graph import train_one_graph
 

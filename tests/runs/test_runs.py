@@ -19,10 +19,12 @@ from test_resume import assert_same_run, interrupt_after, run_script
 import playground
 import training_script_cora
 from utils import paths
-from utils.runs import checkpoints, listing, lock
+from utils.cli import run_list
+from utils.plumbing import lock
+from utils.plumbing.arguments import SettingsError
+from utils.runs import checkpoints
 from utils.runs import run as runs
 from utils.runs.checkpoints import load_checkpoint
-from utils.runs.flags import SettingsError
 from utils.runs.run import TrainingDiverged
 from utils.training import distributed
 from utils.training.one_graph import train_one_graph
@@ -137,7 +139,7 @@ def test_divergence_stops_the_run_and_keeps_the_last_finite_checkpoint(cora, iso
     assert kept["training_state"]["epoch"] == epoch - 1  # the last finite state, not the diverged one
     assert all(torch.isfinite(value).all() for value in kept["model_state"].values())
     assert kept["training_state"]["stop_reason"] == "diverged"
-    assert [row["status"] for row in listing.list_runs()] == ["diverged"]
+    assert [row["status"] for row in run_list.list_runs()] == ["diverged"]
     with pytest.raises(TrainingDiverged, match="resuming it would repeat that"):
         train_one_graph(dict(QUIET, resume="boom", num_of_epochs=300), log=no_log, data=cora)
 
@@ -153,8 +155,8 @@ def test_divergence_through_the_script_is_one_line_and_a_non_zero_exit(cora_data
 @pytest.mark.parametrize("blocker", ["binaries", "results"])
 def test_outputs_that_cannot_be_written_stop_the_run_before_any_epoch(cora_data_dir, isolated_outputs, monkeypatch,
                                                                       blocker):
-    from utils.training import one_graph as train_transductive
-    monkeypatch.setattr(train_transductive, "fit", lambda *a, **k: pytest.fail("training started"))
+    from utils.training import harness
+    monkeypatch.setattr(harness, "fit", lambda *a, **k: pytest.fail("training started"))
     flags = ["--data_dir", str(cora_data_dir)]
     if blocker == "binaries":
         isolated_outputs.joinpath("binaries").write_text("a file where the folder should be")
@@ -233,18 +235,18 @@ def test_a_full_disk_on_the_final_save_keeps_the_last_good_checkpoint(cora_data_
 def test_the_run_list_says_what_each_run_did(cora, isolated_outputs, capsys):
     train_one_graph(dict(QUIET, num_of_epochs=3, save_binary=True, run_name="done"), log=no_log, data=cora)
     train_one_graph(dict(QUIET, num_of_epochs=2, attention_type="gatv2", seed=3, run_name="v2"), log=no_log, data=cora)
-    rows = listing.list_runs()
+    rows = run_list.list_runs()
     assert [(r["name"], r["dataset"], r["attention"], r["seed"], r["epochs"], r["status"]) for r in rows] == [
         ("done", "cora", "gat", 0, 3, "finished"), ("v2", "cora", "gatv2", 3, 2, "finished")]
     assert 0 < rows[0]["test"] <= 1 and rows[1]["test"] is None and 0 < rows[1]["best_val"] <= 1
-    assert listing.list_runs("ppi") == []
-    listing.main([])
+    assert run_list.list_runs("ppi") == []
+    run_list.main([])
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["name", "dataset", "layer", "attention", "seed", "model", "split", "sampling",
                                 "epochs", "status", "best_val", "test"]
     assert table[1].split()[:5] == ["done", "cora", "IMP3", "gat", "0"]
     assert "8x8 1, dropout 0.6  public  full-batch  3       finished" in table[1]
-    listing.main(["--dataset_name", "ppi"])
+    run_list.main(["--dataset_name", "ppi"])
     said = capsys.readouterr().out
     assert said.startswith("No ppi runs in ") and "there are runs of cora (python -m utils.runs" in said
 
@@ -283,9 +285,9 @@ def test_a_resumed_run_takes_its_device_setting_from_the_checkpoint(cora, isolat
 def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monkeypatch):
     import os
 
-    from utils.runs.signals import TrainingInterrupted
+    from utils.plumbing.signals import TrainingInterrupted
+    from utils.training import harness
     from utils.training import loop as training_loop
-    from utils.training import one_graph as train_transductive
     real_fit = training_loop.fit
 
     def fit_with_ctrl_c(model, optimizer, train_one_epoch, *args, **kwargs):
@@ -295,11 +297,11 @@ def test_interrupted_runs_are_listed_as_interrupted(cora, isolated_outputs, monk
             return train_one_epoch(epoch, check_stop)
         return real_fit(model, optimizer, train_then_interrupt, *args, **kwargs)
 
-    monkeypatch.setattr(train_transductive, "fit", fit_with_ctrl_c)
+    monkeypatch.setattr(harness, "fit", fit_with_ctrl_c)
     with pytest.raises(TrainingInterrupted):
         train_one_graph(dict(QUIET, num_of_epochs=50, run_name="stopped"), log=no_log, data=cora)
-    assert [(r["name"], r["status"], r["epochs"]) for r in listing.list_runs()] == [("stopped", "interrupted", 4)]
-    assert not math.isnan(listing.list_runs()[0]["best_val"])
+    assert [(r["name"], r["status"], r["epochs"]) for r in run_list.list_runs()] == [("stopped", "interrupted", 4)]
+    assert not math.isnan(run_list.list_runs()[0]["best_val"])
 
 
 @pytest.mark.slow
@@ -356,12 +358,12 @@ def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(cora, cora_da
         message = str(exit_info.value.code)
         assert message == (f"error: run shared is being trained right now by another process (pid {first.pid}); "
                            f"wait for it to end (or stop it with Ctrl-C) before resuming it, or start a new run")
-        assert [row["status"] for row in listing.list_runs()] == [f"training (pid {first.pid})"]
+        assert [row["status"] for row in run_list.list_runs()] == [f"training (pid {first.pid})"]
     finally:
         first.kill()  # as kill -9 would: its lock file stays, and blocks nothing
         first.communicate(timeout=60)
     assert (checkpoints.run_folder("shared") / lock.LOCK_NAME).is_file()
-    assert [row["status"] for row in listing.list_runs()] == ["killed"]
+    assert [row["status"] for row in run_list.list_runs()] == ["killed"]
     epochs = load_checkpoint(checkpoints.last_checkpoint_path("shared"))["training_state"]["epoch"]
     resumed = train_one_graph(dict(QUIET, resume="shared", num_of_epochs=epochs + 1), log=no_log, data=cora)
     assert resumed["epochs"] == epochs + 1
@@ -380,7 +382,7 @@ def test_a_resume_that_fails_before_training_leaves_the_run_as_it_was(tmp_path, 
         training_script_cora.main(["--resume", "gone", "--num_of_epochs", "4"])
     assert "mine.npz does not exist" in str(exit_info.value.code)
     assert not (checkpoints.run_folder("gone") / lock.LOCK_NAME).exists()
-    assert [row["status"] for row in listing.list_runs()] == ["finished"]
+    assert [row["status"] for row in run_list.list_runs()] == ["finished"]
 
 
 def test_a_run_saved_with_flags_that_did_nothing_still_resumes_and_predicts(cora, cora_data_dir, isolated_outputs,

@@ -7,9 +7,10 @@ import pytest
 import training_script_cora
 import training_script_ppi
 from utils import paths
+from utils.cli import run_list
 from utils.datasets.ppi_synthetic import write_synthetic_ppi
-from utils.runs import checkpoints, listing
-from utils.runs.flags import SettingsError
+from utils.plumbing.arguments import SettingsError
+from utils.runs import checkpoints
 from utils.training.architecture import from_checkpoint_model, resolve_architecture
 from utils.training.many_graphs import PPI_ARCHITECTURE
 from utils.training.one_graph import CITATION_ARCHITECTURE, PUBMED_ARCHITECTURE, with_dataset_defaults
@@ -60,7 +61,7 @@ def test_the_flags_are_recorded_listed_and_fixed_on_resume(cora_data_dir, isolat
     assert recorded.items() <= saved["training_state"]["settings"].items()
     assert recorded.items() <= json.loads(results.read_text()).items()
     assert saved["config"]["num_features_per_layer"] == [1433, 16, 16, 7]
-    assert listing.list_runs()[0]["model"] == "4x16 4x16 2, dropout 0.5, skip"
+    assert run_list.list_runs()[0]["model"] == "4x16 4x16 2, dropout 0.5, skip"
     assert "Model: heads x features per hidden layer, then output heads: 4x16 4x16 2" in capsys.readouterr().out
 
     for contradiction, message in ((["--dropout", "0.6"], "--dropout 0.6 (checkpoint: 0.5)"),

@@ -155,7 +155,7 @@ def test_every_rank_draws_its_own_dropout_masks_and_one_process_keeps_its_stream
 
 
 def test_more_processes_than_gpus_is_refused_in_one_line(monkeypatch):
-    from utils.runs.flags import SettingsError
+    from utils.plumbing.arguments import SettingsError
     from utils.training import distributed
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
@@ -169,7 +169,7 @@ def test_more_processes_than_gpus_is_refused_in_one_line(monkeypatch):
 def test_a_signal_during_the_agreement_counts_at_the_next_point_on_every_rank():
     """Ctrl-C reaches all ranks at once, often while they sit in the stop-agreement all-reduce. A rank
     must not stop on a signal the others did not agree on, or they wait for it in a collective forever."""
-    from utils.runs.signals import DeferredSignals
+    from utils.plumbing.signals import DeferredSignals
     offered = []
 
     def agree_while_the_signal_lands(signum):  # stands in for the all-reduce of the other ranks' signals

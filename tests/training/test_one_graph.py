@@ -191,7 +191,7 @@ def test_missing_dataset_exits_with_a_message_not_a_traceback(tmp_path):
 @pytest.mark.slow
 def test_importing_the_project_creates_no_files(tmp_path):
     code = ("import models, utils.training.one_graph, utils.training.many_graphs, utils.runs.checkpoints, "
-            "utils.runs.flags, utils.datasets.planetoid, utils.datasets.ppi, utils.figures.plots, training_script_cora, "
+            "utils.cli.flags, utils.datasets.planetoid, utils.datasets.ppi, utils.figures.plots, training_script_cora, "
             "training_script_ppi, playground, docs.flag_tables")
     before = {p for p in PROJECT_ROOT.rglob("*") if "__pycache__" not in p.parts}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT, timeout=120)

@@ -7,6 +7,7 @@
     sbm_graph.py      a generated graph of any size with a planted signal
     ppi_synthetic.py  generated data in PPI's on-disk format
     catalog.py        a one-graph dataset by the name --dataset_name gives it
+    names.py          every dataset's name, and how runs and figures name a dataset
     splits.py         random per-class splits
     download.py       where data lives; downloads, checksums, archives
 """

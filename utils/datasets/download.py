@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils import paths
-from utils.runs.files import atomic_write
+from utils.plumbing.files import atomic_write
 
 
 class DatasetError(RuntimeError):

@@ -38,19 +38,10 @@ import torch
 
 from utils.datasets.download import DatasetError, download_file, resolve_data_dir, verify_sha256
 from utils.datasets.graph import GraphData, build_edge_index, row_normalise
-from utils.runs.files import atomic_write
+from utils.datasets.names import NPZ_DATASETS, own_graph_name
+from utils.plumbing.files import atomic_write
 
 NPZ_URL = "https://github.com/shchur/gnn-benchmark/raw/master/data/npz"
-NPZ_DATASETS = {
-    "amazon-computers": "amazon_electronics_computers.npz",
-    "amazon-photo": "amazon_electronics_photo.npz",
-    "coauthor-cs": "ms_academic_cs.npz",
-    "coauthor-physics": "ms_academic_phy.npz",
-    "cora-full": "cora_full.npz",
-    # Planetoid's Cora (same 2,708 papers and citations) in node-id order and alphabetical class order:
-    # the one file of the set that is available offline, so the one the tests load by name.
-    "cora": "cora.npz",
-}
 
 # Only cora.npz is pinned: it is the only file that could be obtained here to hash. The others are not
 # pinned (not available offline to hash); they are still read with allow_pickle=False, so a tampered file
@@ -63,15 +54,6 @@ CSR_PARTS = ("data", "indices", "indptr", "shape")
 
 
 # ----------------------------------------------------------------------------- finding the file
-
-def own_graph_name(path):
-    """How runs, figures and messages name a graph file of one's own: its stem ('my_graph'), or its whole file
-    name where the stem is a dataset's name ('cora.npz', not Planetoid's 'cora')."""
-    from utils.datasets.catalog import MANY_GRAPH_DATASETS, ONE_GRAPH_DATASETS  # (catalog imports this module)
-    path = Path(path)
-    dataset_names = {*ONE_GRAPH_DATASETS, *MANY_GRAPH_DATASETS, *NPZ_DATASETS}
-    return path.name if path.stem.lower() in dataset_names else path.stem
-
 
 def npz_file_path(name_or_path, data_dir=None, download=True):
     """The file to read: a dataset name is looked up in DIR/npz/ (downloaded if missing), anything else is a path,

@@ -29,6 +29,7 @@ import numpy as np
 
 from utils.datasets.download import DatasetError, resolve_data_dir
 from utils.datasets.ppi import GENERATED_MARKER, NUM_FEATURES, NUM_LABELS, SPLITS, ppi_files
+from utils.plumbing.arguments import new_parser, non_negative_int, positive_int
 
 LABEL_RULES = ("neighbour_mean", "matching_neighbour")
 NUM_CODES = 16  # matching_neighbour: identity and query codes, one-hot in features 0-15 and 16-31
@@ -128,7 +129,6 @@ def _random_edges(rng, num_nodes, avg_degree):
 
 
 def get_parser():
-    from utils.runs.flags import new_parser, non_negative_int, positive_int
 
     parser = new_parser("Write a PPI-format dataset whose labels depend on the graph.",
                         prog="python -m utils.datasets.ppi_synthetic")

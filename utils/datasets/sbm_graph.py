@@ -29,6 +29,7 @@ import torch
 
 from utils.datasets.download import DatasetError
 from utils.datasets.graph import GraphData, build_edge_index
+from utils.plumbing.arguments import new_parser, non_negative_int, positive_float, positive_int
 
 FORMAT = "sbm-graph-1"
 FILES = ("meta.json", "edges.npy", "features.npy", "labels.npy", "split.npy")
@@ -122,7 +123,6 @@ def load_sbm_graph(folder):
 
 
 def get_parser():
-    from utils.runs.flags import new_parser, non_negative_int, positive_float, positive_int
 
     parser = new_parser("Write a stochastic-block-model graph whose classes need the edges.",
                         prog="python -m utils.datasets.sbm_graph")

@@ -6,9 +6,11 @@ from pathlib import Path
 import torch
 
 from utils import paths
+from utils.datasets.catalog import load_graph
+from utils.datasets.ppi import dataset_name_of, load_ppi
 from utils.figures import plots
-from utils.figures.trained_model import find_model, run_on_its_graph
-from utils.runs.files import check_writable
+from utils.figures.trained_model import display_name, find_model, run_on_its_graph
+from utils.plumbing.files import check_writable
 
 
 def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk", show=False, log=print):
@@ -17,14 +19,11 @@ def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk",
     output_dir = Path(output_dir or paths.FIGURES_DIR)
     check_writable(output_dir)  # before the data and the layout, which take a while
     if dataset_name.lower() == "ppi":
-        from utils.datasets.ppi import dataset_name_of, load_ppi
-        from utils.figures.trained_model import display_name
         splits = load_ppi(data_dir)
         data, file_stem = splits["train"][0], dataset_name_of(splits)
         graph_name = f"{display_name(file_stem)} train graph 1"
         labels, class_names = data.labels[:, 0].long().numpy(), ["label 0 = 0", "label 0 = 1"]
     else:
-        from utils.datasets.catalog import load_graph
         data = load_graph(dataset_name if dataset_name.endswith(".npz") else dataset_name.lower(), data_dir)
         graph_name = file_stem = data.name
         labels, class_names = data.labels.numpy(), plots.class_names_for(data)

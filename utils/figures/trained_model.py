@@ -9,12 +9,13 @@ from pathlib import Path
 import torch
 
 from models import Graph
-
 from utils import paths
+from utils.datasets.catalog import load_dataset_of_run
 from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.figures.plots import class_names_for
+from utils.plumbing.files import display_path
 from utils.runs import checkpoints
-from utils.runs.files import display_path
+from utils.runs.pretrained import describe
 
 
 def find_model(model_name, dataset_name, log):
@@ -26,7 +27,6 @@ def find_model(model_name, dataset_name, log):
         except checkpoints.CheckpointError:
             if dataset_name not in (None, "cora") or not paths.PRETRAINED_CORA.is_file():
                 raise
-            from utils.runs.pretrained import describe
             path = paths.PRETRAINED_CORA
             log(f"No trained {dataset_name + ' ' if dataset_name else ''}model in "
                 f"{display_path(paths.BINARIES_DIR)} yet: using the committed one, "
@@ -50,8 +50,6 @@ def run_on_its_graph(path, data_dir=None, label=0):
     (what figures call the graph: 'cora', 'PPI test graph 1'), labels, class_names, attention (one [E, H] tensor
     per layer, aligned with graph.edge_index) and hidden (every layer's output).
     """
-    from utils.datasets.catalog import load_dataset_of_run
-
     model, checkpoint = checkpoints.model_from_checkpoint(path)
     state = checkpoint.get("training_state", {})
     dataset_name = state.get("dataset", "cora")

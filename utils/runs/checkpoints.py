@@ -34,8 +34,8 @@ import torch
 
 from models import GAT, GATConfig, LayerType
 from utils import paths
-from utils.datasets.catalog import same_dataset
-from utils.runs.files import atomic_write
+from utils.datasets.names import same_dataset
+from utils.plumbing.files import atomic_write
 
 FORMAT_VERSION = 2
 

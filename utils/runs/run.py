@@ -10,10 +10,10 @@ cora_gat_seed0_20261202-013000. All of its files carry it, so no run can overwri
 
 A new run claims its folder with one mkdir, which succeeds for exactly one process: two runs started in the
 same second with the same settings get <name> and <name>-2. While a process trains a run, it holds the lock in
-the run's folder (utils/runs/lock.py): a second process cannot resume it at the same time, and a run that stopped
+the run's folder (utils/plumbing/lock.py): a second process cannot resume it at the same time, and a run that stopped
 before its first save leaves no folder behind (or an empty one, after a kill, that the next run of that name
 takes). `--resume last | NAME | PATH` continues a run in its own files. `python -m utils.runs` lists the runs
-there are (utils/runs/listing.py).
+there are (utils/cli/run_list.py).
 """
 
 import datetime
@@ -22,13 +22,15 @@ from pathlib import Path
 
 from models import LayerType
 from utils import paths
-from utils.datasets.catalog import honest_name
-from utils.datasets.npz_graph import own_graph_name
-from utils.runs import checkpoints, lock
+from utils.datasets.names import honest_name, own_graph_name
+from utils.plumbing import lock
+from utils.plumbing.arguments import SettingsError
+from utils.plumbing.files import OutputError, check_writable, display_path, write_json
+from utils.plumbing.signals import DeferredSignals, TrainingInterrupted
+from utils.runs import checkpoints
 from utils.runs.checkpoints import CheckpointError
-from utils.runs.files import OutputError, check_writable, display_path, write_json
-from utils.runs.flags import RUN_NAME_PATTERN, SettingsError
-from utils.runs.signals import DeferredSignals, TrainingInterrupted
+
+RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a file name on every system, no path
 
 # Settings every run has; each trainer adds its own. The scripts' flags take their defaults from here.
 COMMON_DEFAULTS = dict(attention_type="gat", patience_period=100, lr=5e-3, should_test=True, should_visualize=False,
@@ -36,7 +38,7 @@ COMMON_DEFAULTS = dict(attention_type="gat", patience_period=100, lr=5e-3, shoul
                        data_dir=None, results_json=None, save_binary=True, keep_checkpoints=5,
                        last_checkpoint_seconds=5.0, resume=None, run_name=None)
 
-# (A run with no stop reason whose lock no process holds was killed; utils/runs/listing.py says which are training.)
+# (A run with no stop reason whose lock no process holds was killed; utils/cli/run_list.py says which are training.)
 STATUSES = {None: "killed", "interrupted": "interrupted", "early_stopping": "finished",
             "num_of_epochs": "finished", "diverged": "diverged"}
 

@@ -14,8 +14,8 @@ run's end reports.
 import time
 from pathlib import Path
 
+from utils.plumbing.files import display_path
 from utils.runs import checkpoints
-from utils.runs.files import display_path
 
 
 class RunSaver:

@@ -9,7 +9,7 @@ layer its output heads:
     -> num_heads_per_layer [8, 8, 1], hidden_features [8, 8], dropout 0.6, no skip connections
 """
 
-from utils.runs.flags import SettingsError
+from utils.plumbing.arguments import SettingsError
 
 ARCHITECTURE_KEYS = ("num_of_layers", "num_heads_per_layer", "hidden_features", "dropout", "add_skip_connection")
 

@@ -21,8 +21,10 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
-from utils.runs.flags import SettingsError
+from utils.plumbing.arguments import SettingsError
+from utils.training.setup import select_device, step_seed
 
 
 class DistributedContext:
@@ -123,7 +125,6 @@ def config_for_rank(config, ctx):
 
 def device_for(ctx, config, log):
     if not ctx.is_distributed:
-        from utils.training.setup import select_device
         return select_device(config["force_cpu"], log=log)
     log(f"Data-parallel training: {ctx.world_size} processes on {ctx.device.type} "
         f"({'NCCL' if ctx.device.type == 'cuda' else 'gloo'}), each with its share of every step's batch")
@@ -135,8 +136,6 @@ def data_parallel(model, ctx, device):
     Checkpoints, evaluation and early stopping keep using the plain model (the same parameters)."""
     if not ctx.is_distributed:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     # DDP broadcasts rank 0's parameters when it wraps the model: every rank starts from the same weights.
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -146,7 +145,6 @@ def seed_dropout_for_step(ctx, seed, epoch, step):
     rank draws its own masks, and a resumed run draws the very masks it would have drawn (no random state of the
     other ranks needs saving). One process keeps its single stream, so its runs are as they always were."""
     if ctx.is_distributed:
-        from utils.training.setup import step_seed
         torch.manual_seed(step_seed(seed, epoch, step, ctx.rank, 1))
 
 

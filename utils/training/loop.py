@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
+from utils.plumbing.files import display_path
+from utils.plumbing.signals import DeferredSignals, EpochAbandoned
 from utils.runs import checkpoints
-from utils.runs.files import display_path
 from utils.runs.saver import RunSaver
-from utils.runs.signals import DeferredSignals, EpochAbandoned
 from utils.training.early_stopping import EarlyStopping
 from utils.training.tensorboard import make_summary_writer
 

@@ -8,18 +8,18 @@ import sys
 
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
 from models import Graph
-from utils.datasets.catalog import MANY_GRAPH_DATASETS
-from utils.runs import checkpoints
-from utils.runs.flags import SettingsError
-from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
+from utils.datasets.names import MANY_GRAPH_DATASETS
+from utils.datasets.ppi import GraphDataLoader, dataset_name_of, load_ppi
+from utils.plumbing.arguments import SettingsError
+from utils.runs.run import COMMON_DEFAULTS, claim_run
 from utils.training import distributed
 from utils.training.architecture import describe_architecture, from_checkpoint_model, recorded, resolve_architecture
-from utils.training.loop import fit
+from utils.training.harness import build, fit_and_finish, seed_and_place, start
 from utils.training.metrics import micro_f1_counts_on_device, micro_f1_from_counts
-from utils.training.precision import Precision
-from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, to_device
+from utils.training.setup import ATTENTION_NAMES, to_device
 
 # The paper's inductive architecture: 3 layers, 4/4/6 heads, 256 features per hidden head,
 # skip connections, no dropout; the output layer averages its 6 heads.
@@ -49,20 +49,12 @@ def train_many_graphs(config=None, log=print, splits=None):
     step's batch_size graphs are split between them, the loss is normalised by the step's total number of
     nodes (so N processes make the same step as one process with the same batch_size), and every
     metric is summed over all of them. Only rank 0 prints and writes files."""
-    from utils.datasets.ppi import GraphDataLoader, dataset_name_of, load_ppi
-
-    is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
-    log = log if is_main else silent
-    config, resume = prepare_run(MANY_GRAPHS_DEFAULTS, config, MANY_GRAPH_DATASETS, "training_script_ppi.py", log,
-                                 writes=is_main)
-    ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
+    config, resume, ctx, log = start(MANY_GRAPHS_DEFAULTS, config, MANY_GRAPH_DATASETS, "training_script_ppi.py", log)
     if config["batch_size"] % ctx.world_size:
         raise SettingsError(f"--batch_size {config['batch_size']} does not split evenly over {ctx.world_size} "
                             f"processes: it is the number of graphs per step over all of them; use a multiple "
                             f"of {ctx.world_size}")
-    config = distributed.config_for_rank(config, ctx)
-    set_seed(config["seed"])
-    device = distributed.device_for(ctx, config, log)
+    config, device = seed_and_place(config, ctx, log)
     if splits is None:
         splits = load_ppi(config["data_dir"], standardize=config["standardize"])
     config = _named_for_its_data(config, dataset_name_of(splits), resume)
@@ -70,12 +62,8 @@ def train_many_graphs(config=None, log=print, splits=None):
         config = from_checkpoint_model(config, resume)  # (a run older than the architecture flags)
     architecture = resolve_architecture(config, PPI_ARCHITECTURE)
     config = dict(config, **recorded(architecture))
-    model = build_model(architecture, splits["train"][0].node_features.shape[1], splits["train"][0].num_classes,
-                        config["layer_type"], attention_type=config["attention_type"]).to(device)
-    if resume is not None:
-        checkpoints.check_model_matches(resume, model, config["resume"])
-    trained = distributed.data_parallel(model, ctx, device)
-    optimizer = make_optimizer(model, config["lr"], config["weight_decay"])
+    model, trained, optimizer, precision = build(architecture, splits["train"][0].node_features.shape[1],
+                                                 splits["train"][0].num_classes, config, resume, ctx, device)
     shuffle_generator = torch.Generator().manual_seed(config["seed"])
     # Every rank draws the same shuffled order (same generator) and takes its share of each batch.
     loaders = {"train": GraphDataLoader(splits["train"], config["batch_size"], shuffle=True,
@@ -84,7 +72,6 @@ def train_many_graphs(config=None, log=print, splits=None):
                "test": GraphDataLoader(splits["test"], config["batch_size"], rank=ctx.rank, world_size=ctx.world_size)}
     show_progress = ctx.is_main and (config["progress_bar"] if config["progress_bar"] is not None
                                      else sys.stderr.isatty())
-    precision = Precision(config["precision"], device)
     passes = GraphPasses(model, trained, optimizer, loaders, ctx, device, precision, show_progress, config["seed"])
 
     config = claim_run(config)  # (data and model are ready: the run's name and folder, right before it trains)
@@ -100,15 +87,11 @@ def train_many_graphs(config=None, log=print, splits=None):
                "weight_decay": config["weight_decay"], "batch_size": config["batch_size"],
                "precision": config["precision"]}
     try:
-        outcome = fit(model, optimizer, passes.train, passes.evaluate, config, "micro_f1", resume=resume,
-                      generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True,
-                      agree_on_stop=distributed.agreement(ctx), precision=precision, log=log)
-        finish(model, config, outcome, results, "micro_f1", lambda: passes.evaluate("test")[1], log=log)
+        return fit_and_finish(model, optimizer, passes.train, passes.evaluate, config, "micro_f1", results,
+                              resume=resume, ctx=ctx, precision=precision, log=log,
+                              generators={"ppi_shuffle": shuffle_generator}, epochs_can_be_abandoned=True)
     except torch.cuda.OutOfMemoryError:
         raise MemoryError(OUT_OF_MEMORY_ADVICE) from None
-    if results["test_micro_f1"] is not None:
-        log(f"Test micro-F1 = {results['test_micro_f1']:.4f}")
-    return dict(results, history=outcome.history, model=model)
 
 
 def _named_for_its_data(config, data_name, resume):
@@ -137,7 +120,6 @@ class GraphPasses:
         return self._run(split, False)
 
     def _run(self, split, train, epoch=None, check_stop=None):
-        from tqdm import tqdm
         self.model.train(train)
         # Summed on the device in float64 (exactly as Python floats would), read once at the end of the pass:
         # loss, true positives, false positives, false negatives; the number of values is known on the host.

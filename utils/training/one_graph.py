@@ -1,7 +1,8 @@
 """The one-graph (transductive) trainer: some of a graph's nodes labelled for training (Cora, Citeseer, Pubmed, ...).
 
 `train_one_graph` builds the data, the model and the optimizer, says what one epoch (full-batch, or on
-neighbour-sampled mini-batches) and one evaluation are, and hands them to `fit` (utils/training/loop.py).
+neighbour-sampled mini-batches) and one evaluation are, and hands them to `fit` (utils/training/loop.py); the
+steps it shares with the many-graph trainer are in utils/training/harness.py.
 """
 
 import contextlib
@@ -11,19 +12,19 @@ import torch
 import torch.nn as nn
 
 from models import Graph
-from utils.datasets.catalog import ONE_GRAPH_DATASETS, load_graph
+from utils.datasets.catalog import load_graph
 from utils.datasets.graph import sparsify_if_mostly_zero
-from utils.runs import checkpoints
-from utils.runs.flags import SettingsError
-from utils.runs.run import COMMON_DEFAULTS, claim_run, finish, prepare_run
+from utils.datasets.names import ONE_GRAPH_DATASETS
+from utils.datasets.splits import SplitError, random_split, split_description
+from utils.plumbing.arguments import SettingsError
+from utils.runs.run import COMMON_DEFAULTS, claim_run
 from utils.training import distributed, sampling
 from utils.training.architecture import (ARCHITECTURE_KEYS, describe_architecture, from_checkpoint_model, recorded,
                                          resolve_architecture)
-from utils.training.loop import fit
+from utils.training.harness import build, fit_and_finish, seed_and_place, start
 from utils.training.metrics import accuracy_on_device, num_correct_on_device
-from utils.training.precision import Precision
 from utils.training.sampling import NeighbourSampler
-from utils.training.setup import ATTENTION_NAMES, build_model, make_optimizer, set_seed, silent, step_seed, to_device
+from utils.training.setup import ATTENTION_NAMES, step_seed, to_device
 
 # The paper's transductive architecture (Cora, Citeseer): 8 heads x 8 features, 1 output head.
 CITATION_ARCHITECTURE = dict(num_of_layers=2, num_heads_per_layer=[8, 1], hidden_features=[8],
@@ -76,7 +77,6 @@ def choose_split(data, config, check_flags=True):
     drawn per class (utils/datasets/splits.py). --split's default: public where the graph has one, random elsewhere.
     check_flags: refuse random-split flags given with a public split (a new run's; a run saved before they were
     refused keeps them, and they mean nothing there)."""
-    from utils.datasets.splits import SplitError, random_split, split_description
     split = config["split"] or ("public" if data.train_indices is not None else "random")
     if split == "public":
         if data.train_indices is None:
@@ -107,16 +107,10 @@ def train_one_graph(config=None, log=print, data=None):
 
     With `fanouts`, training runs on neighbour-sampled mini-batches of `batch_size` training nodes
     (utils/training/sampling.py); under torchrun, each process takes its share of every batch's nodes."""
-    is_main = distributed.launched_rank() == 0  # (under torchrun only rank 0 prints and writes)
-    log = log if is_main else silent
-    config, resume = prepare_run(ONE_GRAPH_DEFAULTS, config, ONE_GRAPH_DATASETS, "training_script_cora.py", log,
-                                 writes=is_main)
-    ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
+    config, resume, ctx, log = start(ONE_GRAPH_DEFAULTS, config, ONE_GRAPH_DATASETS, "training_script_cora.py", log)
     config, architecture = with_dataset_defaults(config, resume)
     _check_settings(config, ctx, architecture, resume)
-    config = distributed.config_for_rank(config, ctx)
-    set_seed(config["seed"])
-    device = distributed.device_for(ctx, config, log)
+    config, device = seed_and_place(config, ctx, log)
     if data is None:
         data = load_graph(config["dataset_name"], config["data_dir"])
     data, split = choose_split(data, config, check_flags=resume is None)
@@ -124,13 +118,8 @@ def train_one_graph(config=None, log=print, data=None):
     graph = LabelledGraph(data.to(device))
     host_graph = data  # (on the CPU: the sampler draws there)
 
-    model = build_model(architecture, data.node_features.shape[1], data.num_classes,
-                        config["layer_type"], attention_type=config["attention_type"]).to(device)
-    if resume is not None:
-        checkpoints.check_model_matches(resume, model, config["resume"])
-    trained = distributed.data_parallel(model, ctx, device)
-    optimizer = make_optimizer(model, config["lr"], config["weight_decay"])
-    precision = Precision(config["precision"], device)
+    model, trained, optimizer, precision = build(architecture, data.node_features.shape[1], data.num_classes, config,
+                                                 resume, ctx, device)
     if config["fanouts"]:
         epochs = SampledEpochs(model, trained, optimizer, graph, host_graph, config, ctx, precision)
     else:
@@ -144,17 +133,13 @@ def train_one_graph(config=None, log=print, data=None):
     layer_type = model.layer_type.name
     for line in _describe_training(config, data, graph, split, layer_type):
         log(line)
-    outcome = fit(model, optimizer, epochs.train, evaluate, config, "acc", resume=resume,
-                  generators=epochs.generators, epochs_can_be_abandoned=config["fanouts"] is not None,
-                  agree_on_stop=distributed.agreement(ctx), precision=precision, log=log)
     results = {"dataset": data.name, "layer_type": layer_type, "attention_type": config["attention_type"],
                "seed": config["seed"], "processes": ctx.world_size, "split": split, **recorded(architecture),
                "lr": config["lr"], "weight_decay": config["weight_decay"], "precision": config["precision"],
                "fanouts": config["fanouts"], "batch_size": config["batch_size"] if config["fanouts"] else None}
-    finish(model, config, outcome, results, "acc", lambda: evaluate("test")[1], log=log)
-    if results["test_acc"] is not None:
-        log(f"Test accuracy = {results['test_acc']:.4f}")
-    return dict(results, history=outcome.history, model=model)
+    return fit_and_finish(model, optimizer, epochs.train, evaluate, config, "acc", results, resume=resume, ctx=ctx,
+                          precision=precision, log=log, generators=epochs.generators,
+                          epochs_can_be_abandoned=config["fanouts"] is not None)
 
 
 def _check_settings(config, ctx, architecture, resume):

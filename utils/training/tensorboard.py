@@ -1,7 +1,7 @@
 """TensorBoard curves of a run (--enable_tensorboard), in runs/<run>/; a writer that does nothing otherwise."""
 
 from utils import paths
-from utils.runs.files import display_path
+from utils.plumbing.files import display_path
 
 
 class NullWriter:
@@ -22,7 +22,7 @@ def make_summary_writer(enabled, run_name, log_dir=None, purge_step=None, log=pr
     """A SummaryWriter in runs/<run>/, or in `log_dir` to continue a resumed run's curves."""
     if not enabled:
         return NullWriter(), log_dir
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # (here: tensorboard is slow to import, and seldom used)
     if log_dir is None:
         log_dir, purge_step = tensorboard_folder(run_name), None
     log(f"TensorBoard logs: {display_path(log_dir)} (view with: tensorboard --logdir runs)")

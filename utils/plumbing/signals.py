@@ -3,13 +3,13 @@
 While the training loop runs, the two signals only set a flag (`DeferredSignals`). The loop stops at the next
 safe point (the end of an epoch; between mini-batches, going back to the last completed epoch), saves the run,
 and the trainer raises TrainingInterrupted, whose exit code is the one a shell reports for the signal. The
-scripts' entry point (utils/runs/command_line.py) prints it with the command that resumes the run.
+scripts' entry point (utils/cli/command_line.py) prints it with the command that resumes the run.
 """
 
 import signal
 import threading
 
-from utils.runs.files import display_path
+from utils.plumbing.files import display_path
 
 
 class TrainingInterrupted(Exception):

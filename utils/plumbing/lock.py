@@ -10,8 +10,6 @@ pid in it is only there to say who holds the run. Where the platform has no fcnt
 import os
 from pathlib import Path
 
-from utils.runs.checkpoints import CheckpointError
-
 try:
     import fcntl
 except ImportError:  # pragma: no cover (no advisory locks on this platform)
@@ -22,7 +20,7 @@ LOCK_NAME = "lock"
 _held = {}  # the folders this process holds: resolved folder -> the lock file's descriptor
 
 
-class RunInUse(CheckpointError):
+class RunInUse(RuntimeError):
     """Another process is training this run right now."""
 
 

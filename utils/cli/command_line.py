@@ -14,11 +14,13 @@ import threading
 
 from utils import paths
 from utils.datasets.download import DatasetError
+from utils.plumbing.arguments import SettingsError, explicit_settings
+from utils.plumbing.files import OutputError, check_writable, display_path
+from utils.plumbing.lock import RunInUse
+from utils.plumbing.signals import TrainingInterrupted
 from utils.runs.checkpoints import CheckpointError
-from utils.runs.files import OutputError, check_writable, display_path
-from utils.runs.flags import SettingsError, explicit_settings
 from utils.runs.run import RunFinished, SaveFailed, TrainingDiverged
-from utils.runs.signals import TrainingInterrupted
+from utils.training.distributed import shutdown
 
 
 class _Terminated(BaseException):
@@ -39,14 +41,14 @@ def run_training_script(script_file, parser, train, argv=None):
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         if settings["should_visualize"]:
-            from utils.figures.commands import visualize_dataset
+            from utils.figures.commands import visualize_dataset  # (here: it brings matplotlib, slow to import)
             check_writable(paths.FIGURES_DIR)
             visualize_dataset(settings.get("dataset_name", "ppi"), settings["data_dir"])
         return train(overrides)
     except RunFinished as finished:
         print(finished, flush=True)
         return None
-    except (DatasetError, CheckpointError, SettingsError, OutputError, MemoryError, TrainingDiverged,
+    except (DatasetError, CheckpointError, RunInUse, SettingsError, OutputError, MemoryError, TrainingDiverged,
             SaveFailed) as error:
         sys.exit(f"error: {error}")
     except TrainingInterrupted as interrupted:
@@ -64,7 +66,6 @@ def run_training_script(script_file, parser, train, argv=None):
     finally:
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
-        from utils.training.distributed import shutdown
         shutdown()
 
 

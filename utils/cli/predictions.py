@@ -15,12 +15,11 @@ import csv
 import torch
 
 from models import Graph
-
 from utils.datasets.catalog import load_dataset_of_run
 from utils.datasets.graph import sparsify_if_mostly_zero
+from utils.plumbing.files import atomic_write, display_path
 from utils.runs import checkpoints
-from utils.runs.files import atomic_write, display_path
-from utils.training.one_graph import EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES
+from utils.training.one_graph import EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES, ONE_GRAPH_DEFAULTS, choose_split
 from utils.training.sampling import layerwise_inference
 
 
@@ -60,7 +59,6 @@ def _one_graph_rows(model, graph, model_path, settings):
 def _split_of_each_node(graph, settings):
     """'train', 'val', 'test' or '' for every node: the split the run's settings choose on this graph (all '' for a
     model saved without its settings on a graph without a public split: its split is not known)."""
-    from utils.training.one_graph import ONE_GRAPH_DEFAULTS, choose_split
     if not settings and graph.train_indices is None:
         return [""] * graph.num_nodes
     config = dict(ONE_GRAPH_DEFAULTS, **{key: value for key, value in settings.items() if key in ONE_GRAPH_DEFAULTS})

@@ -8,11 +8,12 @@ epochs, status, best validation and test metric.
 import math
 
 from utils import paths
-from utils.datasets.catalog import honest_name
-from utils.runs import checkpoints, lock
+from utils.datasets.names import honest_name
+from utils.plumbing import lock
+from utils.plumbing.arguments import new_parser
+from utils.plumbing.files import display_path
+from utils.runs import checkpoints
 from utils.runs.checkpoints import CheckpointError
-from utils.runs.files import display_path
-from utils.runs.flags import new_parser
 from utils.runs.run import STATUSES
 from utils.training.architecture import describe_architecture, from_checkpoint_model
 
@@ -47,7 +48,7 @@ def list_runs(dataset_name=None):
 
 
 def describe_status(stop_reason, folder):
-    """'training (pid N)' while a process holds the run's lock (utils/runs/lock.py); 'killed' when a process that
+    """'training (pid N)' while a process holds the run's lock (utils/plumbing/lock.py); 'killed' when a process that
     trained it left its lock file behind (it never reached its end, whatever its last save says); else how its last
     save says it ended: 'finished', 'interrupted', 'diverged', or 'killed' (saved while it trained, and nothing
     since)."""
