@@ -31,11 +31,9 @@ with dense N x N tensors; IMP3 calls one op per equation from models/fast_ops.py
 the plain expression of the same name in models/plain_ops.py; IMP4 puts the scores in a sparse tensor and
 lets torch.sparse do the softmax and the aggregation.
 
-Shapes: N nodes, E edges, H heads, F_in / F_out features. The graph is a models.Graph (models/graph.py):
-an edge_index [2, E] with row 0 the source j and row 1 the target i of each edge j -> i, self loops in it
-(the loaders add them), no duplicate edges, checked once when the Graph is built, and the layouts the
-layers ask it for, built once. A plain edge_index tensor is accepted too, and wrapped in a new Graph on
-every call (models/edge_index.py has gat_edge_index to make any edge list fit).
+Shapes: N nodes, E edges, H heads, F_in / F_out features. The graph is a models.Graph (models/graph.py): an
+edge_index [2, E] (row 0 the source j, row 1 the target i of each edge j -> i, self loops, no duplicates),
+checked once, and the layouts the layers ask it for, built once. A plain edge_index is wrapped anew per call.
 """
 
 import enum
@@ -46,7 +44,7 @@ import torch.nn as nn
 from models.dropout import FastDropout
 from models.fast_ops import (gat_edge_scores, gat_score_halves, gatv2_edge_scores, neighbourhood_softmax,
                              neighbourhood_sum, project, sparse_dense_product)
-from models.graph import RestrictedGraph, as_graph
+from models.layer_inputs import check_edge_attr, check_node_features, graph_for_layer
 from models.sparse_features import is_sparse
 
 
@@ -72,14 +70,8 @@ ATTENTION_TYPES = ("gat", "gatv2")
 
 
 class GATLayer(nn.Module):
-    """Base class: parameters and the shared parts of the forward pass.
-
-    Input:  node_features [N, F_in] (dense, or a sparse COO/CSR tensor), a models.Graph (or a plain
-            edge_index [2, E]), and with edge_dim=D edge_attr [E, D] (or the Graph's).
-    Output: [N, H * F_out] if concat else [N, F_out]; with return_attention_weights=True also the
-            attention [E, H] aligned with the columns of edge_index.
-    With log_attention_weights=True the layer also keeps its last attention as `attention_weights`,
-    detached.
+    """Base class: parameters and the shared parts of the forward pass (inputs and outputs: `forward`).
+    With log_attention_weights=True the layer also keeps its last attention as `attention_weights`, detached.
 
     A graph for some rows only (Graph.needed_rows: a GAT given graph.restricted_to(...) hands each layer one):
     IMP3 with GAT attention then does the per-edge work (scores, softmax, aggregation) only for the edges
@@ -156,13 +148,11 @@ class GATLayer(nn.Module):
         """One GAT layer: every node attends over its incoming edges, per head, and aggregates its sources.
 
         node_features: [N, F_in], dense or sparse (COO or CSR). edge_index: a models.Graph, built once (the fast
-        path), or a plain edge_index [2, E] integer tensor, row 0 the source j and row 1 the target i of each edge
-        j -> i, every node with an incoming edge (self loops), no duplicates, wrapped in a new Graph (and so
-        checked) on every call; models.gat_edge_index makes any edge list fit. edge_attr: [E, D] features of the
-        edges, in edge_index's column order, required when the layer was built with edge_dim=D (and refused
-        otherwise; a Graph built with edge_attr gives its own); they take part in the scores only. needed_rows
-        (optional): a bool mask [N] of the rows the caller reads, the same as graph.with_needed_rows(needed_rows)
-        (see the class docstring).
+        path), or a plain edge_index [2, E] (row 0 source j, row 1 target i of each edge j -> i, self loops, no
+        duplicates; models.gat_edge_index makes any edge list fit), wrapped in a new Graph, and so checked, on
+        every call. edge_attr: [E, D] edge features in edge_index's column order, required with edge_dim=D (a
+        Graph built with edge_attr gives its own); they take part in the scores only. needed_rows (optional): a
+        bool mask [N] of the rows read, as graph.with_needed_rows(needed_rows) (see the class docstring).
 
         Each of the H heads computes its own attention and its own F_out features per node. concat=True
         (hidden layers) returns the heads side by side, [N, H * F_out]; concat=False (an output layer) their
@@ -172,17 +162,11 @@ class GATLayer(nn.Module):
         each edge (before dropout) aligned with edge_index's columns, part of the autograd graph.
         """
         num_nodes = node_features.shape[0]
-        graph = as_graph(edge_index, num_nodes)
-        if isinstance(graph, RestrictedGraph):
-            raise ValueError("a RestrictedGraph is for a whole GAT; give a layer one of its .layers")
-        if needed_rows is not None:
-            graph = graph.with_needed_rows(needed_rows)
         with_attention = return_attention_weights or self.log_attention_weights
-        if graph.needed_rows is not None and not self._skips_unneeded_rows(with_attention):
-            graph = graph.whole
-        self._check_input(node_features)
+        graph = graph_for_layer(edge_index, num_nodes, needed_rows, self._skips_unneeded_rows(with_attention))
+        check_node_features(node_features, self.num_in_features, self.linear_proj.weight.dtype)
         edge_terms = self._edge_terms(graph.edge_attr if edge_attr is None else edge_attr, graph.num_edges,
-                                      edge_attr is not None)  # None without edge features
+                                      given=edge_attr is not None)  # None without edge features
 
         # (a CSR input's pattern for the projection's backward pass: read before dropout, which makes a new tensor)
         sparse_pattern = getattr(node_features, "transposed_pattern", None)
@@ -220,34 +204,13 @@ class GATLayer(nn.Module):
         """Whether this layer computes only the rows a restricted graph needs (else it is given the whole graph)."""
         return False
 
-    def _check_input(self, node_features):
-        """One line, before any work, for features of the wrong width or dtype (metadata only: nothing is read)."""
-        if node_features.dim() != 2 or node_features.shape[1] != self.num_in_features:
-            raise ValueError(f"node_features must be [N, {self.num_in_features}] for this layer (built with "
-                             f"num_in_features={self.num_in_features}), got {tuple(node_features.shape)}")
-        weight_dtype = self.linear_proj.weight.dtype
-        if node_features.dtype != weight_dtype and not torch.is_autocast_enabled(node_features.device.type):
-            raise ValueError(f"node_features are {node_features.dtype} but the layer's weights are {weight_dtype}; "
-                             f"convert one to the other (features.to({weight_dtype}), or "
-                             f"model.to({node_features.dtype}))")
-
     def _edge_terms(self, edge_attr, num_edges, given=True):
         """What each edge's features add to its score (None without edge features), in edge_index's order:
-        "gat": a_edge . W_e e_ij [E, H]; "gatv2": W_e e_ij [E, H, F_out]. given: edge_attr was passed to forward
-        (not carried by the Graph, which a layer without edge features ignores)."""
+        "gat": a_edge . W_e e_ij [E, H]; "gatv2": W_e e_ij [E, H, F_out]."""
+        check_edge_attr(edge_attr, num_edges, self.edge_dim,
+                        None if self.edge_dim is None else self.linear_proj_edge.weight.dtype, given)
         if self.edge_dim is None:
-            if edge_attr is not None and given:
-                raise ValueError("edge_attr was given, but the layer has no edge features: build it with edge_dim=D")
             return None
-        if edge_attr is None:
-            raise ValueError(f"the layer was built with edge_dim={self.edge_dim}: pass edge_attr [E, {self.edge_dim}]")
-        if edge_attr.dim() != 2 or tuple(edge_attr.shape) != (num_edges, self.edge_dim):
-            raise ValueError(f"edge_attr must be [E, edge_dim] = [{num_edges}, {self.edge_dim}] (one row per column "
-                             f"of edge_index), got {tuple(edge_attr.shape)}")
-        weight_dtype = self.linear_proj_edge.weight.dtype
-        if edge_attr.dtype != weight_dtype and not torch.is_autocast_enabled(edge_attr.device.type):
-            raise ValueError(f"edge_attr is {edge_attr.dtype} but the layer's weights are {weight_dtype}; convert one "
-                             f"to the other (edge_attr.to({weight_dtype}), or model.to({edge_attr.dtype}))")
         # [E, D] -> [E, H, F_out]
         projected_edges = self.linear_proj_edge(edge_attr).view(num_edges, self.num_heads, self.num_out_features)
         if self.attention_type == "gat":

@@ -23,6 +23,7 @@ PRINTED = ("edge_index: (2, 13264)",                                      # 2. C
            "GATLayerImp4 vs GATLayerImp3: max |difference|",            # 3.3 IMP4's sparse core
            "[13264, 8, 8]", "[2708, 64]",                                # 3.2 its shapes
            "max |difference| to IMP3",                                   # the three implementations
+           "restricted pass = those rows of the whole pass: True",       # the graph, built once
            "Test accuracy = 0.8", "kept the model of epoch",             # 4. training
            "committed model: cora GAT of run cora_gat_seed0",            # 5. looking inside
            "mean entropy, learned / uniform, per layer (from 1)",
