@@ -14,7 +14,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from models.gathers import chunk_elements, gathered_in_chunks, index_rows, segment_sum
+from .gathers import chunk_elements, gathered_in_chunks, index_rows, segment_sum
 
 
 def _weighted_bag_sum(features, attention, bags):

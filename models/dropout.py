@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.sparse_features import csr_with_values, is_sparse
+from .sparse_features import csr_with_values, is_sparse
 
 
 class FastDropout(nn.Dropout):

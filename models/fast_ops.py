@@ -27,11 +27,11 @@ faster with the same distribution, in models/dropout.py.
 import torch
 import torch.nn.functional as F
 
-from models import plain_ops
-from models.autograd_functions import (GATEdgeScores, GATScoreHalves, GATv2EdgeScores, NeighbourhoodSum,
-                                       SortedEdgeSoftmax, SparseCSRProjection, SparseDenseProduct, run)
-from models.gathers import chunk_elements
-from models.sparse_features import is_sparse, transposed_pattern_of
+from . import plain_ops
+from .autograd_functions import (GATEdgeScores, GATScoreHalves, GATv2EdgeScores, NeighbourhoodSum, SortedEdgeSoftmax,
+                                 SparseCSRProjection, SparseDenseProduct, run)
+from .gathers import chunk_elements
+from .sparse_features import is_sparse, transposed_pattern_of
 
 
 def project(weight, node_features, transposed_pattern=None):

@@ -5,8 +5,8 @@ import dataclasses
 import torch
 import torch.nn as nn
 
-from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, LayerType
-from models.graph import RestrictedGraph, as_graph
+from .gat_layers import ATTENTION_TYPES, LAYER_CLASSES, LayerType
+from .graph import RestrictedGraph, as_graph
 
 
 @dataclasses.dataclass

@@ -41,11 +41,11 @@ import enum
 import torch
 import torch.nn as nn
 
-from models.dropout import FastDropout
-from models.fast_ops import (gat_edge_scores, gat_score_halves, gatv2_edge_scores, neighbourhood_softmax,
-                             neighbourhood_sum, project, sparse_dense_product)
-from models.layer_inputs import check_edge_attr, check_node_features, graph_for_layer
-from models.sparse_features import is_sparse
+from .dropout import FastDropout
+from .fast_ops import (gat_edge_scores, gat_score_halves, gatv2_edge_scores, neighbourhood_softmax, neighbourhood_sum,
+                       project, sparse_dense_product)
+from .layer_inputs import check_edge_attr, check_node_features, graph_for_layer
+from .sparse_features import is_sparse
 
 
 class LayerType(enum.Enum):

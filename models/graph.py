@@ -27,8 +27,8 @@ free, e.g. on the CPU before a batch moves to the GPU.
 
 import torch
 
-from models.edge_index import check_edge_index
-from models.layouts import SparseAttentionPattern, TargetSortedEdges, attention_mask, receptive_field
+from .edge_index import check_edge_index
+from .layouts import SparseAttentionPattern, TargetSortedEdges, attention_mask, receptive_field
 
 
 class Graph:

@@ -3,7 +3,7 @@ works on. Shapes and dtypes are metadata: checking them reads nothing back from 
 
 import torch
 
-from models.graph import RestrictedGraph, as_graph
+from .graph import RestrictedGraph, as_graph
 
 
 def graph_for_layer(edge_index, num_nodes, needed_rows, skips_unneeded_rows):

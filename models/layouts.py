@@ -14,7 +14,7 @@ import copy
 
 import torch
 
-from models.gathers import gathered_in_chunks, index_rows, segment_sum
+from .gathers import gathered_in_chunks, index_rows, segment_sum
 
 
 class Layout:

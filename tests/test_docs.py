@@ -5,8 +5,12 @@ they speak about the code, not about how it was developed."""
 import argparse
 import importlib
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -127,17 +131,52 @@ def test_the_development_words_check_lets_through(text):
 # ----------------------------------------------------------------------------- Python snippets run as written
 
 RUN_MARK = "<!-- runs as a test: tests/test_docs.py -->"
+INSTALLED_MARK = "<!-- runs as a test from another folder, installed: tests/test_docs.py -->"
+USAGE = (PROJECT_ROOT / "docs" / "usage.md").read_text()
 
 
-def test_the_marked_readme_python_snippets_run(capsys):
-    """The README's Python examples marked to run (those that need no dataset or trained model) run in order, in
-    one namespace, as a reader would paste them."""
-    snippets = re.findall(r"^" + re.escape(RUN_MARK) + r"\n```python\n(.*?)^```", README, re.S | re.M)
-    assert len(snippets) >= 2 and README.count(RUN_MARK) == len(snippets), "a mark must come right before ```python"
-    namespace = {"__name__": "readme"}
+def marked_snippets(text, mark):
+    snippets = re.findall(r"^" + re.escape(mark) + r"\n```python\n(.*?)^```", text, re.S | re.M)
+    assert text.count(mark) == len(snippets), "a mark must come right before ```python"
+    return snippets
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/usage.md"])
+def test_the_marked_python_snippets_run(doc, capsys):
+    """The Python examples marked to run (those that need no dataset or trained model) run in order, in one
+    namespace per page, as a reader would paste them."""
+    snippets = marked_snippets((PROJECT_ROOT / doc).read_text(), RUN_MARK)
+    assert len(snippets) >= 1
+    namespace = {"__name__": "docs"}
     for number, snippet in enumerate(snippets):
-        exec(compile(snippet, f"README.md python snippet {number + 1}", "exec"), namespace)
+        exec(compile(snippet, f"{doc} python snippet {number + 1}", "exec"), namespace)
     assert "[(15, 4), (15, 1)]" in capsys.readouterr().out  # what the first snippet's comment says it prints
+
+
+@pytest.mark.slow
+def test_the_layers_install_under_their_own_name_and_run_from_another_folder(tmp_path):
+    """pip installs models/ as pytorch_gat (pyproject.toml); the README's snippet then runs from a folder that has
+    a `models` package of its own, with the repository nowhere on the path."""
+    source = tmp_path / "source"
+    (source / "models").mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(PROJECT_ROOT / name, source / name)
+    for path in (PROJECT_ROOT / "models").glob("*.py"):
+        shutil.copy(path, source / "models" / path.name)
+    site = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                                "--no-index", "--target", str(site), str(source)], capture_output=True, text=True,
+                               timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "models").mkdir(parents=True)
+    (elsewhere / "models" / "__init__.py").write_text("raise ImportError('a models package of your own')\n")
+    (snippet,) = marked_snippets(README, INSTALLED_MARK)
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    ran = subprocess.run([sys.executable, "-c", snippet], cwd=elsewhere, env=dict(environment, PYTHONPATH=str(site)),
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "torch.Size([3, 2])"
 
 
 # ----------------------------------------------------------------------------- commands run as written
@@ -262,10 +301,10 @@ def test_help_says_the_true_defaults_and_every_flag_has_help():
     assert "--save_binary, --no_save_binary" in cora_help
 
 
-def test_the_readme_own_graph_example_writes_a_graph_whose_classes_can_be_learned(tmp_path, monkeypatch):
-    """The own-graph snippet, run as written in an empty folder: its classes follow its edges (not chance)."""
+def test_the_own_graph_example_writes_a_graph_whose_classes_can_be_learned(tmp_path, monkeypatch):
+    """The own-graph snippet of docs/usage.md, run as written in an empty folder: its classes follow its edges (not chance)."""
     from utils.datasets.npz_graph import load_npz_graph
-    snippet = next(body for body in re.findall(r"^```python\n(.*?)^```", README, re.S | re.M)
+    snippet = next(body for body in re.findall(r"^```python\n(.*?)^```", USAGE, re.S | re.M)
                    if 'save_npz_graph("my_graph.npz"' in body)
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "README.md own-graph snippet", "exec"), {"__name__": "readme"})

@@ -211,6 +211,9 @@ def test_ppi_figures(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "plot_embeddings_tsne",
                         lambda embeddings, *args, **kwargs: embedded.append(embeddings) or original_tsne(
                             embeddings, *args, **kwargs))
+    legends, original_attention = [], plots.plot_neighbourhood_attention
+    monkeypatch.setattr(plots, "plot_neighbourhood_attention", lambda *args, **kwargs: legends.append(
+        (kwargs["legend_title"], kwargs["class_names"])) or original_attention(*args, **kwargs))
     titles = {}
     for kind in ("attention", "entropy", "embeddings"):
         path = commands.visualize_gat(binary, kind, data_dir=tmp_path, output_dir=tmp_path / "figures",
@@ -219,6 +222,7 @@ def test_ppi_figures(tmp_path, monkeypatch):
         titles[kind] = figure_titles(path)[0]
     assert all(title.startswith("ppi-generated test graph 1") for title in titles.values()), titles
     assert "layer 3 of 3 (gat), head 5" in titles["attention"]
+    assert legends == [("PPI label 3", ["absent (0)", "present (1)"])]  # what the node colours are
     assert "output layer" in titles["embeddings"] and "layer 3 of 3" in titles["embeddings"]
     assert result["model"].layers[2].num_heads == 6 and embedded[0].shape[1] == 121, embedded[0].shape
 

@@ -127,3 +127,19 @@ def test_gat_edge_index_refuses_what_it_cannot_fix():
         gat_edge_index(torch.tensor([[0, 4], [1, 1]]), 4)
     with pytest.raises(ValueError, match="edge_attr"):
         gat_edge_index(torch.tensor([[0, 1], [1, 1]]), 4, edge_attr=torch.ones(3, 2))
+
+
+@pytest.mark.parametrize("layer_type", list(LayerType))
+def test_features_of_the_wrong_dtype_or_width_are_one_line_before_any_work(layer_type):
+    features, edge_index = random_graph()
+    edge_index, edge_attr = gat_edge_index(edge_index, 40, edge_attr=torch.rand(edge_index.shape[1], 2))
+    model = GAT(2, [2, 1], [12, 4, 3], layer_type=layer_type, edge_dim=2)
+    for bad_features, bad_edge_attr, expected in (
+            (features.double(), edge_attr, "node_features are torch.float64 but the layer's weights are torch.float32"),
+            (features[:, :5], edge_attr, r"node_features must be \[N, 12\] for this layer"),
+            (features, edge_attr.double(), "edge_attr is torch.float64 but the layer's weights are torch.float32"),
+            (features, edge_attr[:, :1], r"edge_attr must be \[E, edge_dim\]")):
+        with pytest.raises(ValueError, match=expected) as refused:
+            model(bad_features, edge_index, bad_edge_attr)
+        assert "\n" not in str(refused.value)
+    assert model.double()(features.double(), edge_index, edge_attr.double()).dtype == torch.float64

@@ -39,7 +39,9 @@ def test_predict_on_cora_writes_every_node_and_says_where(cora, cora_data_dir, t
     output = tmp_path / "cora.csv"
     playground.main(["predict", "--model_name", str(paths.PRETRAINED_CORA), "--data_dir", str(cora_data_dir),
                      "--output", str(output)])
-    assert f"(cora, 2708 nodes) to {output}" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"(cora, 2708 nodes) to {output}" in said
+    assert "the paper's early stopping keeps the last epoch" in said and "mean top-class probability is 0." in said
     rows = read_csv(output)
     assert len(rows) == cora.num_nodes and list(rows[0])[:6] == ["node", "split", "label", "predicted_class",
                                                            "predicted_name", "p_0"]

@@ -142,6 +142,11 @@ def test_divergence_stops_the_run_and_keeps_the_last_finite_checkpoint(cora, iso
     assert [row["status"] for row in run_list.list_runs()] == ["diverged"]
     with pytest.raises(TrainingDiverged, match="resuming it would repeat that"):
         train_one_graph(dict(QUIET, resume="boom", num_of_epochs=300), log=no_log, data=cora)
+    # The name again, with a sane --lr: the refusal says the run diverged and what to do, not "--resume" it.
+    with pytest.raises(SettingsError) as refused:
+        train_one_graph(dict(QUIET, run_name="boom", num_of_epochs=3), log=no_log, data=cora)
+    assert str(refused.value).startswith(f"--run_name boom: that run diverged at epoch {epoch} and cannot be continued")
+    assert "choose another name, or delete " in str(refused.value) and "--resume" not in str(refused.value)
 
 
 @pytest.mark.slow
@@ -206,7 +211,7 @@ def test_a_full_disk_on_periodic_saves_warns_once_and_training_goes_on(cora, iso
     assert any(line.endswith("last.pth again.") for line in logs)
     assert result["stop_reason"] == "num_of_epochs"
     folder = checkpoints.run_folder("full")
-    assert [p.name for p in folder.iterdir()] == ["last.pth"]  # no temp file left behind
+    assert sorted(p.name for p in folder.iterdir()) == ["last.pth", "results.json"]  # no temp file left behind
     assert load_checkpoint(folder / "last.pth")["training_state"]["epoch"] == 8
 
 
@@ -227,25 +232,28 @@ def test_a_full_disk_on_the_final_save_keeps_the_last_good_checkpoint(cora_data_
     assert message.startswith("error: could not save the run's final state to ") and "No space left" in message
     assert "holds epoch 5" in message and "The kept model was saved" in message
     folder = checkpoints.run_folder("final")
-    assert [p.name for p in folder.iterdir()] == ["last.pth"]
+    assert sorted(p.name for p in folder.iterdir()) == ["last.pth", "results.json"]
     assert load_checkpoint(folder / "last.pth")["training_state"]["epoch"] == 5  # whole, and not replaced
     assert (paths.BINARIES_DIR / "final.pth").is_file()
 
 
 def test_the_run_list_says_what_each_run_did(cora, isolated_outputs, capsys):
     train_one_graph(dict(QUIET, num_of_epochs=3, save_binary=True, run_name="done"), log=no_log, data=cora)
-    train_one_graph(dict(QUIET, num_of_epochs=2, attention_type="gatv2", seed=3, run_name="v2"), log=no_log, data=cora)
-    rows = run_list.list_runs()
+    v2 = train_one_graph(dict(QUIET, num_of_epochs=2, attention_type="gatv2", seed=3, run_name="v2",
+                              precision="bf16"), log=no_log, data=cora)  # (no binary: its test metric is listed too)
+    train_one_graph(dict(QUIET, num_of_epochs=2, run_name="untested", should_test=False), log=no_log, data=cora)
+    rows = run_list.list_runs()[:2]
     assert [(r["name"], r["dataset"], r["attention"], r["seed"], r["epochs"], r["status"]) for r in rows] == [
         ("done", "cora", "gat", 0, 3, "finished"), ("v2", "cora", "gatv2", 3, 2, "finished")]
-    assert 0 < rows[0]["test"] <= 1 and rows[1]["test"] is None and 0 < rows[1]["best_val"] <= 1
+    assert 0 < rows[0]["test"] <= 1 and rows[1]["test"] == v2["test_acc"] and 0 < rows[1]["best_val"] <= 1
+    assert [row["precision"] for row in rows] == ["fp32", "bf16"] and run_list.list_runs()[2]["test"] is None
     assert run_list.list_runs("ppi") == []
     run_list.main([])
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["name", "dataset", "layer", "attention", "seed", "model", "split", "sampling",
-                                "epochs", "status", "best_val", "test"]
+                                "precision", "epochs", "status", "best_val", "test"]
     assert table[1].split()[:5] == ["done", "cora", "IMP3", "gat", "0"]
-    assert "8x8 1, dropout 0.6  public  full-batch  3       finished" in table[1]
+    assert "8x8 1, dropout 0.6  public  full-batch  fp32       3       finished" in table[1]
     run_list.main(["--dataset_name", "ppi"])
     said = capsys.readouterr().out
     assert said.startswith("No ppi runs in ") and "there are runs of cora (python -m utils.runs" in said
@@ -340,7 +348,7 @@ def test_a_run_that_saved_nothing_does_not_keep_its_name(cora, cora_data_dir, is
     assert "run killed saved nothing before it stopped" in str(exit_info.value.code)
     assert "--run_name killed" in str(exit_info.value.code)
     train_one_graph(dict(QUIET, num_of_epochs=2, run_name="killed"), log=no_log, data=cora)
-    assert sorted(p.name for p in folder.iterdir()) == ["last.pth"]  # and the lock file went with the run's end
+    assert sorted(p.name for p in folder.iterdir()) == ["last.pth", "results.json"]  # (no lock file: it went)
 
 
 @pytest.mark.slow

@@ -59,8 +59,8 @@ def test_two_processes_make_the_same_steps_as_one(ppi_dir, tmp_path, isolated_ou
         assert ours == pytest.approx(theirs, rel=1e-4, abs=1e-5)   # losses and micro-F1 of whole splits
     results = json.loads((tmp_path / "ddp.json").read_text())
     assert results["processes"] == 2 and results["test_micro_f1"] == pytest.approx(single["test_micro_f1"], abs=1e-4)
-    assert [p.relative_to(tmp_path / "ddp").as_posix() for p in (tmp_path / "ddp").rglob("*") if p.is_file()] == [
-        f"checkpoints/{results['run_name']}/last.pth"]
+    assert sorted(p.relative_to(tmp_path / "ddp").as_posix() for p in (tmp_path / "ddp").rglob("*") if p.is_file()) == [
+        f"checkpoints/{results['run_name']}/last.pth", f"checkpoints/{results['run_name']}/results.json"]
 
 
 @pytest.mark.slow

@@ -102,7 +102,7 @@ def test_script_end_to_end_writes_results_checkpoint_and_binary(cora_data_dir, i
     run_folder = the_one(isolated_outputs / "checkpoints", "*")
     assert run_folder.name == results["run_name"] and run_folder.name.startswith("cora_gat_seed0_")
     names = sorted(p.name for p in run_folder.iterdir())
-    assert names == ["epoch_000004.pth", "epoch_000006.pth", "last.pth"]
+    assert names == ["epoch_000004.pth", "epoch_000006.pth", "last.pth", "results.json"]
     checkpoint = load_checkpoint(run_folder / "epoch_000006.pth")
     state = checkpoint["training_state"]
     assert state["epoch"] == 6 and state["settings"]["seed"] == 0 and len(state["history"]) == 6
@@ -205,7 +205,7 @@ def test_a_slow_dense_epoch_says_once_that_imp3_is_the_one_to_train_with(tmp_pat
     monkeypatch.setattr(loop, "DENSE_EPOCH_HINT_SECONDS", 0.0)  # (every epoch is "slow")
     graph = str(write_own_graph(tmp_path / "own.npz"))
     notes = {}
-    for layer_type in ("IMP2", "IMP3"):
+    for layer_type in ("IMP2", "IMP3", "IMP4"):
         logs = []
         train_one_graph(dict(QUIET, dataset_name=graph, train_per_class=5, val_per_class=5, num_of_epochs=3,
                              layer_type=LayerType[layer_type]),
@@ -214,3 +214,4 @@ def test_a_slow_dense_epoch_says_once_that_imp3_is_the_one_to_train_with(tmp_pat
     assert len(notes["IMP2"]) == 1 and "an IMP2 epoch took" in notes["IMP2"][0]
     assert "--layer_type IMP3" in notes["IMP2"][0]
     assert notes["IMP3"] == []
+    assert len(notes["IMP4"]) == 1 and "an IMP4 epoch took" in notes["IMP4"][0] and "IMP3" in notes["IMP4"][0]

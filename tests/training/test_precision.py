@@ -46,9 +46,11 @@ def test_fp32_uses_no_scaler_and_no_autocast():
 
 
 def test_a_bf16_run_learns_and_its_precision_is_kept_on_resume(cora, isolated_outputs):
-    first = train_one_graph(dict(QUIET, precision="bf16", num_of_epochs=20, run_name="mixed"), log=lambda *_: None,
+    said = []
+    first = train_one_graph(dict(QUIET, precision="bf16", num_of_epochs=20, run_name="mixed"), log=said.append,
                             data=cora)
     assert first["history"][-1]["val_acc"] > 0.5
+    assert any(line.startswith("Model: ") and line.endswith("; precision bf16") for line in said), said
     last = checkpoints.last_checkpoint_path("mixed")
     assert load_checkpoint(last)["training_state"]["settings"]["precision"] == "bf16"
     resumed = train_one_graph(dict(QUIET, resume="mixed", num_of_epochs=25), log=lambda *_: None, data=cora)

@@ -30,16 +30,31 @@ def write_predictions(model_path, output, data_dir=None, log=print):
     state = checkpoint.get("training_state") or {}
     data = load_dataset_of_run(state, data_dir)
     if "graph" in data:
-        header, rows = _one_graph_rows(model, data["graph"], model_path, state.get("settings") or {})
+        header, rows, confidence = _one_graph_rows(model, data["graph"], model_path, state.get("settings") or {})
     else:
-        header, rows = _many_graph_rows(model, data, model_path)
+        (header, rows), confidence = _many_graph_rows(model, data, model_path), None
     with atomic_write(output, "w") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
     log(f"Wrote the predictions of {display_path(model_path)} ({state.get('dataset', 'cora')}, {len(rows)} nodes) "
         f"to {display_path(output)}")
+    log(describe_kept_model(state, confidence))
     return len(rows)
+
+
+def describe_kept_model(state, confidence=None):
+    """Which epoch's model predicted, and why its probabilities may be soft (confidence: the mean probability of
+    each node's top class)."""
+    kept, trained = state.get("best_epoch"), state.get("epoch")
+    which = (f"The model kept at epoch {kept} of the {trained} trained predicted them" if kept and trained
+             else "The saved model predicted them")
+    line = (f"{which}: the paper's early stopping keeps the last epoch that was at its best on validation loss and "
+            f"accuracy at once, often an early one.")
+    if confidence is not None:
+        line += (f" Its mean top-class probability is {confidence:.2f}: soft probabilities, whose ranking (the "
+                 f"predicted class) is what it was kept for.")
+    return line
 
 
 def _one_graph_rows(model, graph, model_path, settings):
@@ -53,7 +68,7 @@ def _one_graph_rows(model, graph, model_path, settings):
     rows = [[node, splits[node], "" if labels[node] < 0 else labels[node], predicted[node],
              *([names[predicted[node]]] if names else []), *map(_number, row.tolist())]
             for node, row in enumerate(probabilities)]
-    return header, rows
+    return header, rows, probabilities.max(dim=1).values.mean().item()
 
 
 def _split_of_each_node(graph, settings):

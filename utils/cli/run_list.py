@@ -1,10 +1,11 @@
 """The runs there are, from their checkpoints: name, dataset, layer type, attention, seed, model, split, sampling,
-epochs, status, best validation and test metric.
+precision, epochs, status, best validation and test metric.
 
     python -m utils.runs                      # every run
     python -m utils.runs --dataset_name cora
 """
 
+import json
 import math
 
 from utils import paths
@@ -14,14 +15,14 @@ from utils.plumbing.arguments import new_parser
 from utils.plumbing.files import display_path
 from utils.runs import checkpoints
 from utils.runs.checkpoints import CheckpointError
-from utils.runs.run import STATUSES
+from utils.runs.run import RESULTS_NAME, STATUSES
 from utils.training.architecture import describe_architecture, from_checkpoint_model
 
 
 def list_runs(dataset_name=None):
     """One dict per run with a checkpoint in models/checkpoints/, oldest first: name, dataset, layer type,
-    attention, seed, model, split, sampling, epochs, status, best validation metric and, where its binary exists,
-    the test metric (a run finished with --no_save_binary printed its test metric but keeps none)."""
+    attention, seed, model, split, sampling, precision, epochs, status, best validation metric and the test metric
+    of a run that was tested (with or without a binary)."""
     found = []
     for path in sorted(paths.CHECKPOINTS_DIR.glob("*/last.pth"), key=lambda p: p.stat().st_mtime):
         try:
@@ -39,12 +40,25 @@ def list_runs(dataset_name=None):
                    split=describe_split(settings), sampling=describe_sampling(settings), epochs=state.get("epoch"),
                    status=describe_status(state.get("stop_reason"), path.parent),
                    best_val=stopping.get("best_model_val_metric"), test=None)
-        binary = checkpoints.binary_path(path.parent.name)
-        if binary.is_file():
-            binary_state = checkpoints.load_checkpoint(binary).get("training_state", {})
-            row["test"] = next((v for k, v in binary_state.items() if k.startswith("test_")), None)
+        row["test"] = _test_metric(path.parent)
+        row["precision"] = settings.get("precision", "fp32")
         found.append(row)
     return found
+
+
+def _test_metric(folder):
+    """The test metric the run printed at its end: from its results beside last.pth, else from its binary."""
+    results = folder / RESULTS_NAME
+    if results.is_file():
+        try:
+            return next((v for k, v in json.loads(results.read_text()).items() if k.startswith("test_")), None)
+        except (OSError, ValueError, AttributeError):
+            pass
+    binary = checkpoints.binary_path(folder.name)
+    if binary.is_file():
+        binary_state = checkpoints.load_checkpoint(binary).get("training_state", {})
+        return next((v for k, v in binary_state.items() if k.startswith("test_")), None)
+    return None
 
 
 def describe_status(stop_reason, folder):
@@ -78,8 +92,8 @@ def describe_sampling(settings):
 def format_runs(rows):
     if not rows:
         return f"No runs in {display_path(paths.CHECKPOINTS_DIR)} yet."
-    columns = ("name", "dataset", "layer", "attention", "seed", "model", "split", "sampling", "epochs", "status",
-               "best_val", "test")
+    columns = ("name", "dataset", "layer", "attention", "seed", "model", "split", "sampling", "precision", "epochs",
+               "status", "best_val", "test")
 
     def cell(value):
         if isinstance(value, float):

@@ -22,15 +22,16 @@ def visualize_dataset(dataset_name, data_dir=None, output_dir=None, layout="kk",
         splits = load_ppi(data_dir)
         data, file_stem = splits["train"][0], dataset_name_of(splits)
         graph_name = f"{display_name(file_stem)} train graph 1"
-        labels, class_names = data.labels[:, 0].long().numpy(), ["label 0 = 0", "label 0 = 1"]
+        labels, class_names = data.labels[:, 0].long().numpy(), ["absent (0)", "present (1)"]
+        legend_title = "PPI label 0"
     else:
         data = load_graph(dataset_name if dataset_name.endswith(".npz") else dataset_name.lower(), data_dir)
         graph_name = file_stem = data.name
-        labels, class_names = data.labels.numpy(), plots.class_names_for(data)
+        labels, class_names, legend_title = data.labels.numpy(), plots.class_names_for(data), "class"
     log(f"Laying out {graph_name}'s {data.num_nodes} nodes and computing edge betweenness ...")
     graph_path = plots.plot_graph(data.edge_index, labels, data.num_nodes,
                                   output_dir / f"{file_stem}_graph_{layout}.png", layout=layout,
-                                  class_names=class_names, show=show,
+                                  class_names=class_names, legend_title=legend_title, show=show,
                                   title=f"{graph_name}: {data.num_nodes} nodes ({layout} layout). Node size: degree, "
                                         f"edge width: edge betweenness")
     degrees_path, stats = plots.plot_degree_statistics(data.edge_index, data.num_nodes,
@@ -74,7 +75,8 @@ def visualize_gat(model_name=None, visualization_type="attention", data_dir=None
             graph.edge_index, attention_per_layer[layer - 1], labels, node,
             output_dir / f"{stem}_attention_node{node}_layer{layer}_head{head}.png", head=head,
             layer_name=f"{plots.describe_layer(layer - 1, num_layers)} ({model.config.attention_type})", layout=layout,
-            class_names=class_names, show=show, graph_name=graph_name)
+            class_names=class_names, legend_title=run["legend_title"], show=show,
+            graph_name=graph_name)
     elif visualization_type == "entropy" and compare_with is not None:
         other_path = find_model(compare_with, None, log)
         other = run_on_its_graph(other_path, data_dir, label)
@@ -102,7 +104,7 @@ def visualize_gat(model_name=None, visualization_type="attention", data_dir=None
         # The output layer: what the classes (Cora) or the 121 labels (PPI) are read from.
         log(f"Computing the t-SNE of {graph.num_nodes} nodes' embeddings ...")
         output = plots.plot_embeddings_tsne(hidden[-1], labels, output_dir / f"{stem}_tsne_layer{num_layers}.png",
-                                      class_names=class_names, show=show,
+                                      class_names=class_names, legend_title=run["legend_title"], show=show,
                                       title=f"{graph_name}: t-SNE of the output layer's output "
                                             f"({plots.describe_layer(num_layers - 1, num_layers)}, {path.name})")
     else:

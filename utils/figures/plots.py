@@ -87,7 +87,7 @@ def class_names_for(graph):
 # ----------------------------------------------------------------------------- dataset figures
 
 def plot_graph(edge_index, labels, num_nodes, output_path, layout="kk", class_names=None, title=None, show=False,
-               seed=0):
+               seed=0, legend_title="class"):
     """The whole graph: node size grows with degree, edge width with edge betweenness, colour by class."""
     import igraph as ig
     graph = ig.Graph(n=num_nodes, edges=_undirected_edges(edge_index))
@@ -113,7 +113,8 @@ def plot_graph(edge_index, labels, num_nodes, output_path, layout="kk", class_na
         handles.append(matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=UNLABELLED_COLOUR,
                                                label="no label"))
     # Beside the graph, not over it: a layout fills its square to the corners.
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=10, title="class", frameon=True)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=10, title=legend_title,
+              frameon=True)
     ax.set_title(title or f"{num_nodes} nodes, {graph.ecount()} edges ({layout} layout). Node size: degree, "
                  f"edge width: edge betweenness", fontsize=12)
     ax.set_axis_off()
@@ -358,7 +359,7 @@ def plot_attention_entropy_comparison(edge_index, attention_by_model, num_nodes,
 
 
 def plot_embeddings_tsne(embeddings, labels, output_path, class_names=None, title="", show=False, seed=0,
-                         perplexity=30.0):
+                         perplexity=30.0, legend_title=None):
     """t-SNE of node embeddings [N, D] to 2-D, points coloured by class (or by one binary label)."""
     from sklearn.manifold import TSNE
     embeddings = embeddings.detach().cpu().numpy()
@@ -372,7 +373,7 @@ def plot_embeddings_tsne(embeddings, labels, output_path, class_names=None, titl
     for c in range(num_classes):
         chosen = labels == c
         ax.scatter(points[chosen, 0], points[chosen, 1], s=6, color=colours[c], label=class_names[c])
-    ax.legend(markerscale=3, fontsize=9, loc="best")
+    ax.legend(markerscale=3, fontsize=9, loc="best", title=legend_title)
     ax.set(title=title or "t-SNE of the embeddings", xlabel="t-SNE 1", ylabel="t-SNE 2")
     return _save(fig, output_path, show)
 

@@ -47,7 +47,8 @@ def run_on_its_graph(path, data_dir=None, label=0):
     The data is the run's own, as its checkpoint recorded it (utils/datasets/catalog.py: load_dataset_of_run):
     one-graph runs (Planetoid, an .npz graph, sbm, ogbn-arxiv) are shown on their whole graph; PPI models on the
     first test graph, nodes coloured by PPI label `label`. Returns a dict: model, dataset_name, graph, graph_name
-    (what figures call the graph: 'cora', 'PPI test graph 1'), labels, class_names, attention (one [E, H] tensor
+    (what figures call the graph: 'cora', 'PPI test graph 1'), labels, class_names, legend_title (what the
+    node colours are: 'class', 'PPI label 0'), attention (one [E, H] tensor
     per layer, aligned with graph.edge_index) and hidden (every layer's output).
     """
     model, checkpoint = checkpoints.model_from_checkpoint(path)
@@ -59,11 +60,11 @@ def run_on_its_graph(path, data_dir=None, label=0):
         if not 0 <= label < graph.labels.shape[1]:
             raise ValueError(f"--label must be in [0, {graph.labels.shape[1] - 1}], got {label}")
         labels = graph.labels[:, label].long().numpy()
-        class_names = [f"label {label} = 0", f"label {label} = 1"]
+        class_names, legend_title = ["absent (0)", "present (1)"], f"PPI label {label}"
     else:
         graph = data["graph"]
         graph_name = graph.name
-        labels, class_names = graph.labels.numpy(), class_names_for(graph)
+        labels, class_names, legend_title = graph.labels.numpy(), class_names_for(graph), "class"
     if graph.node_features.shape[1] != model.config.num_features_per_layer[0]:
         raise ValueError(f"{Path(path).name} expects {model.config.num_features_per_layer[0]} input features, but "
                          f"{graph_name} has {graph.node_features.shape[1]}")
@@ -73,7 +74,7 @@ def run_on_its_graph(path, data_dir=None, label=0):
                                                          Graph(graph.edge_index, graph.num_nodes),
                                                          return_attention_weights=True)
     return {"model": model, "dataset_name": dataset_name, "graph": graph, "graph_name": graph_name, "labels": labels,
-            "class_names": class_names, "attention": attention, "hidden": hidden}
+            "class_names": class_names, "legend_title": legend_title, "attention": attention, "hidden": hidden}
 
 
 def display_name(dataset_name):

@@ -30,6 +30,7 @@ from utils.plumbing.signals import DeferredSignals, TrainingInterrupted
 from utils.runs import checkpoints
 from utils.runs.checkpoints import CheckpointError
 
+RESULTS_NAME = "results.json"  # a finished run's results, beside its last.pth (the run list reads its test metric)
 RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a file name on every system, no path
 
 # Settings every run has; each trainer adds its own. The scripts' flags take their defaults from here.
@@ -90,9 +91,23 @@ def claim_run_name(name, chosen_by_user):
                     return candidate
                 taken_by = checkpoints.run_folder(candidate)  # (a process that found it empty took it first)
         if chosen_by_user:
-            raise SettingsError(f"--run_name {name}: {display_path(taken_by)} exists already; continue that run "
-                                f"with --resume {name}, or choose another name")
+            raise SettingsError(_why_taken(name, taken_by))
     raise SettingsError(f"no free run name like {name} in {display_path(paths.CHECKPOINTS_DIR)}")
+
+
+def _why_taken(name, taken_by):
+    """--run_name NAME is another run's: what that run is, and what to do."""
+    last = checkpoints.last_checkpoint_path(name)
+    try:
+        state = checkpoints.load_checkpoint(last)["training_state"] if last.is_file() else {}
+    except (CheckpointError, KeyError, TypeError):
+        state = {}
+    if state.get("stop_reason") == "diverged":
+        return (f"--run_name {name}: that run diverged at epoch {state.get('diverged_at_epoch', '?')} and cannot be "
+                f"continued (its learning rate is fixed on resume); choose another name, or delete "
+                f"{display_path(checkpoints.run_folder(name))} to use this one again")
+    return (f"--run_name {name}: {display_path(taken_by)} exists already; continue that run with --resume {name}, "
+            f"or choose another name")
 
 
 def _take_if_it_saved_nothing(folder):
@@ -241,6 +256,7 @@ def _test_and_save(model, config, outcome, results, metric_name, test, log):
     stopper = outcome.stopper
     if config["should_test"]:
         results[f"test_{metric_name}"] = test()
+        _record_test_metric(config["run_name"], results, log)
     if config["save_binary"]:
         summary = dict(dataset=config["dataset_name"], run_name=config["run_name"], epoch=outcome.epochs,
                        stop_reason=outcome.stop_reason, settings=checkpoints.plain_settings(config),
@@ -256,6 +272,19 @@ def _test_and_save(model, config, outcome, results, metric_name, test, log):
     if config.get("results_json"):
         _write_results(config["results_json"], results, outcome)
     return results
+
+
+def _record_test_metric(run_name, results, log):
+    """The results, test metric included, beside the run's last.pth (RESULTS_NAME), so that the run list shows the
+    test metric of a run that saved no binary. Not essential: a failure is said and the run goes on."""
+    folder = checkpoints.run_folder(run_name)
+    if not checkpoints.last_checkpoint_path(run_name).is_file():
+        return
+    try:
+        write_json(folder / RESULTS_NAME, results)
+    except OSError as error:
+        log(f"Warning: could not write {display_path(folder / RESULTS_NAME)} ({describe_os_error(error)}); the run "
+            f"list will not show this run's test metric.")
 
 
 def _write_results(path, results, outcome=None):

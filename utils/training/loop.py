@@ -33,7 +33,7 @@ STOP_MESSAGES = {
 DIVERGENCE_ADVICE = "Try a lower --lr (now {lr:g}) in a new run; it is fixed on resume."
 
 # A dense layer (IMP1, IMP2) whose first epoch takes longer than this many seconds says once that IMP3 trains
-# the same model (same weights, same results to rounding) for a fraction of the time.
+# the same model (same weights, same results to rounding) for a fraction of the time; IMP4 always says it.
 DENSE_EPOCH_HINT_SECONDS = 1.0
 DENSE_LAYER_TYPES = ("IMP1", "IMP2")
 
@@ -191,13 +191,17 @@ def fit(model, optimizer, train_one_epoch, evaluate, config, metric_name, *, res
 
 
 def _hint_when_dense_is_slow(model, seconds, log):
-    """After the first epoch: a dense implementation that took over DENSE_EPOCH_HINT_SECONDS says once that IMP3
-    is the one to train with. Returns True (it is said, or nothing needs saying)."""
+    """After the first epoch: a dense implementation that took over DENSE_EPOCH_HINT_SECONDS, and IMP4 always, say
+    once that IMP3 is the one to train with. Returns True (it is said, or nothing needs saying)."""
     layer_type = getattr(getattr(model, "layer_type", None), "name", None)
     if layer_type in DENSE_LAYER_TYPES and seconds > DENSE_EPOCH_HINT_SECONDS:
         log(f"Note: an {layer_type} epoch took {seconds:.1f} s here. {layer_type} computes attention for every pair "
             f"of nodes (N x N), to show the paper's arithmetic; --layer_type IMP3 trains the same model (the same "
             f"weights; results equal up to rounding) over the edges only, in a fraction of the time.")
+    elif layer_type == "IMP4":
+        log(f"Note: an IMP4 epoch took {seconds:.2f} s here. IMP4 writes attention with PyTorch's sparse API, to show "
+            f"what that API costs; --layer_type IMP3 trains the same model (the same weights; results equal up to "
+            f"rounding) over the same edges several times faster (docs/performance.md, IMP1 to IMP4).")
     return True
 
 

@@ -81,7 +81,7 @@ def train_many_graphs(config=None, log=print, splits=None):
         f"{DISPLAY_NAMES[config['dataset_name']]}: "
         f"{num_graphs['train']}/{num_graphs['valid']}/{num_graphs['test']} "
         f"train/valid/test graphs, batch size {config['batch_size']}; model: heads x features per hidden layer, "
-        f"then output heads: {describe_architecture(config)}")
+        f"then output heads: {describe_architecture(config)}; precision {config['precision']}")
     results = {"dataset": config["dataset_name"], "layer_type": layer_type, "attention_type": config["attention_type"],
                "seed": config["seed"], "processes": ctx.world_size, **recorded(architecture), "lr": config["lr"],
                "weight_decay": config["weight_decay"], "batch_size": config["batch_size"],

@@ -164,7 +164,7 @@ def _describe_training(config, data, graph, split, layer_type):
                 f" (random split {config['split_seed']}: {config['train_per_class']} + {config['val_per_class']} "
                 f"per class{', largest connected component' if config['largest_component'] else ''})")]
     lines.append(f"Model: heads x features per hidden layer, then output heads: {describe_architecture(config)}; "
-                 f"Adam lr {config['lr']:g}, weight decay {config['weight_decay']:g}")
+                 f"Adam lr {config['lr']:g}, weight decay {config['weight_decay']:g}; precision {config['precision']}")
     if config["fanouts"]:
         lines.append(f"Sampled mini-batches: {config['batch_size']} target nodes per step, fanouts {config['fanouts']}")
     return lines
