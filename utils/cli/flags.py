@@ -49,7 +49,8 @@ def add_common_training_args(parser, defaults):
         help="train on the CPU even if CUDA is available")
     add("--precision", choices=PRECISIONS, default=defaults["precision"],
         help="fp32 (the paper's), or mixed precision with torch.autocast on the run's device: bf16, or fp16 "
-             "with a gradient scaler")
+             "with a gradient scaler. Only the projections change precision (the attention stays float32); on a "
+             "2-core CPU 200 Cora epochs took 1.8-2.0 s in fp32, 1.9-2.0 s in bf16 and 2.1-2.2 s in fp16")
     add("--data_dir", default=defaults["data_dir"], metavar="DIR",
         help="dataset folder; without it: $GAT_DATA_DIR if set, else data/")
     add("--should_test", action=OnOffFlag, default=defaults["should_test"],
