@@ -10,6 +10,7 @@ command line:
     python playground.py visualize_gat --visualization_type attention --model_name cora_gat_seed0_20261202-013000
     python playground.py visualize_gat --visualization_type entropy --model_name A.pth --compare_with B.pth
     python playground.py predict --model_name cora_gat_seed0_20261202-013000 --output predictions.csv
+    python playground.py explore --model_name cora_gat_seed0_20261202-013000   # an interactive page in the browser
 """
 
 import enum
@@ -24,6 +25,7 @@ class PlaygroundFn(enum.Enum):
     VISUALIZE_DATASET = "visualize_dataset"
     VISUALIZE_GAT = "visualize_gat"
     PREDICT = "predict"
+    EXPLORE = "explore"
 
 
 # Edit this line to choose what `python playground.py` (with no arguments) runs.
@@ -58,6 +60,13 @@ def predict(args):
     from utils.cli.predictions import write_predictions
     from utils.figures.trained_model import find_model
     write_predictions(find_model(args.model_name, None, print), args.output, args.data_dir)
+
+
+def explore(args):
+    # (a run of the dictionary-lookup benchmark is read by the benchmark itself: it is not a GAT checkpoint)
+    from benchmarks.dictionary_lookup import RUN_KIND, explorer_data
+    from utils.figures.explorer import explore as run
+    run(args.model_name, args.output, args.data_dir, args.graph, args.nodes, readers={RUN_KIND: explorer_data})
 
 
 def any_dataset(text):
@@ -106,6 +115,20 @@ def get_parser():
                      help="the CSV file: one row per node (node, known label, predicted class, each class's "
                           "probability; PPI: split, graph, node, predicted labels, each label's probability)")
 
+    sub = command(PlaygroundFn.EXPLORE, "an interactive page of a trained model's attention, to open in a browser",
+                  run_data_dir_help)
+    sub.add_argument("--model_name", default=None, help=model_name_help.format("") + "; or a run saved by "
+                     "python -m benchmarks.dictionary_lookup --save_runs DIR")
+    sub.add_argument("--output", type=writable_file, default=None, metavar="FILE.html",
+                     help="the page; without it: <model>_explorer.html in $GAT_FIGURES_DIR if set, else "
+                          "data/visualizations/")
+    sub.add_argument("--nodes", type=non_negative_int, nargs="+", default=None, metavar="NODE",
+                     help="the nodes a page of a large graph carries, with their neighbourhoods (at most 500); "
+                          "without it: the whole graph up to 200,000 edges, else the 20 highest in-degree and 20 "
+                          "misclassified test nodes")
+    sub.add_argument("--graph", type=non_negative_int, default=0,
+                     help="PPI: which test graph, counted from 0")
+
     for fn, help_text in ((PlaygroundFn.VISUALIZE_DATASET, "draw a dataset and its degree statistics"),
                           (PlaygroundFn.VISUALIZE_GAT, "attention, entropy or t-SNE figures of a trained GAT")):
         sub = command(fn, help_text, run_data_dir_help if fn is PlaygroundFn.VISUALIZE_GAT else
@@ -151,7 +174,7 @@ def main(argv=None):
     args = parser.parse_args(argv if argv else [playground_fn.value])
     try:
         {"profile_gat": profile_gat, "profile_sparse": profile_sparse, "visualize_dataset": visualize_dataset,
-         "visualize_gat": visualize_gat, "predict": predict}[args.command](args)
+         "visualize_gat": visualize_gat, "predict": predict, "explore": explore}[args.command](args)
     except (DatasetError, CheckpointError, RunInUse, OutputError, ValueError) as error:
         sys.exit(f"error: {error}")
 

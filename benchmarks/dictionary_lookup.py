@@ -1,6 +1,8 @@
 """Dictionary lookup: a task that static attention (GAT) cannot solve and dynamic attention (GATv2) can.
 
     python -m benchmarks.dictionary_lookup --k 5 10 20 --seeds 0 1 2
+    python -m benchmarks.dictionary_lookup --k 10 --seeds 0 --save_runs DIR   # then, for each model it trained:
+    python playground.py explore --model_name DIR/dictionary_lookup_k10_gatv2_seed0.pth
 
 After Brody, Alon & Yahav, "How Attentive are Graph Attention Networks?" (ICLR 2022), section 4.1.
 Each graph is a complete bipartite graph: k "key" nodes and k "query" nodes, an edge from every key to
@@ -18,6 +20,9 @@ The model is one attention layer (the repository's IMP3, either attention type) 
 linear read-out on the query nodes. Both attention types get the same width, steps and learning
 rate. Training and test graphs are disjoint random draws of the value permutation; "train" is the
 accuracy on the training graphs (can the model fit?), "test" on graphs it never saw.
+
+--save_runs DIR saves every trained model as a run file (RUN_KIND, with one test graph) that the attention explorer
+opens (`explorer_data`): GAT gives every query the same ranking of the keys, GATv2 a ranking of its own.
 """
 
 import argparse
@@ -28,8 +33,12 @@ import torch
 import torch.nn as nn
 
 from models.gat_layers import ATTENTION_TYPES, LAYER_CLASSES, LayerType
+from utils.figures.explorer import SPLIT_CODES, ExplorerData
 from utils.plumbing.arguments import positive_int, writable_file
-from utils.plumbing.files import write_json
+from utils.plumbing.files import check_writable, write_json
+from utils.runs.checkpoints import save
+
+RUN_KIND = "dictionary_lookup"  # what a run file saved by --save_runs says it is
 
 
 def make_graphs(k, num_graphs, generator):
@@ -86,7 +95,8 @@ def accuracy(model, graphs):
 
 def train_and_evaluate(k, attention_type, seed=0, steps=1000, batch_graphs=32, num_train_graphs=1000,
                        num_test_graphs=200, hidden=64, num_heads=1, lr=3e-3, layer_type=LayerType.IMP3):
-    """Train one model on k; returns {"train_acc", "test_acc", "seconds"}."""
+    """Train one model on k; returns {"train_acc", "test_acc", "seconds", "model", "test_graph": the first test graph
+    as (features, edge_index, labels, query_index)}."""
     torch.manual_seed(seed)
     data_generator = torch.Generator().manual_seed(seed)
     train = make_graphs(k, num_train_graphs, data_generator)
@@ -115,7 +125,46 @@ def train_and_evaluate(k, attention_type, seed=0, steps=1000, batch_graphs=32, n
         loss_fn(logits, labels[graphs].reshape(-1)).backward()
         optimizer.step()
     seconds = time.perf_counter() - start
-    return {"train_acc": accuracy(model, train), "test_acc": accuracy(model, test), "seconds": seconds}
+    return {"train_acc": accuracy(model, train), "test_acc": accuracy(model, test), "seconds": seconds,
+            "model": model, "test_graph": tuple(part.clone() for part in (test[0][:2 * k], test[1][:, :k * k + k],
+                                                                    test[2][:k], test[3][:k]))}
+
+
+def save_run(path, result, k, attention_type, seed, hidden, num_heads, layer_type=LayerType.IMP3):
+    """A run file (torch.save of tensors and plain values: it loads with weights_only=True) with the trained model,
+    its settings and one test graph, for the attention explorer."""
+    features, edge_index, labels, query_index = result["test_graph"]
+    save({"kind": RUN_KIND, "format_version": 1, "model_state": result["model"].state_dict(),
+          "config": dict(k=k, attention_type=attention_type, hidden=hidden, num_heads=num_heads,
+                         layer_type=LayerType.parse(layer_type).name, seed=seed),
+          "graph": dict(features=features, edge_index=edge_index, labels=labels, query_index=query_index),
+          "results": {key: result[key] for key in ("train_acc", "test_acc")}}, path)
+
+
+@torch.no_grad()
+def explorer_data(checkpoint, path, nodes=None):
+    """The explorer page's data for a run saved by save_run: the model's one attention layer on its test graph."""
+    config, graph = checkpoint["config"], checkpoint["graph"]
+    k = config["k"]
+    model = LookupModel(k, config["attention_type"], config["hidden"], config["num_heads"], config["layer_type"])
+    model.load_state_dict(checkpoint["model_state"])
+    model.eval()
+    hidden, attention = model.attention(graph["features"], graph["edge_index"], return_attention_weights=True)
+    probabilities = torch.softmax(model.readout(hidden), dim=1)   # (the keys' rows mean nothing: they have no label)
+    labels = torch.full((2 * k,), -1, dtype=torch.long)
+    labels[graph["query_index"]] = graph["labels"]
+    splits = torch.zeros(2 * k, dtype=torch.long)
+    splits[graph["query_index"]] = SPLIT_CODES["test"]
+    name = config["attention_type"].upper()
+    return ExplorerData(
+        title=f"Dictionary lookup, k = {k}: attention of {name} ({path.name}; test accuracy "
+              f"{checkpoint['results']['test_acc']:.2f})",
+        note=f"Keys 0-{k - 1} send an edge to every query {k}-{2 * k - 1}; query {k} + i must attend to key i (its "
+             f"attribute) and output that key's value (the classes). {name}: "
+             + ("its score ranks the keys in one order for every query (static attention)." if name == "GAT" else
+                "its score can rank the keys differently for each query (dynamic attention)."),
+        edge_index=graph["edge_index"], attention=[attention], probabilities=probabilities, labels=labels,
+        class_names=[f"value {v}" for v in range(k)], splits=splits)
 
 
 def main(argv=None):
@@ -130,7 +179,12 @@ def main(argv=None):
     parser.add_argument("--num_heads", type=positive_int, default=1)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--output", type=writable_file, default=None, help="write every run as JSON here")
+    parser.add_argument("--save_runs", default=None, metavar="DIR",
+                        help="save every trained model, with one test graph, as DIR/dictionary_lookup_k<k>_<attention>"
+                             "_seed<seed>.pth, for python playground.py explore --model_name FILE")
     args = parser.parse_args(argv)
+    if args.save_runs:
+        check_writable(args.save_runs)
 
     runs, rows = [], []
     for k in args.k:
@@ -139,6 +193,10 @@ def main(argv=None):
             for seed in args.seeds:
                 result = train_and_evaluate(k, attention_type, seed, args.steps, args.batch_graphs,
                                             hidden=args.hidden, num_heads=args.num_heads, lr=args.lr)
+                if args.save_runs:
+                    save_run(f"{args.save_runs}/dictionary_lookup_k{k}_{attention_type}_seed{seed}.pth", result, k,
+                             attention_type, seed, args.hidden, args.num_heads)
+                del result["model"], result["test_graph"]
                 results.append(result)
                 runs.append({"k": k, "attention_type": attention_type, "seed": seed, **result})
                 print(f"k={k:3d} {attention_type:5s} seed {seed}: train {result['train_acc']:.3f}  "

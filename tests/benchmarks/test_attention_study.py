@@ -1,6 +1,8 @@
 """The attention study's pieces: the dictionary-lookup task, the matching-neighbour PPI data, the
 zero-attention analysis and the side-by-side entropy figure."""
 
+import re
+
 import pytest
 import torch
 
@@ -143,3 +145,22 @@ def test_entropy_side_by_side_of_two_models(cora, cora_data_dir, tmp_path, capsy
     assert_png(figure)
     with pytest.raises(SystemExit, match="entropy only"):
         playground.main(["visualize_gat", "--model_name", str(binaries[0]), "--compare_with", str(binaries[1])])
+
+
+def test_a_saved_dictionary_lookup_run_opens_in_the_explorer(tmp_path, capsys):
+
+    result = dictionary_lookup.train_and_evaluate(4, "gatv2", seed=0, steps=20, num_train_graphs=64,
+                                                  num_test_graphs=8)
+    path = tmp_path / "lookup.pth"
+    dictionary_lookup.save_run(path, result, 4, "gatv2", 0, hidden=64, num_heads=1)
+    assert path.stat().st_size < 100_000  # the model and one graph, not the whole test set
+    playground.main(["explore", "--model_name", str(path), "--output", str(tmp_path / "lookup.html")])
+    assert "lookup.html" in capsys.readouterr().out
+    page = (tmp_path / "lookup.html").read_text()
+    assert "Dictionary lookup, k = 4: attention of GATV2" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:|fetch\(|XMLHttpRequest""", page)  # nothing from a network
+    features, edge_index, _, _ = result["test_graph"]
+    with torch.no_grad():
+        _, attention = result["model"].attention(features, edge_index, return_attention_weights=True)
+    data = dictionary_lookup.explorer_data(torch.load(path, weights_only=True), path)
+    assert torch.equal(data.attention[0], attention) and data.labels.tolist()[:4] == [-1] * 4

@@ -19,7 +19,7 @@ from utils.datasets.catalog import load_dataset_of_run
 from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.plumbing.files import atomic_write, display_path
 from utils.runs import checkpoints
-from utils.training.one_graph import EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES, ONE_GRAPH_DEFAULTS, choose_split
+from utils.training.one_graph import EVAL_CHUNK_SIZE, EVAL_ONE_PASS_NODES, split_of_each_node
 from utils.training.sampling import layerwise_inference
 
 
@@ -63,27 +63,12 @@ def _one_graph_rows(model, graph, model_path, settings):
     names = graph.class_names if graph.class_names and len(graph.class_names) == probabilities.shape[1] else None
     header = ["node", "split", "label", "predicted_class", *(["predicted_name"] if names else []),
               *(f"p_{c}" for c in range(probabilities.shape[1]))]
-    labels, splits = graph.labels.tolist(), _split_of_each_node(graph, settings)
+    labels, splits = graph.labels.tolist(), split_of_each_node(graph, settings)
     predicted = probabilities.argmax(dim=1).tolist()
     rows = [[node, splits[node], "" if labels[node] < 0 else labels[node], predicted[node],
              *([names[predicted[node]]] if names else []), *map(_number, row.tolist())]
             for node, row in enumerate(probabilities)]
     return header, rows, probabilities.max(dim=1).values.mean().item()
-
-
-def _split_of_each_node(graph, settings):
-    """'train', 'val', 'test' or '' for every node: the split the run's settings choose on this graph (all '' for a
-    model saved without its settings on a graph without a public split: its split is not known)."""
-    if not settings and graph.train_indices is None:
-        return [""] * graph.num_nodes
-    config = dict(ONE_GRAPH_DEFAULTS, **{key: value for key, value in settings.items() if key in ONE_GRAPH_DEFAULTS})
-    split_graph, _ = choose_split(graph, config, check_flags=False)
-    names = [""] * graph.num_nodes
-    for name, nodes in (("train", split_graph.train_indices), ("val", split_graph.val_indices),
-                        ("test", split_graph.test_indices)):
-        for node in nodes.tolist():
-            names[node] = name
-    return names
 
 
 def _many_graph_rows(model, splits, model_path):

@@ -100,6 +100,21 @@ def choose_split(data, config, check_flags=True):
                                test_indices=nodes["test"]), described
 
 
+def split_of_each_node(graph, settings):
+    """'train', 'val', 'test' or '' for every node: the split the run's settings choose on this graph (all '' for a
+    model saved without its settings on a graph without a public split: its split is not known)."""
+    if not settings and graph.train_indices is None:
+        return [""] * graph.num_nodes
+    config = dict(ONE_GRAPH_DEFAULTS, **{key: value for key, value in settings.items() if key in ONE_GRAPH_DEFAULTS})
+    split_graph, _ = choose_split(graph, config, check_flags=False)
+    names = [""] * graph.num_nodes
+    for name, nodes in (("train", split_graph.train_indices), ("val", split_graph.val_indices),
+                        ("test", split_graph.test_indices)):
+        for node in nodes.tolist():
+            names[node] = name
+    return names
+
+
 def train_one_graph(config=None, log=print, data=None):
     """Train GAT on one graph (Cora by default) with the paper's setup. Returns the results dict (plus 'history'
     and 'model'). `config` overrides ONE_GRAPH_DEFAULTS (with 'resume', the checkpoint's settings); `data`
