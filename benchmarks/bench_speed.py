@@ -4,6 +4,7 @@
     python -m benchmarks.bench_speed --workloads cora --repeats 50
     python -m benchmarks.bench_speed --attention_type gatv2 --workloads cora ppi   # against PyG's GATv2Conv
     python -m benchmarks.bench_speed --workloads scaling --scaling_nodes 10000 100000 1000000
+    python -m benchmarks.bench_speed --workloads powerlaw --scaling_nodes 100000 1000000   # hubs of 10^3-10^4 in-edges
     python -m benchmarks.bench_speed --workloads cli           # the user's epoch, through the training script
     python -m benchmarks.bench_speed --workloads cora ppi scaling --implementations IMP3 IMP4 PyG \
         --scaling_implementations IMP3 IMP4 PyG --scaling_nodes 100000        # the sparse-API layer, IMP4
@@ -88,6 +89,28 @@ def scaling_workload(num_nodes, avg_degree=10, num_features=64, num_classes=10, 
                 loss="ce", train_mask=None, heads=[8, 1], hidden=[8], skip=False, dropout=0.6, out=num_classes)
 
 
+def power_law_workload(num_nodes, avg_degree=10, exponent=0.6, num_features=64, num_classes=10, seed=0):
+    """A random graph whose in-degrees follow a power law: each edge's target drawn with probability proportional
+    to rank^-exponent (ranks shuffled over the nodes), its source uniformly; self loops added. With exponent 0.6 and
+    10 edges per node the largest in-degree is about 4,000 at 10^5 nodes and 16,000 at 10^6 (hubs), while most
+    nodes have a few in-edges: the case where a kernel that walks each target's edges in one thread waits on its
+    hubs. Duplicate edges are kept (both libraries count each copy)."""
+    generator = torch.Generator().manual_seed(seed)
+    num_edges = num_nodes * avg_degree
+    weights = torch.arange(1, num_nodes + 1, dtype=torch.float64).pow(-exponent)
+    cumulative = torch.cumsum(weights, 0)
+    draws = torch.rand(num_edges, generator=generator, dtype=torch.float64) * cumulative[-1]
+    ranks = torch.searchsorted(cumulative, draws).clamp_(max=num_nodes - 1)
+    node_of_rank = torch.randperm(num_nodes, generator=generator)
+    target, source = node_of_rank[ranks], torch.randint(0, num_nodes, (num_edges,), generator=generator)
+    order = torch.argsort(target, stable=True)  # (sorted by target, as the loaders give their graphs)
+    loops = torch.arange(num_nodes)
+    edge_index = torch.stack([torch.cat([source[order], loops]), torch.cat([target[order], loops])])
+    return dict(name=f"power_law_{num_nodes}", features=torch.randn(num_nodes, num_features, generator=generator),
+                edge_index=edge_index, labels=torch.randint(0, num_classes, (num_nodes,), generator=generator),
+                loss="ce", train_mask=None, heads=[8, 1], hidden=[8], skip=False, dropout=0.6, out=num_classes)
+
+
 # ----------------------------------------------------------------------------- models
 
 class PyGGAT(nn.Module):
@@ -125,18 +148,24 @@ def build(implementation, workload):
                dropout=workload["dropout"], layer_type=LayerType[implementation], attention_type=attention_type)
 
 
-def inputs_for(implementation, workload):
-    """Our layers take sparse features when they are mostly zeros (Cora); PyG's GATConv needs dense."""
-    if implementation == "PyG":
+def inputs_for(implementation, workload, device=torch.device("cpu")):
+    """Our layers take sparse features when they are mostly zeros (Cora) on the CPU, as the training script gives
+    them; dense ones on a GPU (where a dense matrix product beats the sparse projection's backward pass) or with
+    workload["dense_input"] (like for like). PyG's GATConv needs dense."""
+    if implementation == "PyG" or workload.get("dense_input") or device.type != "cpu":
         return workload["features"]
     return sparsify_if_mostly_zero(workload["features"])
 
 
-def make_steps(implementation, workload, device, output_nodes=False):
+def make_steps(implementation, workload, device, output_nodes=False, precision="fp32", measure_layouts=False):
     """output_nodes (ours, on a workload with a training mask): the training step asks only for the training
-    nodes' logits and the evaluation step for the validation nodes', as the training script does."""
+    nodes' logits and the evaluation step for the validation nodes', as the training script does. precision:
+    the steps under --precision's autocast (bf16, fp16 with a gradient scaler). measure_layouts (CUDA): also return
+    the bytes of IMP3's per-graph layouts, built before the first step (None for PyG, which keeps none)."""
+    from utils.training.precision import Precision
     model = build(implementation, workload).to(device)
-    features = inputs_for(implementation, workload).to(device)
+    features = inputs_for(implementation, workload, device).to(device)
+    mixed = Precision(precision, device)
     edge_index, labels = workload["edge_index"].to(device), workload["labels"].to(device)
     mask, eval_nodes = workload["train_mask"], workload.get("eval_nodes")
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
@@ -150,23 +179,35 @@ def make_steps(implementation, workload, device, output_nodes=False):
     if only_what_is_read:
         train_graph = graph.restricted_to(mask, len(model.layers))
         eval_graph = graph.restricted_to(eval_nodes, len(model.layers)) if eval_nodes is not None else graph
+    layout_bytes = None
+    if measure_layouts and implementation != "PyG" and device.type == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated(device)
+        for built in ((train_graph, eval_graph) if only_what_is_read else (graph,)):
+            model.build_layouts(built)
+        torch.cuda.synchronize()
+        layout_bytes = torch.cuda.memory_allocated(device) - before
 
     def train_step():
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        if only_what_is_read:
-            loss = loss_fn(model(features, train_graph), labels[mask])
-        else:
-            logits = model(features, graph)
-            loss = loss_fn(logits[mask], labels[mask]) if mask is not None else loss_fn(logits, labels)
-        loss.backward()
-        optimizer.step()
+        with mixed.autocast():
+            if only_what_is_read:
+                loss = loss_fn(model(features, train_graph).float(), labels[mask])
+            else:
+                logits = model(features, graph).float()
+                loss = loss_fn(logits[mask], labels[mask]) if mask is not None else loss_fn(logits, labels)
+        mixed.backward(loss)
+        mixed.step(optimizer)
 
     @torch.no_grad()
     def eval_step():
         model.eval()
-        model(features, eval_graph if only_what_is_read else graph)
+        with mixed.autocast():
+            model(features, eval_graph if only_what_is_read else graph)
 
+    if measure_layouts:
+        return train_step, eval_step, layout_bytes
     return train_step, eval_step
 
 
@@ -211,7 +252,8 @@ def peak_memory(workload_spec, implementation, device, steps=3, output_nodes=Fal
 
 
 def make_workload(kind, attention_type="gat", **kwargs):
-    workload = {"cora": cora_workload, "ppi": ppi_workload, "scaling": scaling_workload}[kind](**kwargs)
+    workload = {"cora": cora_workload, "ppi": ppi_workload, "scaling": scaling_workload,
+                "powerlaw": power_law_workload}[kind](**kwargs)
     return dict(workload, attention_type=attention_type)
 
 
@@ -353,10 +395,11 @@ def _has_pyg():
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark IMP1/IMP2/IMP3/IMP4 against PyG's GATConv.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--workloads", nargs="+", choices=["cora", "ppi", "scaling", "cli"],
+    parser.add_argument("--workloads", nargs="+", choices=["cora", "ppi", "scaling", "powerlaw", "cli"],
                         default=["cora", "ppi", "scaling"])
     parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
-    parser.add_argument("--scaling_nodes", nargs="+", type=positive_int, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--scaling_nodes", nargs="+", type=positive_int, default=[10_000, 100_000, 1_000_000],
+                        help="graph sizes of the scaling and powerlaw workloads")
     parser.add_argument("--scaling_implementations", nargs="+", choices=IMPLEMENTATIONS, default=["IMP3", "PyG"])
     parser.add_argument("--repeats", type=positive_int, default=30, help="timed steps per model (interleaved)")
     parser.add_argument("--warmup", type=positive_int, default=5)

@@ -26,7 +26,11 @@ def _weighted_bag_sum(features, attention, bags):
     chunk = chunk_elements(features.device)
     if rows.numel() <= chunk:
         weights = flat_attention.index_select(0, weight_positions)
-        out = F.embedding_bag(rows, table, starts, mode="sum", per_sample_weights=weights)
+        if bags.pieces is None:
+            out = F.embedding_bag(rows, table, starts, mode="sum", per_sample_weights=weights)
+        else:  # (long bags, a hub's: summed piece by piece, then over their pieces)
+            out = bags.pieces.sum(F.embedding_bag(rows, table, bags.pieces.piece_offsets[:-1], mode="sum",
+                                                  per_sample_weights=weights))
         return out.view(num_nodes, num_heads, num_features)
     out = features.new_empty(num_nodes * num_heads, num_features)
     buffer = None
@@ -193,7 +197,7 @@ class GATEdgeScores(torch.autograd.Function):
         edges = ctx.edges
         grad_pre = torch.ops.aten.leaky_relu_backward(grad_scores, scores, ctx.negative_slope, True)
         # Sums over each source's edges: embedding_bag gathers the rows in source order as it adds.
-        grad_source = segment_sum(grad_pre, edges.source_order, edges.source_offsets)
+        grad_source = edges.by_source.sum(grad_pre)
         grad_target = edges.by_target.sum(grad_pre)
         # (edge_terms enter the pre-activation as they are: their gradient is grad_pre itself)
         return grad_source, grad_target, None, None, grad_pre if _needs_grad(ctx, 4) else None
@@ -233,7 +237,7 @@ class GATv2EdgeScores(torch.autograd.Function):
             grad_pre = torch.where(pre > 0, grad, grad * slope) * attention_vector  # [C, H, F]
             if pre.shape[0] == edges.source.numel():  # one chunk: every edge's gradient at once
                 flat = grad_pre.reshape(pre.shape[0], -1)
-                grad_source = segment_sum(flat, edges.source_order, edges.source_offsets).view_as(source)
+                grad_source = edges.by_source.sum(flat).view_as(source)
                 grad_target = edges.by_target.sum(flat).view_as(target)
             else:
                 _add_chunk_sums(grad_source, grad_pre, edges.source[chunk])

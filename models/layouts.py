@@ -13,8 +13,21 @@ graph and may read values back to the host; using one never does. A layout moves
 import copy
 
 import torch
+import torch.nn.functional as F
 
 from .gathers import gathered_in_chunks, index_rows, segment_sum
+
+# The longest segment (a target's edges, a (node, head) bag of the weighted sums) one reduction walks alone. On CUDA,
+# embedding_bag and segment_reduce give each segment one thread, so a hub with 10^4 in-edges would cost every kernel
+# 10^4 dependent loads: a longer segment is cut into pieces of at most this many rows, reduced piece by piece and then
+# over its pieces, always in the same order (deterministic). On the CPU, where each thread takes a range of whole
+# segments, the bound lies far above the largest in-degree of every graph in the results (Cora: 169; the generated
+# PPI data: under 40), whose numbers it therefore leaves unchanged to the bit.
+MAX_SEGMENT = {"cpu": 4096, "cuda": 256}
+
+
+def max_segment(device):
+    return MAX_SEGMENT["cpu" if device.type == "cpu" else "cuda"]
 
 
 class Layout:
@@ -74,6 +87,7 @@ class TargetSortedEdges(Layout):
         # The same edges grouped by source (a stable order, so each group keeps the edges' order).
         self.source_order = torch.argsort(source, stable=True)
         self.source_offsets = csr_offsets(source.index_select(0, self.source_order), num_nodes)
+        self.by_source = SourceGroups(self.source_order, self.source_offsets)
         self.forward_bags = Bags(*_bags(None, self.target_offsets, source, num_heads))
         self.backward_bags = Bags(*_bags(self.source_order, self.source_offsets, target, num_heads))
         # With few kept edges: (target nodes, each edge's index among them, the same for sources), so that the
@@ -159,13 +173,65 @@ def _bags(order, offsets, gather_from, num_heads):
     return rows, weight_positions, starts
 
 
+class Pieces(Layout):
+    """Segments of rows (offsets [S + 1]) cut into pieces of at most `bound` rows: piece_offsets [P + 1], and
+    segment_pieces [S + 1] (segment s is pieces segment_pieces[s] to segment_pieces[s + 1]; an empty segment keeps one
+    empty piece). `Pieces.of` gives None where no segment is longer than the bound: the segments are the pieces."""
+
+    def __init__(self, piece_offsets, segment_pieces):
+        self.piece_offsets, self.segment_pieces = piece_offsets, segment_pieces
+        self.piece_ids = torch.arange(piece_offsets.numel() - 1, device=piece_offsets.device)
+
+    @staticmethod
+    def of(offsets, bound=None):
+        bound = bound or max_segment(offsets.device)
+        lengths = offsets.diff()
+        if lengths.numel() == 0 or int(lengths.max()) <= bound:  # (reads one number back: once, when laid out)
+            return None
+        counts = ((lengths + bound - 1) // bound).clamp_(min=1)
+        segment_pieces = torch.zeros(lengths.numel() + 1, dtype=torch.long, device=offsets.device)
+        segment_pieces[1:] = torch.cumsum(counts, 0)
+        num_pieces = int(segment_pieces[-1])
+        segment = torch.repeat_interleave(torch.arange(lengths.numel(), device=offsets.device), counts,
+                                          output_size=num_pieces)
+        rank = torch.arange(num_pieces, device=offsets.device) - segment_pieces.index_select(0, segment)
+        starts = offsets.index_select(0, segment).long() + rank * bound
+        return Pieces(torch.cat([starts, offsets[-1:].long()]).to(offsets.dtype), segment_pieces)
+
+    def sum(self, per_piece):
+        """[P, ...] partial sums -> [S, ...]: each segment's pieces added in order."""
+        return F.embedding_bag(self.piece_ids, per_piece, self.segment_pieces[:-1], mode="sum")
+
+    def max(self, per_piece):
+        return torch.segment_reduce(per_piece, "max", offsets=self.segment_pieces, axis=0, unsafe=True)
+
+
+def segment_sum_in_pieces(per_row, row_ids, offsets, pieces):
+    """segment_sum(per_row, row_ids, offsets), through `pieces` (Pieces.of(offsets)) where some segments are long."""
+    if pieces is None:
+        return segment_sum(per_row, row_ids, offsets)
+    return pieces.sum(segment_sum(per_row, row_ids, pieces.piece_offsets))
+
+
+class SourceGroups(Layout):
+    """The edges grouped by source (order: the edge ids in group order, offsets [N + 1]): sums over each node's
+    outgoing edges, a hub's in pieces."""
+
+    def __init__(self, order, offsets):
+        self.order, self.offsets, self.pieces = order, offsets, Pieces.of(offsets)
+
+    def sum(self, per_edge):
+        return segment_sum_in_pieces(per_edge, self.order, self.offsets, self.pieces)
+
+
 class Bags(Layout):
     """What _bags built (rows, weight positions, bag starts), and where a long list of bags is cut into runs of
     whole bags of about one chunk each: worked out once per graph and chunk size, since it reads the starts
-    back to the host."""
+    back to the host. pieces: the bags cut at MAX_SEGMENT rows (None: none is longer), for the one-run sums."""
 
     def __init__(self, rows, weight_positions, starts):
         self.rows, self.weight_positions, self.starts = rows, weight_positions, starts
+        self.pieces = Pieces.of(torch.cat([starts, starts.new_tensor([rows.numel()])]))
         self._runs = {}
 
     def runs(self, chunk):
@@ -186,15 +252,19 @@ class TargetSegments(Layout):
 
     def __init__(self, target, offsets):
         self.target, self.offsets = target, offsets
-        self.lengths = offsets.diff()
         self.edge_ids = torch.arange(target.numel(), device=target.device)
+        self.pieces = Pieces.of(offsets)  # (a hub's edges in pieces; None: no target has that many)
 
     def max(self, per_edge):
-        # unsafe: no validity checks of the lengths (valid by construction), which would read them back to the host
-        return torch.segment_reduce(per_edge, "max", lengths=self.lengths, axis=0, unsafe=True)
+        # The segments by their offsets, as the layout keeps them (lengths would be turned into offsets on every call);
+        # unsafe: no validity checks (valid by construction), which would read them back to the host.
+        if self.pieces is None:
+            return torch.segment_reduce(per_edge, "max", offsets=self.offsets, axis=0, unsafe=True)
+        partial = torch.segment_reduce(per_edge, "max", offsets=self.pieces.piece_offsets, axis=0, unsafe=True)
+        return self.pieces.max(partial)
 
     def sum(self, per_edge):
-        return segment_sum(per_edge, self.edge_ids, self.offsets)
+        return segment_sum_in_pieces(per_edge, self.edge_ids, self.offsets, self.pieces)
 
     def expand(self, per_target):
         """[N, ...] -> [E, ...]: each edge gets its target's value."""

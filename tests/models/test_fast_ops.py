@@ -8,7 +8,7 @@ import inspect
 import pytest
 import torch
 
-from models import fast_ops, gathers, plain_ops
+from models import fast_ops, gathers, layouts, plain_ops
 from models.dropout import FastDropout
 from models.layouts import SparseAttentionPattern, TargetSortedEdges
 from models.sparse_features import csr_features
@@ -28,11 +28,16 @@ def rand(*shape, seed, device="cpu"):
     return torch.randn(*shape, generator=generator, dtype=torch.float64).to(device).requires_grad_()
 
 
-@pytest.fixture(params=["one chunk", "many chunks"])
+@pytest.fixture(params=["one chunk", "many chunks", "hubs in pieces"])
 def chunks(request, monkeypatch):
+    """How the ops run: in one chunk; through chunks of a few floats; or with every segment longer than 2 rows (a
+    target's edges, a node's outgoing edges, a (node, head) bag) reduced in pieces, as a hub is on a GPU."""
     if request.param == "many chunks":
         monkeypatch.setattr(gathers, "CHUNK_ELEMENTS", 5)
         monkeypatch.setattr(gathers, "CUDA_CHUNK_ELEMENTS", 5)
+    if request.param == "hubs in pieces":
+        monkeypatch.setitem(layouts.MAX_SEGMENT, "cpu", 2)
+        monkeypatch.setitem(layouts.MAX_SEGMENT, "cuda", 2)
     return request.param
 
 
@@ -109,6 +114,8 @@ def test_gatv2_edge_scores_equal_the_attention_vector_after_leaky_relu(chunks, d
 
 def test_neighbourhood_softmax_equals_the_plain_edge_softmax(chunks, device):
     edges = TargetSortedEdges(graph(device), NUM_NODES, HEADS)
+    if chunks == "hubs in pieces":  # (the hub's segment, node 7's, and its bags are cut into pieces)
+        assert edges.by_target.pieces is not None and edges.forward_bags.pieces is not None
     assert_fast_equals_plain("neighbourhood_softmax", (rand(edges.source.numel(), HEADS, seed=0, device=device),),
                              edges)
 

@@ -410,3 +410,34 @@ def test_layers_work_under_torch_compile():
     model = GAT(2, [4, 1], [12, 6, 3]).eval()
     compiled = torch.compile(model, backend="eager")  # checks graph capture, not codegen (fast)
     torch.testing.assert_close(compiled(features, edge_index), model(features, edge_index))
+
+
+@pytest.mark.parametrize("attention_type", ["gat", "gatv2"])
+def test_a_hub_reduced_in_pieces_gives_the_same_layer_up_to_rounding(monkeypatch, attention_type, device):
+    # On a GPU a target with more in-edges than MAX_SEGMENT has them summed in pieces (deterministically); on the CPU
+    # the bound is far above any graph of the results, whose bits stay as they were.
+    from models import layouts
+    features, edge_index = random_graph(num_nodes=60, num_edges=300, hub=45)
+    features, edge_index = features.to(device), edge_index.to(device)
+
+    def forward_and_gradients():
+        torch.manual_seed(0)
+        layer = GATLayerImp3(12, 5, 3, attention_type=attention_type, dropout_prob=0.0).to(device)
+        graph = Graph(edge_index, 60)
+        out = layer(features, graph)
+        out.square().sum().backward()
+        return graph.edges_by_target(3), [out.detach()] + [p.grad for p in layer.parameters()]
+
+    whole_layout, whole = forward_and_gradients()
+    for bound in (4, 1):
+        monkeypatch.setitem(layouts.MAX_SEGMENT, device.type if device.type == "cpu" else "cuda", bound)
+        pieces_layout, pieces = forward_and_gradients()
+        assert whole_layout.by_target.pieces is None and pieces_layout.by_target.pieces is not None
+        for a, b in zip(whole, pieces):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # (float32 sums in another order)
+
+
+def test_the_graphs_of_the_results_are_reduced_whole_on_the_cpu(cora):
+    layout = Graph(cora.edge_index, cora.num_nodes).edges_by_target(8)
+    assert layout.by_target.pieces is None and layout.by_source.pieces is None
+    assert layout.forward_bags.pieces is None and layout.backward_bags.pieces is None

@@ -36,6 +36,7 @@ RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a file nam
 # Settings every run has; each trainer adds its own. The scripts' flags take their defaults from here.
 COMMON_DEFAULTS = dict(attention_type="gat", patience_period=100, lr=5e-3, should_test=True, should_visualize=False,
                        enable_tensorboard=False, layer_type=LayerType.IMP3, seed=0, force_cpu=False, precision="fp32",
+                       tf32=False,
                        data_dir=None, results_json=None, save_binary=True, keep_checkpoints=5,
                        last_checkpoint_seconds=5.0, resume=None, run_name=None)
 

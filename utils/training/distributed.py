@@ -30,9 +30,11 @@ from utils.training.setup import select_device, step_seed
 class DistributedContext:
     """rank / world_size / device of this process, and the few collectives the training loop needs."""
 
-    def __init__(self, rank=0, world_size=1, local_rank=0, device=None):
+    def __init__(self, rank=0, world_size=1, local_rank=0, device=None, cpu_group=None):
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
         self.device = device
+        # A gloo group beside NCCL's: what is agreed on the host (the stop signal) never waits for the GPU.
+        self.cpu_group = cpu_group
 
     @property
     def is_distributed(self):
@@ -52,11 +54,14 @@ class DistributedContext:
         return tensor.tolist()
 
     def agree_on_stop(self, signum):
-        """The signal number any rank has received (None if none has). Every rank must call it at the same point."""
+        """The signal number any rank has received (None if none has). Every rank must call it at the same point.
+
+        Called before every step, so it stays on the host: a CPU tensor through gloo (the process group itself on
+        the CPU, a gloo side group beside NCCL on GPUs), which makes no GPU stream wait."""
         if not self.is_distributed:
             return signum
-        tensor = torch.tensor([signum or 0], dtype=torch.int64, device=self._wire_device())
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        tensor = torch.tensor([signum or 0], dtype=torch.int64)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self.cpu_group)
         return int(tensor.item()) or None
 
     def _wire_device(self):
@@ -105,12 +110,15 @@ def setup(force_cpu=False, timeout_seconds=1800):
                                 f"{'s' if gpus > 1 else ''}: start one process per GPU (--nproc_per_node={gpus}), "
                                 f"or add --force_cpu to train every process on the CPU (gloo)")
     device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+    cpu_group = None
     if world_size > 1 and not dist.is_initialized():
         if use_cuda:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if use_cuda else "gloo",
                                 timeout=datetime.timedelta(seconds=timeout_seconds))
-    return DistributedContext(rank, world_size, local_rank, device)
+    if world_size > 1 and use_cuda:
+        cpu_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_seconds))
+    return DistributedContext(rank, world_size, local_rank, device, cpu_group)
 
 
 # ----------------------------------------------------------------------------- what the trainers call

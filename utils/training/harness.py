@@ -10,6 +10,8 @@ A trainer reads as the same five steps with its data and its epochs in between:
     return fit_and_finish(model, optimizer, epochs.train, evaluate, config, "acc", results, ...)
 """
 
+import torch
+
 from utils.runs import checkpoints
 from utils.runs.run import finish, prepare_run
 from utils.training import distributed
@@ -33,7 +35,10 @@ def seed_and_place(config, ctx, log):
     """(this process's config, device): every random generator seeded, before anything draws from them."""
     config = distributed.config_for_rank(config, ctx)
     set_seed(config["seed"])
-    return config, distributed.device_for(ctx, config, log)
+    device = distributed.device_for(ctx, config, log)
+    if device.type == "cuda":  # --tf32: float32 matrix products in TF32 on tensor cores (an opt-in: it rounds more)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(config.get("tf32"))
+    return config, device
 
 
 def build(architecture, num_in_features, num_out_features, config, resume, ctx, device):

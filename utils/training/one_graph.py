@@ -190,7 +190,10 @@ class LabelledGraph:
 
     def __init__(self, data):
         self.data = data
-        self.node_features = sparsify_if_mostly_zero(data.node_features)  # what the model reads
+        # What the model reads: sparse features on the CPU where they are mostly zeros (Cora: 1.3 %), dense on a GPU,
+        # where a dense matrix product beats the sparse projection's backward pass.
+        features = data.node_features
+        self.node_features = sparsify_if_mostly_zero(features) if features.device.type == "cpu" else features
         self.graph = Graph(data.edge_index, data.num_nodes)  # checked once; the layers' layouts built once
         self.edge_index, self.labels = self.graph.edge_index, data.labels
         self.nodes = {"train": data.train_indices, "val": data.val_indices, "test": data.test_indices}
