@@ -457,12 +457,13 @@ def _peak(device, implementation, workload, output_nodes, precision):
 def speed_rows(device, args, name, spec, output_nodes=False, precision="fp32", like_for_like=True):
     """IMP3 and PyG on one workload: each built and its memory measured on its own, then timed interleaved."""
     from benchmarks.bench_speed import _has_pyg, make_steps, make_workload, summarise, time_interleaved
+    started = time.perf_counter()
     workload = make_workload(**spec)
     if like_for_like:
         workload = dict(workload, dense_input=True)
     implementations = ["IMP3", "PyG"]
     numbers = {"nodes": workload["features"].shape[0], "edges": workload["edge_index"].shape[1],
-               "precision": precision}
+               "largest_in_degree": int(torch.bincount(workload["edge_index"][1]).max()), "precision": precision}
     problems, steps = {}, {}
     if not _has_pyg():
         problems["PyG"] = "torch_geometric is not installed"
@@ -511,7 +512,10 @@ def speed_rows(device, args, name, spec, output_nodes=False, precision="fp32", l
     missing_pyg = "PyG" in problems and problems["PyG"].startswith("torch_geometric")
     status = "fail" if ("IMP3" in problems or (missing_pyg and device.type == "cuda")
                         or ("PyG" in problems and not missing_pyg)) else "info"
-    return [_row(f"speed: {name}", status, "; ".join(parts), **numbers)]
+    parts.append(f"{numbers['nodes']:,} nodes, {numbers['edges']:,} edges, largest in-degree "
+                 f"{numbers['largest_in_degree']:,}")
+    return [_row(f"speed: {name}", status, "; ".join(parts), seconds=round(time.perf_counter() - started, 1),
+                 **numbers)]
 
 
 def speed_cora(device, args):
@@ -532,7 +536,7 @@ def speed_ppi(device, args):
 
 def speed_power_law(device, args):
     num_nodes = 20_000 if args.quick else 100_000
-    return speed_rows(device, args, f"power-law graph, {num_nodes:,} nodes (hubs of thousands of in-edges)",
+    return speed_rows(device, args, f"power-law graph, {num_nodes:,} nodes (hubs)",
                       dict(kind="powerlaw", num_nodes=num_nodes))
 
 
