@@ -40,7 +40,7 @@ def every_parser():
     import training_script_cora
     import training_script_ppi
     from utils.cli import run_list
-    from utils.datasets import ppi_synthetic, sbm_graph
+    from utils.datasets import convert, ppi_synthetic, sbm_graph
 
     parsers = {"training_script_cora.py": training_script_cora.get_parser(),
                "training_script_ppi.py": training_script_ppi.get_parser()}
@@ -48,6 +48,7 @@ def every_parser():
     parsers.update({f"playground.py {name}": sub for name, sub in subparsers.choices.items()})
     parsers["python -m utils.datasets.ppi_synthetic"] = ppi_synthetic.get_parser()
     parsers["python -m utils.datasets.sbm_graph"] = sbm_graph.get_parser()
+    parsers["python -m utils.datasets.convert"] = convert.get_parser()
     parsers["python -m utils.runs"] = run_list.get_parser()
     return parsers
 

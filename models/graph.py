@@ -53,8 +53,14 @@ class Graph:
         self.num_nodes = int(num_nodes)
         self.edge_attr = edge_attr
         self.needed_rows = None
-        self.whole = self  # (a graph restricted to some rows: the graph it restricts)
+        self._whole = None  # (a graph restricted to some rows: the graph it restricts; None: itself)
         self._layouts = {}
+
+    @property
+    def whole(self):
+        """The graph itself, or for one restricted to some rows the graph it restricts. (Not a reference to itself:
+        a Graph must not sit in a reference cycle, or its layouts would wait for the garbage collector.)"""
+        return self if self._whole is None else self._whole
 
     @property
     def num_edges(self):
@@ -104,7 +110,7 @@ class Graph:
         keeps the edges into those rows; the other layouts are the whole graph's."""
         view = object.__new__(Graph)
         view.__dict__.update(self.whole.__dict__)
-        view.needed_rows, view.whole, view._layouts = needed_rows, self.whole, {}
+        view.needed_rows, view._whole, view._layouts = needed_rows, self.whole, {}
         return view
 
     # ------------------------------------------------------------------------- devices
@@ -125,7 +131,7 @@ class Graph:
             whole.__dict__.update(self.whole.__dict__)
             whole.edge_index = move(self.whole.edge_index)
             whole.edge_attr = None if self.whole.edge_attr is None else move(self.whole.edge_attr)
-            whole.whole, whole._layouts = whole, _moved_layouts(self.whole._layouts, move)
+            whole._whole, whole._layouts = None, _moved_layouts(self.whole._layouts, move)
             moved_wholes[id(self.whole)] = whole
         if self.whole is self:
             return whole

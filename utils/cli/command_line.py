@@ -82,9 +82,13 @@ def resume_command(script_file, argv, run_name_or_path):
             kept.append(arg)
     launcher = "python"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: resume the same way
-        per_node = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
+        world, per_node = int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
         launcher = f"torchrun --nproc_per_node={per_node}"
-        if per_node != os.environ["WORLD_SIZE"]:
-            launcher += " [your --nnodes/--rdzv flags]"
+        if per_node != world:  # several nodes: the same command on each, with the rendezvous they used
+            launcher = (f"torchrun --nnodes={world // per_node} --nproc_per_node={per_node} --rdzv_backend=c10d "
+                        f"--rdzv_endpoint=HOST:PORT")
     target = run_name_or_path if isinstance(run_name_or_path, str) else display_path(run_name_or_path)
-    return f"{launcher} {shlex.join([display_path(script_file), *kept, '--resume', target])}"
+    command = f"{launcher} {shlex.join([display_path(script_file), *kept, '--resume', target])}"
+    if "--nnodes" in launcher:
+        command += " (on every node, with the HOST:PORT of the first start)"
+    return command

@@ -2,6 +2,8 @@
 
     python -m utils.datasets.sbm_graph --output data/sbm_1m --num_nodes 1000000
     python training_script_cora.py --dataset_name sbm --data_dir data/sbm_1m --fanouts 10 10
+    python -m utils.datasets.sbm_graph --output data/sbm_100m --num_nodes 100000000 --disk   # a graph on disk:
+    python training_script_cora.py --dataset_name data/sbm_100m --fanouts 10 10             # never read whole
 
 The classes are the blocks. Each node draws its class uniformly; each undirected edge starts at a uniform
 random node and ends, with probability `homophily`, at a node of the same class, otherwise at any node.
@@ -19,6 +21,12 @@ On-disk format, one folder (all arrays in numpy's .npy format, read without pick
     split.npy      int8 [N]: 0 train, 1 validation, 2 test
 Everything is generated and written in chunks (arrays are memory-mapped .npy files), so 10^7 nodes and
 edges fit in a few GB of memory.
+
+--disk writes a graph on disk instead (utils/datasets/disk_graph.py, `write_sbm_disk_graph`), generated target by
+target in chunks of nodes, so that any size fits in the memory of one chunk: node i's class is i % num_classes, and
+each node draws avg_degree in-neighbours, each of its own class with probability `homophily` (duplicates and self
+loops dropped); the split puts each node in train, validation or test with the given probabilities (in none with
+the rest, if they sum to less than 1).
 """
 
 import json
@@ -27,9 +35,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.datasets.disk_graph import DiskGraphWriter
 from utils.datasets.download import DatasetError
 from utils.datasets.graph import GraphData, build_edge_index
-from utils.plumbing.arguments import new_parser, non_negative_int, positive_float, positive_int
+from utils.plumbing.arguments import OnOffFlag, new_parser, non_negative_int, positive_float, positive_int
+from utils.progress import progress_bar
 
 FORMAT = "sbm-graph-1"
 FILES = ("meta.json", "edges.npy", "features.npy", "labels.npy", "split.npy")
@@ -90,6 +100,45 @@ def write_sbm_graph(folder, num_nodes, avg_degree=10, num_classes=10, num_featur
     return folder
 
 
+def write_sbm_disk_graph(folder, num_nodes, avg_degree=10, num_classes=10, num_features=32, homophily=0.8,
+                         signal=0.5, split=(0.1, 0.1, 0.8), seed=0, chunk_nodes=1 << 18, log=print):
+    """Generate a graph on disk, chunk by chunk of target nodes (bounded memory at any size). Returns its folder."""
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((num_classes, num_features)).astype(np.float32) * signal
+    # In-edges per chunk are counted after dropping duplicates and self loops, so the total is known only at the end:
+    # the writer gets an upper bound, and is told the number written (set_num_edges) before it finishes.
+    total = 0
+    with DiskGraphWriter(folder, "sbm-generated", num_nodes, num_nodes * avg_degree, num_features, num_classes,
+                         [f"block {c}" for c in range(num_classes)]) as writer:
+        splits = {"train": [], "val": [], "test": []}
+        for first in progress_bar(range(0, num_nodes, chunk_nodes), desc="generating", unit="chunk"):
+            last = min(first + chunk_nodes, num_nodes)
+            nodes = np.arange(first, last)
+            labels = nodes % num_classes
+            writer.write_nodes(first, means[labels] + rng.standard_normal((last - first, num_features),
+                                                                          dtype=np.float32), labels)
+            targets = np.repeat(nodes, avg_degree)
+            same = rng.random(targets.size) < homophily
+            own = labels.repeat(avg_degree)  # a node of class c: c + num_classes * k
+            within = own + num_classes * (rng.random(targets.size) * ((num_nodes - own - 1) // num_classes + 1)
+                                          ).astype(np.int64)
+            sources = np.where(same, within, rng.integers(0, num_nodes, targets.size))
+            pairs = np.unique(targets * num_nodes + sources)       # sorted by target, then source; no duplicates
+            pairs = pairs[pairs // num_nodes != pairs % num_nodes]  # no self loops (implied)
+            counts = np.bincount(pairs // num_nodes - first, minlength=last - first)
+            writer.write_edges(first, counts, pairs % num_nodes)
+            total += pairs.size
+            # Each node is a training, validation or test node with the split's probabilities (in none, if they sum
+            # to less than 1: a graph larger than its labelled part).
+            which = np.searchsorted(np.cumsum(split), rng.random(last - first), side="right")
+            for code, name in enumerate(("train", "val", "test")):
+                splits[name].append(nodes[which == code])
+        writer.set_num_edges(total)
+        for name, parts in splits.items():
+            writer.write_split(name, np.concatenate(parts))
+    return Path(folder)
+
+
 def load_sbm_graph(folder):
     """Read a folder written by write_sbm_graph as a GraphData (symmetrised edges, one self loop per node)."""
     folder = Path(folder)
@@ -136,6 +185,12 @@ def get_parser():
     parser.add_argument("--signal", type=positive_float, default=0.5,
                         help="scale of the class means in the features (noise has unit variance)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (same seed, same files)")
+    parser.add_argument("--disk", action=OnOffFlag, default=False,
+                        help="write a graph on disk (utils/datasets/disk_graph.py; train with --dataset_name DIR "
+                             "--fanouts ...), generated in chunks: any size, in the memory of one chunk")
+    parser.add_argument("--split", type=float, nargs=3, default=[0.1, 0.1, 0.8], metavar=("TRAIN", "VAL", "TEST"),
+                        help="--disk: the probability of each node to be a training, validation or test node (summing "
+                             "to less than 1 leaves the other nodes in no split)")
     return parser
 
 
@@ -144,6 +199,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not 0 <= args.homophily <= 1:
         parser.error(f"--homophily must be in [0, 1], got {args.homophily}")
+    if args.disk:
+        if len(args.split) != 3 or sum(args.split) > 1 + 1e-6 or min(args.split) < 0:
+            parser.error(f"--split needs three probabilities that sum to at most 1, got {args.split}")
+        try:
+            folder = write_sbm_disk_graph(args.output, args.num_nodes, args.avg_degree, args.num_classes,
+                                          args.num_features, args.homophily, args.signal, args.split, args.seed)
+        except DatasetError as error:
+            raise SystemExit(f"error: {error}") from None
+        print(f"Wrote a {args.num_nodes}-node graph on disk to {folder}; train on it with: python "
+              f"training_script_cora.py --dataset_name {folder} --fanouts 10 10")
+        return
     folder = write_sbm_graph(args.output, args.num_nodes, args.avg_degree, args.num_classes, args.num_features,
                              args.homophily, args.signal, seed=args.seed)
     print(f"Wrote a {args.num_nodes}-node graph to {folder}; train on it with: python training_script_cora.py "

@@ -142,15 +142,16 @@ def newest_binary(dataset_name=None, directory=None):
 
 # ----------------------------------------------------------------------------- loading
 
-def load_checkpoint(path):
-    """Load a checkpoint safely (weights_only=True: tensors and plain containers only)."""
+def load_checkpoint(path, data=None):
+    """Load a checkpoint safely (weights_only=True: tensors and plain containers only). data: the file's bytes, read
+    elsewhere (under torchrun, by the process on the node that holds the file); path then only names it."""
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         available = sorted(p.name for p in path.parent.glob("*.pth")) if path.parent.is_dir() else []
         raise CheckpointError(f"no checkpoint at {path}. Available in {path.parent}: "
                               f"{', '.join(available) if available else 'none'}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, foreign or tampered bytes fail in many ways
         detail = str(error).split(". ")[0].splitlines()[0] if str(error) else "no details"
         raise CheckpointError(f"{path} is not a readable GAT checkpoint ({type(error).__name__}: {detail}). "
@@ -214,9 +215,9 @@ def resolve_resume_path(resume, dataset_name, directory=None):
                           f"Runs there: {', '.join(runs) if runs else 'none'} (python -m utils.runs lists them)")
 
 
-def load_resumable(path):
+def load_resumable(path, data=None):
     """Load a checkpoint that a run can continue from (not a final binary), with a clear error otherwise."""
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, data)
     state = checkpoint.get("training_state") or {}
     if checkpoint.get("format_version") != FORMAT_VERSION or "random_states" not in state:
         raise CheckpointError(f"{path} cannot be resumed: it is a final model (models/binaries/) or was written by "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from models import LayerType
 from utils import paths
+from utils.datasets.disk_graph import is_disk_graph
 from utils.datasets.names import honest_name, own_graph_name
 from utils.plumbing import lock
 from utils.plumbing.arguments import SettingsError
@@ -155,28 +156,40 @@ def check_outputs(config):
 
 # ----------------------------------------------------------------------------- start
 
-def prepare_run(defaults, overrides, datasets, script, log=print, writes=True):
+def find_checkpoint(defaults, overrides):
+    """(path, bytes) of the checkpoint --resume names, read and checked here (CheckpointError if there is none)."""
+    dataset = overrides.get("dataset_name", defaults["dataset_name"])
+    path = checkpoints.resolve_resume_path(overrides["resume"], dataset)
+    data = path.read_bytes() if path.is_file() else None
+    checkpoints.load_resumable(path, data)
+    return path, data
+
+
+def prepare_run(defaults, overrides, datasets, script, log=print, writes=True, found=None):
     """The run's settings and, with --resume, the checkpoint to continue (None otherwise).
 
     `overrides` are the settings given explicitly (on the command line, or by a caller); they win over the
     defaults, and on resume over the checkpoint's settings, except the ones that define a run. Every output is
     checked for writing (writes=False, every process but rank 0 under torchrun: none is). A new run gets its name
-    from `claim_run`, right before it trains. Raises RunFinished for a run that has nothing left to do."""
+    from `claim_run`, right before it trains. Raises RunFinished for a run that has nothing left to do.
+    found: (path, bytes) of the checkpoint to resume, where it was found already (find_checkpoint; under torchrun,
+    on whichever node holds it: utils/training/distributed.py)."""
     overrides = dict(overrides or {})
     checkpoint = None
     if not overrides.get("resume"):
         config = dict(defaults, **overrides)
     else:
-        dataset = overrides.get("dataset_name", defaults["dataset_name"])
-        path = checkpoints.resolve_resume_path(overrides["resume"], dataset)
-        checkpoint = checkpoints.load_resumable(path)
+        path, data = found or find_checkpoint(defaults, overrides)
+        path = Path(path)
+        checkpoint = checkpoints.load_resumable(path, data)
         config, changed = checkpoints.settings_for_resume(checkpoint, defaults, overrides, path)
-        if config["dataset_name"] not in datasets and not str(config["dataset_name"]).endswith(".npz"):
+        if config["dataset_name"] not in datasets and not str(config["dataset_name"]).endswith(".npz") \
+                and not is_disk_graph(config["dataset_name"]):
             raise CheckpointError(f"{path} is a {config['dataset_name']} run; resume it with the script that trains "
                                   f"{config['dataset_name']}, not {script}")
         state = checkpoint["training_state"]
         config["run_name"] = state.get("run_name") or config["run_name"]
-        if writes and state.get("run_name") and path.parent.name == state["run_name"]:
+        if writes and state.get("run_name") and path.parent.name == state["run_name"] and path.parent.is_dir():
             lock.refuse_if_in_use(path.parent, state["run_name"])  # (taken by claim_run, right before training)
         _refuse_if_done(state, config, path)
         name = config["run_name"] or "(a checkpoint of the older unnamed layout: it goes on as a new run)"

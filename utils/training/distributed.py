@@ -121,6 +121,39 @@ def setup(force_cpu=False, timeout_seconds=1800):
     return DistributedContext(rank, world_size, local_rank, device, cpu_group)
 
 
+def launched_world_size():
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def newest_checkpoint(ctx, found):
+    """The checkpoint every rank resumes from, where the nodes may not share a filesystem: found is this rank's
+    (path, bytes, epoch) or None (nothing under that name on this node). Every rank says how far its copy got; the
+    newest (lowest rank among equals) is sent as bytes, over gloo, to every rank. Returns (path, bytes), or None
+    when no rank has one (then every rank raises its own CheckpointError). Every rank must call it."""
+    progress = [-1.0] * ctx.world_size
+    progress[ctx.rank] = float(found[2]) if found else -1.0
+    progress = ctx.sum(progress)
+    newest = max(progress)
+    if newest < 0:
+        return None
+    source = progress.index(newest)
+    if not ctx.is_distributed:
+        return found[:2]
+    path = found[0] if ctx.rank == source else None
+    data = bytearray(found[1]) if ctx.rank == source else None
+    size = torch.tensor([len(data) if data is not None else 0], dtype=torch.int64)
+    dist.broadcast(size, src=source, group=ctx.cpu_group)
+    buffer = torch.frombuffer(data, dtype=torch.uint8) if data is not None else torch.empty(int(size), dtype=torch.uint8)
+    dist.broadcast(buffer, src=source, group=ctx.cpu_group)
+    name = torch.tensor(list(str(path).encode()) if path is not None else [], dtype=torch.uint8)
+    length = torch.tensor([name.numel()], dtype=torch.int64)
+    dist.broadcast(length, src=source, group=ctx.cpu_group)
+    if ctx.rank != source:
+        name = torch.empty(int(length), dtype=torch.uint8)
+    dist.broadcast(name, src=source, group=ctx.cpu_group)
+    return bytes(name.tolist()).decode(), bytes(buffer.numpy())
+
+
 # ----------------------------------------------------------------------------- what the trainers call
 
 def config_for_rank(config, ctx):

@@ -13,7 +13,8 @@ A trainer reads as the same five steps with its data and its epochs in between:
 import torch
 
 from utils.runs import checkpoints
-from utils.runs.run import finish, prepare_run
+from utils.runs.checkpoints import CheckpointError
+from utils.runs.run import find_checkpoint, finish, prepare_run
 from utils.training import distributed
 from utils.training.loop import METRIC_NAMES, fit
 from utils.training.precision import Precision
@@ -26,8 +27,26 @@ def start(defaults, config, datasets, script, log):
     rank 0 under torchrun, which alone prints and writes."""
     is_main = distributed.launched_rank() == 0
     log = log if is_main else silent
-    config, resume = prepare_run(defaults, config, datasets, script, log, writes=is_main)
-    ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
+    if not (config.get("resume") and distributed.launched_world_size() > 1):
+        config, resume = prepare_run(defaults, config, datasets, script, log, writes=is_main)
+        ctx = distributed.setup(force_cpu=config["force_cpu"])  # after resuming: the run's own settings decide
+        return config, resume, ctx, log
+    # Resuming under torchrun, where the nodes may not share a filesystem: the checkpoint may be on one node only
+    # (rank 0's when it was written, and rank 0 may now be elsewhere). Each rank looks on its own node; the newest
+    # copy any rank found goes to all (distributed.newest_checkpoint); then every rank resumes from the same bytes.
+    # (A rank without a copy joins with --force_cpu as typed: the printed resume command repeats it.)
+    found, missing, force_cpu = None, None, config.get("force_cpu", False)
+    try:
+        path, data = find_checkpoint(defaults, config)
+        state = checkpoints.load_resumable(path, data)["training_state"]
+        found, force_cpu = (path, data, state["epoch"]), config.get("force_cpu", state["settings"].get("force_cpu"))
+    except CheckpointError as error:
+        missing = error
+    ctx = distributed.setup(force_cpu=bool(force_cpu))
+    newest = distributed.newest_checkpoint(ctx, found)
+    if newest is None:
+        raise missing
+    config, resume = prepare_run(defaults, config, datasets, script, log, writes=is_main, found=newest)
     return config, resume, ctx, log
 
 

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from models import Graph
 from utils.datasets.catalog import load_graph
+from utils.datasets.disk_graph import DiskGraph, is_disk_graph, open_disk_graph
 from utils.datasets.graph import sparsify_if_mostly_zero
 from utils.datasets.names import ONE_GRAPH_DATASETS
 from utils.datasets.splits import SplitError, random_split, split_description
@@ -23,7 +24,7 @@ from utils.training.architecture import (ARCHITECTURE_KEYS, describe_architectur
                                          resolve_architecture)
 from utils.training.harness import build, fit_and_finish, seed_and_place, start
 from utils.training.metrics import accuracy_on_device, num_correct_on_device
-from utils.training.sampling import NeighbourSampler
+from utils.training.sampling import InNeighbours, NeighbourSampler
 from utils.training.setup import ATTENTION_NAMES, step_seed, to_device
 
 # The paper's transductive architecture (Cora, Citeseer): 8 heads x 8 features, 1 output head.
@@ -127,19 +128,24 @@ def train_one_graph(config=None, log=print, data=None):
     _check_settings(config, ctx, architecture, resume)
     config, device = seed_and_place(config, ctx, log)
     if data is None:
-        data = load_graph(config["dataset_name"], config["data_dir"])
+        data = (open_disk_graph(config["dataset_name"]) if is_disk_graph(config["dataset_name"]) else
+                load_graph(config["dataset_name"], config["data_dir"]))
+    on_disk = isinstance(data, DiskGraph)
+    if on_disk:
+        _check_disk_settings(config, data)
     data, split = choose_split(data, config, check_flags=resume is None)
     config = dict(config, split=split["split"])  # (saved with the run: --resume draws the same split)
-    graph = LabelledGraph(data.to(device))
+    graph = DiskLabelledGraph(data, device) if on_disk else LabelledGraph(data.to(device))
     host_graph = data  # (on the CPU: the sampler draws there)
 
-    model, trained, optimizer, precision = build(architecture, data.node_features.shape[1], data.num_classes, config,
+    model, trained, optimizer, precision = build(architecture, graph.num_features, data.num_classes, config,
                                                  resume, ctx, device)
     if config["fanouts"]:
         epochs = SampledEpochs(model, trained, optimizer, graph, host_graph, config, ctx, precision)
     else:
         epochs = FullBatchEpochs(model, optimizer, graph, precision)
-    chunk_size = config["eval_chunk_size"] or (EVAL_CHUNK_SIZE if data.num_nodes > EVAL_ONE_PASS_NODES else None)
+    chunk_size = config["eval_chunk_size"] or (EVAL_CHUNK_SIZE if data.num_nodes > EVAL_ONE_PASS_NODES or on_disk
+                                               else None)
 
     def evaluate(split):
         return graph.evaluate(model, split, chunk_size, precision)
@@ -170,10 +176,19 @@ def _check_settings(config, ctx, architecture, resume):
                             f"{config['dataset_name']}), got {config['fanouts']}")
 
 
+def _check_disk_settings(config, disk):
+    if not config["fanouts"]:
+        raise SettingsError(f"{disk.folder} is a graph on disk: it trains on sampled mini-batches, which read only the "
+                            f"rows they need; add --fanouts (one number per layer, e.g. --fanouts 10 10)")
+    if config["split"] == "random" or disk.train_indices is None:
+        raise SettingsError(f"{disk.folder} trains on the split written with it (train.npy, val.npy, test.npy); a "
+                            f"random split would read the whole graph: write the graph with the split you want")
+
+
 def _describe_training(config, data, graph, split, layer_type):
     attention = ATTENTION_NAMES[config["attention_type"]]
     lines = [f"Training {attention} ({layer_type}) on {data.name}: {data.num_nodes} nodes, "
-             f"{graph.edge_index.shape[1]} edges, "
+             f"{graph.num_edges} edges, "
              f"{len(data.train_indices)}/{len(data.val_indices)}/{len(data.test_indices)} train/val/test"
              + (" (public split)" if split["split"] == "public" else
                 f" (random split {config['split_seed']}: {config['train_per_class']} + {config['val_per_class']} "
@@ -189,7 +204,7 @@ class LabelledGraph:
     """The graph on the run's device, its labels and its train/val/test nodes; the loss and accuracy of a split."""
 
     def __init__(self, data):
-        self.data = data
+        self.data, self.num_features = data, data.node_features.shape[1]
         # What the model reads: sparse features on the CPU where they are mostly zeros (Cora: 1.3 %), dense on a GPU,
         # where a dense matrix product beats the sparse projection's backward pass.
         features = data.node_features
@@ -199,6 +214,17 @@ class LabelledGraph:
         self.nodes = {"train": data.train_indices, "val": data.val_indices, "test": data.test_indices}
         self.loss_fn = nn.CrossEntropyLoss()
         self._restricted = {}
+
+    @property
+    def num_edges(self):
+        return self.edge_index.shape[1]
+
+    def features_of(self, host_nodes, nodes):
+        """The features of a batch's nodes (host_nodes on the CPU, nodes the same on the run's device)."""
+        return self.data.node_features.index_select(0, nodes)
+
+    def labels_of(self, host_nodes, nodes):
+        return self.labels[nodes]
 
     def restricted(self, split, num_layers):
         """The graph as num_layers layers need it for the split's nodes only (models.RestrictedGraph), built on
@@ -221,6 +247,32 @@ class LabelledGraph:
             logits = sampling.layerwise_inference(model, self.node_features,
                                                   self.restricted(split, len(model.layers)), chunk_size)
         loss, split_accuracy = self.loss_and_accuracy(logits, split)
+        return tuple(torch.stack([loss, split_accuracy]).tolist())
+
+
+class DiskLabelledGraph:
+    """A graph on disk (utils/datasets/disk_graph.py) as the trainer uses it: features and labels read a batch's rows
+    at a time, evaluation layer by layer over chunks (sampling.layerwise_inference_on_disk); its splits in memory."""
+
+    def __init__(self, disk, device):
+        self.data, self.device, self.num_features = disk, device, disk.num_features
+        self.num_edges = disk.num_edges + disk.num_nodes  # (with the self loops the disk graph implies)
+        self.nodes = {"train": disk.train_indices, "val": disk.val_indices, "test": disk.test_indices}
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def features_of(self, host_nodes, nodes):
+        return to_device(self.data.rows(host_nodes), self.device)
+
+    def labels_of(self, host_nodes, nodes):
+        return to_device(self.data.labels_of(host_nodes), self.device)
+
+    @torch.no_grad()
+    def evaluate(self, model, split, chunk_size=None, precision=None):
+        nodes = self.nodes[split]
+        logits = sampling.layerwise_inference_on_disk(model, self.data, chunk_size or EVAL_CHUNK_SIZE, nodes,
+                                                      self.device, precision.autocast if precision else None)
+        labels = self.labels_of(nodes, None)
+        loss, split_accuracy = self.loss_fn(logits.float(), labels), accuracy_on_device(logits, labels)
         return tuple(torch.stack([loss, split_accuracy]).tolist())
 
 
@@ -254,19 +306,24 @@ class SampledEpochs:
         self.model, self.trained, self.optimizer, self.graph, self.ctx = model, trained, optimizer, graph, ctx
         self.precision = precision
         self.seed, self.batch_size = config["seed"], config["batch_size"]
-        data = graph.data
         self.train_nodes = host_graph.train_indices
-        self.sampler = NeighbourSampler(host_graph.edge_index, host_graph.num_nodes, config["fanouts"],
-                                        seed=self.seed)
+        if isinstance(host_graph, DiskGraph):  # (its CSR index, memory-mapped: a step reads the nodes it visits)
+            neighbours = InNeighbours.from_csr(*host_graph.csr())
+            self.sampler = NeighbourSampler(None, host_graph.num_nodes, config["fanouts"], seed=self.seed,
+                                            neighbours=neighbours)
+            self.device = graph.device
+        else:
+            self.sampler = NeighbourSampler(host_graph.edge_index, host_graph.num_nodes, config["fanouts"],
+                                            seed=self.seed)
+            self.device = graph.data.node_features.device
         self.order_generator = torch.Generator().manual_seed(self.seed)
         self.generators = {"batch_order": self.order_generator}  # the sampler is reseeded per step (below)
-        self.dense_features = data.node_features
-        self.device = data.node_features.device
+        self.num_features = graph.num_features
         self.loss_sum = nn.CrossEntropyLoss(reduction="sum")
 
     def train(self, epoch, check_stop):
         self.model.train()
-        ctx, labels = self.ctx, self.graph.labels
+        ctx = self.ctx
         train_nodes = self.train_nodes[torch.randperm(self.train_nodes.numel(), generator=self.order_generator)]
         # Summed on the device in float64 (exactly as Python floats would), read once at the end of the epoch.
         totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss, correctly classified nodes
@@ -276,7 +333,7 @@ class SampledEpochs:
             share = torch.tensor_split(step_nodes, ctx.world_size)[ctx.rank]
             self.optimizer.zero_grad(set_to_none=True)
             if share.numel() == 0:
-                distributed.join_step_without_data(self.trained, self.dense_features.shape[1], self.device)
+                distributed.join_step_without_data(self.trained, self.num_features, self.device)
             else:
                 # The draws of a step depend only on (seed, epoch, step, rank): exact on resume, on any rank.
                 self.sampler.generator.manual_seed(step_seed(self.seed, epoch, step, ctx.rank))
@@ -285,13 +342,14 @@ class SampledEpochs:
                 # The subgraph is checked and laid out on the CPU, then copied: the device only receives it.
                 graph = to_device(self.model.build_layouts(batch.graph()), self.device)
                 nodes = to_device(batch.nodes, self.device)
-                targets = nodes[:batch.num_targets]
+                features = self.graph.features_of(batch.nodes, nodes)
+                targets = self.graph.labels_of(batch.nodes[:batch.num_targets], nodes[:batch.num_targets])
                 with self.precision.autocast():
-                    logits = self.trained(self.dense_features.index_select(0, nodes), graph)[:batch.num_targets]
-                loss = self.loss_sum(logits.float(), labels[targets])
+                    logits = self.trained(features, graph)[:batch.num_targets]
+                loss = self.loss_sum(logits.float(), targets)
                 # Mean over the step's nodes on all processes (DDP averages gradients over them).
                 self.precision.backward(loss * (ctx.world_size / step_nodes.numel()))
-                totals += torch.stack([loss.detach().double(), num_correct_on_device(logits, labels[targets]).double()])
+                totals += torch.stack([loss.detach().double(), num_correct_on_device(logits, targets).double()])
             self.precision.step(self.optimizer)
         total_loss, total_correct = ctx.sum(totals.tolist())
         return total_loss / train_nodes.numel(), total_correct / train_nodes.numel()

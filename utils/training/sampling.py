@@ -51,6 +51,14 @@ class InNeighbours:
         self.offsets = csr_offsets(target, num_nodes)
         self.num_nodes = num_nodes
 
+    @classmethod
+    def from_csr(cls, offsets, sources):
+        """The same from a CSR index by target without self loops (a disk graph's indptr and indices, memory-mapped:
+        sampling reads only the nodes it visits)."""
+        neighbours = cls.__new__(cls)
+        neighbours.offsets, neighbours.sources, neighbours.num_nodes = offsets, sources, offsets.numel() - 1
+        return neighbours
+
     def degree(self, nodes):
         return self.offsets[nodes + 1] - self.offsets[nodes]
 
@@ -61,11 +69,12 @@ class NeighbourSampler:
     Its own torch.Generator (seeded by `seed`, or reseeded by the caller per step) makes it repeatable;
     the global torch random state is left alone."""
 
-    def __init__(self, edge_index, num_nodes, fanouts, seed=0):
+    def __init__(self, edge_index, num_nodes, fanouts, seed=0, neighbours=None):
+        """neighbours: an InNeighbours to draw from (InNeighbours.from_csr for a disk graph) instead of edge_index."""
         if not fanouts or any(int(f) < 1 for f in fanouts):
             raise ValueError(f"fanouts must be one or more positive integers (one per layer), got {fanouts}")
         self.fanouts = [int(f) for f in fanouts]
-        self.neighbours = InNeighbours(edge_index, num_nodes)
+        self.neighbours = neighbours if neighbours is not None else InNeighbours(edge_index, num_nodes)
         self.generator = torch.Generator().manual_seed(seed)
         self._local_id = torch.full((num_nodes,), -1, dtype=torch.long)  # global -> local, reset after use
 
@@ -82,7 +91,7 @@ class NeighbourSampler:
         order = torch.argsort(owner.double() + keys)
         rank = torch.arange(owner.numel()) - starts[owner[order]]
         chosen = order[rank < fanout]
-        return self.neighbours.sources[edge[chosen]], nodes[owner[chosen]]
+        return self.neighbours.sources[edge[chosen]].long(), nodes[owner[chosen]]
 
     def sample(self, targets):
         """The sampled subgraph around `targets` (distinct global node ids)."""
@@ -162,3 +171,112 @@ def layerwise_inference(model, node_features, graph, chunk_size=None):
         return x if output_nodes is None else x[output_nodes]
     finally:
         model.train(was_training)
+
+
+# Layer outputs of a disk graph larger than this go to a temporary memory-mapped file ($TMPDIR), not to memory.
+LAYER_OUTPUT_IN_MEMORY_BYTES = 1 << 26
+
+
+@torch.no_grad()
+def layerwise_inference_on_disk(model, disk, chunk_size, output_nodes, device=torch.device("cpu"), autocast=None):
+    """The model's output at output_nodes for a graph on disk (utils/datasets/disk_graph.py), one layer at a time
+    over chunks of chunk_size target nodes. Each layer computes only the rows the next layers read (the receptive
+    field of output_nodes: few for a validation split, every node for a large one); each chunk reads its targets'
+    in-edges from the CSR index and the rows of the nodes they come from. A layer's output goes to a temporary
+    memory-mapped file when it is large (LAYER_OUTPUT_IN_MEMORY_BYTES), so memory stays bounded by the chunk. The same
+    as the full pass up to float rounding. autocast: a context for the layers' forward passes."""
+    import contextlib
+    import tempfile
+
+    import numpy as np
+    from numpy.lib.format import open_memmap
+    was_training = model.training
+    model.eval()
+    num_nodes, indptr, indices = disk.num_nodes, disk.indptr, disk.indices
+    selected = np.asarray(output_nodes.cpu() if isinstance(output_nodes, torch.Tensor) else output_nodes)
+    # The rows each layer must compute, from the last layer back (sorted node ids; None: every node). Where they
+    # would be most of the graph anyway (a large test split), every node, without reading the index to find out.
+    needed, reach = [np.unique(selected)], 1 + disk.num_edges / max(1, num_nodes)
+    for _ in range(len(model.layers) - 1):
+        if needed[0] is None or needed[0].size * reach > num_nodes / 2:
+            needed.insert(0, None)
+            continue
+        needed.insert(0, np.union1d(needed[0], _in_sources(indptr, indices, needed[0])))
+    needed = [None if rows is None or rows.size == num_nodes else rows for rows in needed]
+    try:
+        with tempfile.TemporaryDirectory(prefix="gat-layers-") as folder:
+            previous = None
+            for index, (layer, rows_needed) in enumerate(zip(model.layers, needed)):
+                width = layer.num_heads * layer.num_out_features if layer.concat else layer.num_out_features
+                if num_nodes * width * 4 > LAYER_OUTPUT_IN_MEMORY_BYTES:
+                    output = open_memmap(f"{folder}/layer{index}.npy", mode="w+", dtype=np.float32,
+                                         shape=(num_nodes, width))
+                else:
+                    output = np.empty((num_nodes, width), dtype=np.float32)
+                count = num_nodes if rows_needed is None else rows_needed.size
+                for first in range(0, count, chunk_size):
+                    last = min(first + chunk_size, count)
+                    if rows_needed is None:  # (consecutive targets: one contiguous slice of the CSR index)
+                        chunk = np.arange(first, last)
+                        start, end = int(indptr[first]), int(indptr[last])
+                        sources = np.asarray(indices[start:end], dtype=np.int64)
+                        degrees = np.diff(np.asarray(indptr[first:last + 1]))
+                    else:
+                        chunk = rows_needed[first:last]
+                        sources = _in_sources(indptr, indices, chunk)
+                        degrees = np.asarray(indptr[chunk + 1]) - np.asarray(indptr[chunk])
+                    out = _layer_on_chunk(layer, disk, previous, chunk, sources, degrees, device, autocast)
+                    output[chunk] = out
+                    del out
+                    _return_freed_memory()
+                previous = output
+            return torch.from_numpy(np.ascontiguousarray(previous[selected])).to(device)
+    finally:
+        model.train(was_training)
+
+
+def _in_sources(indptr, indices, targets):
+    """The sources of the in-edges of `targets` (sorted node ids), target by target: read from the CSR index."""
+    import numpy as np
+    starts, ends = np.asarray(indptr[targets]), np.asarray(indptr[targets + 1])
+    lengths = ends - starts
+    positions = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+    return np.asarray(indices[positions], dtype=np.int64)
+
+
+def _layer_on_chunk(layer, disk, previous, chunk, sources, degrees, device, autocast):
+    """One layer's output rows for the targets `chunk` (their in-edges: `sources`, degrees[k] of them for chunk[k]):
+    the layer runs on the subgraph of the targets and their sources, a self loop on every node."""
+    import contextlib
+
+    import numpy as np
+    targets = np.repeat(np.arange(chunk.size), degrees)  # (local ids: the targets come first, in chunk's order)
+    others = np.setdiff1d(np.unique(sources), chunk, assume_unique=True)
+    nodes = np.concatenate([chunk, others])
+    position = np.searchsorted(chunk, sources)
+    inside = (position < chunk.size) & (chunk[np.minimum(position, chunk.size - 1)] == sources)
+    local_sources = np.where(inside, position, chunk.size + np.searchsorted(others, sources))
+    loops = np.arange(nodes.size)  # (the disk graph implies a self loop on every node)
+    edge_index = torch.from_numpy(np.stack([np.concatenate([local_sources, loops]), np.concatenate([targets, loops])]))
+    rows = disk.rows(nodes) if previous is None else torch.from_numpy(np.ascontiguousarray(previous[nodes]))
+    graph = Graph(edge_index, nodes.size, check=False, copy=False).to(device)
+    with autocast() if autocast is not None else contextlib.nullcontext():
+        return layer(rows.to(device), graph)[:chunk.size].float().cpu().numpy()
+
+
+def _return_freed_memory():
+    """Give the memory freed by a chunk back to the system (glibc's malloc_trim), where the C library has it: the
+    chunks' temporaries differ in size, and the heap would otherwise keep growing with the holes between them."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+        import ctypes.util
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
