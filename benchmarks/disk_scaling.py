@@ -7,17 +7,22 @@ For each size it generates a graph on disk (utils/datasets/sbm_graph.py --disk: 
 step) reading the graph from disk, and the same with the graph's arrays read into memory first (where they fit in a
 third of the machine's memory). It reports the files' size, the time to open, the anonymous resident memory (the
 process's own, page cache not counted) before and at most during the steps, the step time (median and 95th
-percentile of 50 steps after 5 of warm-up) and one epoch (every training node once). It deletes what it wrote.
+percentile of 50 steps after 5 of warm-up) and one epoch (every training node once). It deletes what it wrote
+(with --keep it keeps the graphs, and uses a graph already in the folder instead of writing it again).
 
     python -m benchmarks.disk_scaling --sizes 10000000 --folder /tmp/disk_bench --bounded_mib 560
 
 adds the bounded-memory proof: training_script_cora.py trains the graph (sampled, one epoch, then chunked evaluation
 of the validation and test nodes) inside a memory cgroup whose hard limit is a third of the graph's files or less
-(cgroup v1 memory controller, as root), and the row reports the limit, the peak the cgroup saw and its OOM kills.
+(cgroup v1 memory controller, as root). The graph's files are first dropped from the page cache, so that every page
+the run reads is charged to its cgroup; the row reports the limit, what was still cached before, the peak the
+cgroup saw, the pages charged to it over the run, and its OOM kills.
 """
 
 import argparse
+import ctypes
 import json
+import mmap
 import os
 import shutil
 import statistics
@@ -39,9 +44,51 @@ def cgroup_available():
     return os.geteuid() == 0 and (MEMORY_CGROUP / "cgroup.procs").exists()
 
 
+def evict_from_page_cache(folder):
+    """Write back and drop the page cache's copy of every file in folder; returns how many of their bytes are still
+    cached. cgroup v1 charges a cached page to the cgroup that first read it, so pages left in the cache by the
+    process that wrote a graph would be read for free by a process under a memory limit: evicted, every page the
+    limited process touches is read by it and counts against its limit."""
+    for path in Path(folder).iterdir():
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(descriptor)
+    return sum(cached_bytes(path) for path in Path(folder).iterdir())
+
+
+def cached_bytes(path):
+    """How many bytes of a file are in the page cache now (mincore(2) on a mapping of it, which reads nothing)."""
+    size = Path(path).stat().st_size
+    if size == 0:
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype, libc.mmap.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                                              ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, descriptor, 0)
+        if address in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), f"cannot map {path}")
+        try:
+            pages = np.zeros((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE, dtype=np.uint8)
+            if libc.mincore(address, size, pages.ctypes.data) != 0:
+                raise OSError(ctypes.get_errno(), f"mincore failed on {path}")
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(descriptor)
+    return int(np.count_nonzero(pages & 1)) * mmap.PAGESIZE
+
+
 def run_under_memory_limit(argv, limit_bytes, timeout=None, **kwargs):
     """Run argv in a fresh cgroup v1 memory cgroup with a hard limit (page cache counts, and is reclaimed before the
-    process would be killed; swap is not used). Returns (CompletedProcess, peak bytes, OOM kills)."""
+    process would be killed; swap is not used). Returns (CompletedProcess, the cgroup's peak bytes, its OOM kills,
+    the bytes of the pages charged to it over the run: memory.stat's pgpgin, anonymous and page cache)."""
     group = MEMORY_CGROUP / f"pytorch_gat_{os.getpid()}_{time.monotonic_ns()}"
     group.mkdir()
     try:
@@ -52,10 +99,12 @@ def run_under_memory_limit(argv, limit_bytes, timeout=None, **kwargs):
         peak = int((group / "memory.max_usage_in_bytes").read_text())
         oom_kills = next((int(line.split()[1]) for line in (group / "memory.oom_control").read_text().splitlines()
                           if line.startswith("oom_kill ")), 0)
+        charged = next(int(line.split()[1]) for line in (group / "memory.stat").read_text().splitlines()
+                       if line.startswith("pgpgin ")) * mmap.PAGESIZE
     finally:
         time.sleep(0.5)  # (the cgroup empties a moment after its last process exits)
         group.rmdir()
-    return done, peak, oom_kills
+    return done, peak, oom_kills, charged
 
 
 def anonymous_mib():
@@ -132,14 +181,16 @@ def bounded_training(graph, graph_bytes, limit, scratch):
     argv = [sys.executable, "tests/isolated_script.py", scratch / "outputs", "training_script_cora.py",
             "--dataset_name", graph, "--fanouts", "5", "5", "--batch_size", "512", "--num_of_epochs", "1",
             "--eval_chunk_size", "2000", "--no_save_binary", "--console_log_freq", "1", "--run_name", "bounded"]
+    still_cached = evict_from_page_cache(graph)
     started = time.perf_counter()
-    done, peak, oom_kills = run_under_memory_limit(argv, limit, cwd=Path(__file__).resolve().parent.parent,
-                                                   env=dict(os.environ, OMP_NUM_THREADS="2"))
+    done, peak, oom_kills, charged = run_under_memory_limit(argv, limit, cwd=Path(__file__).resolve().parent.parent,
+                                                            env=dict(os.environ, OMP_NUM_THREADS="2"))
     shutil.rmtree(scratch / "outputs", ignore_errors=True)
     accuracy = next((line for line in done.stdout.splitlines() if "Test accuracy" in line), None)
-    return dict(limit_mib=limit // 2 ** 20, files_over_limit=round(graph_bytes / limit, 2), exit_code=done.returncode,
-                peak_mib=round(peak / 2 ** 20), oom_kills=oom_kills, wall_s=round(time.perf_counter() - started),
-                result=accuracy or done.stderr[-300:])
+    return dict(limit_mib=limit // 2 ** 20, files_over_limit=round(graph_bytes / limit, 2),
+                cached_before_mib=round(still_cached / 2 ** 20), exit_code=done.returncode,
+                peak_mib=round(peak / 2 ** 20), charged_mib=round(charged / 2 ** 20), oom_kills=oom_kills,
+                wall_s=round(time.perf_counter() - started), result=accuracy or done.stderr[-300:])
 
 
 def main(argv=None):
@@ -150,6 +201,8 @@ def main(argv=None):
     parser.add_argument("--bounded_mib", type=positive_int, default=None,
                         help="also train each graph whose files are at least 3x this many MiB under this memory "
                              "limit (root, cgroup v1)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the graphs written, and use a graph already in the folder instead of writing it")
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # (the child: one graph)
     parser.add_argument("--in_memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -162,10 +215,13 @@ def main(argv=None):
     for num_nodes in args.sizes:
         folder = Path(args.folder) / f"sbm_{num_nodes}"
         started = time.perf_counter()
-        write_sbm_disk_graph(folder, num_nodes, split=(0.01, 0.001, 0.001), log=lambda *_: None)
-        written = time.perf_counter() - started
+        if args.keep and (folder / "header.json").is_file():
+            written = "kept from an earlier run"
+        else:
+            write_sbm_disk_graph(folder, num_nodes, split=(0.01, 0.001, 0.001), log=lambda *_: None)
+            written = round(time.perf_counter() - started, 1)
         size = sum(path.stat().st_size for path in folder.iterdir())
-        row = dict(nodes=num_nodes, file_bytes=size, write_s=round(written, 1))
+        row = dict(nodes=num_nodes, file_bytes=size, write_s=written)
         try:
             for mode in ("disk", "memory"):
                 if mode == "memory" and size > memory / 3:
@@ -178,22 +234,24 @@ def main(argv=None):
             if args.bounded_mib:
                 row["bounded"] = bounded_training(folder, size, args.bounded_mib * 2 ** 20, Path(args.folder))
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(folder, ignore_errors=True)
         rows.append(row)
         print(json.dumps(row), flush=True)
     print("\n| nodes | files | written in | where | open | anonymous memory before / peak | step (median, p95) | "
           "epoch |\n|---|---|---|---|---|---|---|---|")
     for row in rows:
+        written = f"{row['write_s']} s" if isinstance(row["write_s"], float) else row["write_s"]
+        start = f"| {row['nodes']:,} | {row['file_bytes'] / 2 ** 30:.2f} GiB | {written} |"
         for mode in ("disk", "memory"):
             values = row[mode]
             if not isinstance(values, dict):
-                print(f"| {row['nodes']:,} | {row['file_bytes'] / 2 ** 30:.2f} GiB | {row['write_s']} s | {mode} | "
-                      f"{values} | | | |")
+                print(f"{start} {mode} | {values} | | | |")
                 continue
             opened = values["open_s"] if mode == "disk" else values["load_s"]
-            print(f"| {row['nodes']:,} | {row['file_bytes'] / 2 ** 30:.2f} GiB | {row['write_s']} s | {mode} | "
-                  f"{opened} s | {values['anon_before_mib']} / {values['anon_peak_mib']} MiB | {values['step_ms']}, "
-                  f"{values['step_p95_ms']} ms | {values['epoch_s']} s ({values['steps_per_epoch']} steps) |")
+            print(f"{start} {mode} | {opened} s | {values['anon_before_mib']} / {values['anon_peak_mib']} MiB | "
+                  f"{values['step_ms']}, {values['step_p95_ms']} ms | {values['epoch_s']} s "
+                  f"({values['steps_per_epoch']} steps) |")
         if "bounded" in row:
             print(f"\n{row['nodes']:,} nodes under a memory limit: {row['bounded']}")
 
