@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from numpy.lib.format import open_memmap
 
-from utils.datasets.download import DatasetError
+from utils.datasets.download import DatasetError, sha256_of
 from utils.progress import progress_bar
 
 FORMAT = "pytorch-gat disk graph"
@@ -250,7 +250,7 @@ class DiskGraphWriter:
                 path = self.partial / f"{name}.npy"
                 stored = np.load(path, mmap_mode="r")
                 self.header["arrays"][name] = dict(shape=list(stored.shape), dtype=str(stored.dtype),
-                                                   sha256=_file_sha256(path))
+                                                   sha256=sha256_of(path))
             self.header["header_sha256"] = _header_checksum(self.header)
             (self.partial / HEADER).write_text(json.dumps(self.header, indent=1) + "\n")
             for path in self.partial.iterdir():
@@ -291,14 +291,6 @@ class DiskGraphWriter:
 def _refuse_existing(folder):
     if folder.exists():
         raise DatasetError(f"{folder} exists already; choose another --output, or delete it first")
-
-
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _disk_error(error, folder):
