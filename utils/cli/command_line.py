@@ -82,7 +82,8 @@ def resume_command(script_file, argv, run_name_or_path):
             kept.append(arg)
     launcher = "python"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: resume the same way
-        world, per_node = int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
+        world = int(os.environ["WORLD_SIZE"])
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         launcher = f"torchrun --nproc_per_node={per_node}"
         if per_node != world:  # several nodes: the same command on each, with the rendezvous they used
             launcher = (f"torchrun --nnodes={world // per_node} --nproc_per_node={per_node} --rdzv_backend=c10d "

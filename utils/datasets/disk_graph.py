@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def _header_checksum(header):
 
 class DiskGraph:
     """An opened disk graph: its arrays memory-mapped (read-only; nothing is read until used) and the small splits in
-    memory. Reading `features[nodes]` or `in_sources(...)` touches only those rows' pages."""
+    memory. Reading `rows(nodes)`, `labels_of(nodes)` or a slice of `csr()` touches only those rows' pages."""
 
     def __init__(self, folder, header):
         self.folder, self.header = Path(folder), header
@@ -97,7 +98,6 @@ class DiskGraph:
 def _tensor(array):
     """A torch tensor over a read-only memory map, without copying it (torch warns that it is not writable; it is
     only read)."""
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(array)
@@ -265,17 +265,18 @@ class DiskGraphWriter:
         """The edge_index contract, in chunks of targets: sources in range, ascending (so no duplicates) and no self
         loop within each node's in-edges."""
         indptr, indices, n = self.arrays["indptr"], self.arrays["indices"], self.header["num_nodes"]
-        if np.any(np.diff(indptr) < 0):
-            raise DatasetError("the in-edge counts went down: write the nodes' edges in order")
         for first in progress_bar(range(0, n, CHUNK_ROWS), desc="checking edges", unit="chunk"):
             last = min(first + CHUNK_ROWS, n)
+            counts = np.diff(indptr[first:last + 1])
+            if np.any(counts < 0):
+                raise DatasetError("the in-edge counts went down: write the nodes' edges in order")
             start, end = int(indptr[first]), int(indptr[last])
             sources = np.asarray(indices[start:end], dtype=np.int64)
             if sources.size == 0:
                 continue
             if sources.min() < 0 or sources.max() >= n:
                 raise DatasetError(f"an edge's source is outside 0..{n - 1} (targets {first}-{last - 1})")
-            targets = np.repeat(np.arange(first, last), np.diff(indptr[first:last + 1]))
+            targets = np.repeat(np.arange(first, last), counts)
             same_target = targets[1:] == targets[:-1]
             if np.any(same_target & (sources[1:] <= sources[:-1])):
                 raise DatasetError(f"the sources of a node's in-edges must ascend, without duplicates (targets "

@@ -157,12 +157,12 @@ def check_outputs(config):
 # ----------------------------------------------------------------------------- start
 
 def find_checkpoint(defaults, overrides):
-    """(path, bytes) of the checkpoint --resume names, read and checked here (CheckpointError if there is none)."""
+    """(path, bytes, the checkpoint loaded from them) of the checkpoint --resume names (CheckpointError if there is
+    none, or it cannot be resumed)."""
     dataset = overrides.get("dataset_name", defaults["dataset_name"])
     path = checkpoints.resolve_resume_path(overrides["resume"], dataset)
     data = path.read_bytes() if path.is_file() else None
-    checkpoints.load_resumable(path, data)
-    return path, data
+    return path, data, checkpoints.load_resumable(path, data)
 
 
 def prepare_run(defaults, overrides, datasets, script, log=print, writes=True, found=None):
@@ -172,16 +172,18 @@ def prepare_run(defaults, overrides, datasets, script, log=print, writes=True, f
     defaults, and on resume over the checkpoint's settings, except the ones that define a run. Every output is
     checked for writing (writes=False, every process but rank 0 under torchrun: none is). A new run gets its name
     from `claim_run`, right before it trains. Raises RunFinished for a run that has nothing left to do.
-    found: (path, bytes) of the checkpoint to resume, where it was found already (find_checkpoint; under torchrun,
-    on whichever node holds it: utils/training/distributed.py)."""
+    found: (path, bytes) of the checkpoint to resume, where it was found already (under torchrun, on whichever node
+    holds it: utils/training/distributed.py, newest_checkpoint)."""
     overrides = dict(overrides or {})
     checkpoint = None
     if not overrides.get("resume"):
         config = dict(defaults, **overrides)
     else:
-        path, data = found or find_checkpoint(defaults, overrides)
-        path = Path(path)
-        checkpoint = checkpoints.load_resumable(path, data)
+        if found is None:
+            path, _, checkpoint = find_checkpoint(defaults, overrides)
+        else:
+            path = Path(found[0])
+            checkpoint = checkpoints.load_resumable(path, found[1])
         config, changed = checkpoints.settings_for_resume(checkpoint, defaults, overrides, path)
         if config["dataset_name"] not in datasets and not str(config["dataset_name"]).endswith(".npz") \
                 and not is_disk_graph(config["dataset_name"]):

@@ -139,19 +139,20 @@ def newest_checkpoint(ctx, found):
     source = progress.index(newest)
     if not ctx.is_distributed:
         return found[:2]
-    path = found[0] if ctx.rank == source else None
-    data = bytearray(found[1]) if ctx.rank == source else None
-    size = torch.tensor([len(data) if data is not None else 0], dtype=torch.int64)
-    dist.broadcast(size, src=source, group=ctx.cpu_group)
-    buffer = torch.frombuffer(data, dtype=torch.uint8) if data is not None else torch.empty(int(size), dtype=torch.uint8)
-    dist.broadcast(buffer, src=source, group=ctx.cpu_group)
-    name = torch.tensor(list(str(path).encode()) if path is not None else [], dtype=torch.uint8)
-    length = torch.tensor([name.numel()], dtype=torch.int64)
-    dist.broadcast(length, src=source, group=ctx.cpu_group)
-    if ctx.rank != source:
-        name = torch.empty(int(length), dtype=torch.uint8)
-    dist.broadcast(name, src=source, group=ctx.cpu_group)
-    return bytes(name.tolist()).decode(), bytes(buffer.numpy())
+    mine = ctx.rank == source
+    data = _broadcast_bytes(found[1] if mine else None, source, ctx.cpu_group)
+    path = _broadcast_bytes(str(found[0]).encode() if mine else None, source, ctx.cpu_group)
+    return path.decode(), data
+
+
+def _broadcast_bytes(payload, source, group):
+    """payload (bytes, on rank source; None elsewhere) on every rank: its length, then its bytes."""
+    size = torch.tensor([len(payload) if payload else 0], dtype=torch.int64)
+    dist.broadcast(size, src=source, group=group)
+    buffer = (torch.frombuffer(bytearray(payload), dtype=torch.uint8) if payload else
+              torch.empty(int(size), dtype=torch.uint8))
+    dist.broadcast(buffer, src=source, group=group)
+    return bytes(buffer.numpy())
 
 
 # ----------------------------------------------------------------------------- what the trainers call

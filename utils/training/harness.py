@@ -37,8 +37,8 @@ def start(defaults, config, datasets, script, log):
     # (A rank without a copy joins with --force_cpu as typed: the printed resume command repeats it.)
     found, missing, force_cpu = None, None, config.get("force_cpu", False)
     try:
-        path, data = find_checkpoint(defaults, config)
-        state = checkpoints.load_resumable(path, data)["training_state"]
+        path, data, checkpoint = find_checkpoint(defaults, config)
+        state = checkpoint["training_state"]
         found, force_cpu = (path, data, state["epoch"]), config.get("force_cpu", state["settings"].get("force_cpu"))
     except CheckpointError as error:
         missing = error

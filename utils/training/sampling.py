@@ -16,7 +16,14 @@ runs on the CPU: `batch.graph()` checks the subgraph and lays it out there too (
 only receives it (utils/training/one_graph.py: SampledEpochs).
 """
 
+import contextlib
+import ctypes
+import ctypes.util
+import tempfile
+
+import numpy as np
 import torch
+from numpy.lib.format import open_memmap
 
 from models import Graph, RestrictedGraph
 from models.graph import as_graph
@@ -185,11 +192,6 @@ def layerwise_inference_on_disk(model, disk, chunk_size, output_nodes, device=to
     in-edges from the CSR index and the rows of the nodes they come from. A layer's output goes to a temporary
     memory-mapped file when it is large (LAYER_OUTPUT_IN_MEMORY_BYTES), so memory stays bounded by the chunk. The same
     as the full pass up to float rounding. autocast: a context for the layers' forward passes."""
-    import contextlib
-    import tempfile
-
-    import numpy as np
-    from numpy.lib.format import open_memmap
     was_training = model.training
     model.eval()
     num_nodes, indptr, indices = disk.num_nodes, disk.indptr, disk.indices
@@ -237,7 +239,6 @@ def layerwise_inference_on_disk(model, disk, chunk_size, output_nodes, device=to
 
 def _in_sources(indptr, indices, targets):
     """The sources of the in-edges of `targets` (sorted node ids), target by target: read from the CSR index."""
-    import numpy as np
     starts, ends = np.asarray(indptr[targets]), np.asarray(indptr[targets + 1])
     lengths = ends - starts
     positions = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
@@ -247,9 +248,6 @@ def _in_sources(indptr, indices, targets):
 def _layer_on_chunk(layer, disk, previous, chunk, sources, degrees, device, autocast):
     """One layer's output rows for the targets `chunk` (their in-edges: `sources`, degrees[k] of them for chunk[k]):
     the layer runs on the subgraph of the targets and their sources, a self loop on every node."""
-    import contextlib
-
-    import numpy as np
     targets = np.repeat(np.arange(chunk.size), degrees)  # (local ids: the targets come first, in chunk's order)
     others = np.setdiff1d(np.unique(sources), chunk, assume_unique=True)
     nodes = np.concatenate([chunk, others])
@@ -269,8 +267,6 @@ def _return_freed_memory():
     chunks' temporaries differ in size, and the heap would otherwise keep growing with the holes between them."""
     global _malloc_trim
     if _malloc_trim is None:
-        import ctypes
-        import ctypes.util
         try:
             _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
         except (OSError, AttributeError):
