@@ -81,6 +81,11 @@ def _read_csv(path, dtype, columns=None):
     return values
 
 
+def read_ogb_splits(folder):
+    """{split: node ids} from an OGB node-property folder's split/time/*.csv.gz (ogbn-arxiv's and ogbn-papers100M's)."""
+    return {name: _read_csv(Path(folder) / path, np.int64).reshape(-1) for name, path in SPLIT_FILES.items()}
+
+
 def read_arxiv(folder):
     """The arrays of an extracted ogbn-arxiv folder, checked against each other:
     (edges [E, 2], features [N, 128], labels [N], {split: node ids})."""
@@ -93,7 +98,7 @@ def read_arxiv(folder):
     edges = _read_csv(folder / "raw/edge.csv.gz", np.int64, columns=2)
     features = _read_csv(folder / "raw/node-feat.csv.gz", np.float32, columns=NUM_FEATURES)
     labels = _read_csv(folder / "raw/node-label.csv.gz", np.int64).reshape(-1)
-    splits = {name: _read_csv(folder / path, np.int64).reshape(-1) for name, path in SPLIT_FILES.items()}
+    splits = read_ogb_splits(folder)
     problems = []
     if len(edges) != num_edges:
         problems.append(f"{len(edges)} edges, num-edge-list says {num_edges}")

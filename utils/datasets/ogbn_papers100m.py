@@ -27,7 +27,7 @@ from numpy.lib import format as npy_format
 
 from utils.datasets.disk_graph import DiskGraphWriter
 from utils.datasets.download import DatasetError
-from utils.datasets.ogbn_arxiv import SPLIT_FILES, _read_csv
+from utils.datasets.ogbn_arxiv import SPLIT_FILES, read_ogb_splits
 from utils.progress import progress_bar
 
 NUM_CLASSES = 172
@@ -128,7 +128,7 @@ def convert_papers100m(data_dir, output):
     if features.shape[0] != n or len(features.shape) != 2 or labels.shape[0] != n:
         raise DatasetError(f"{data} has {n} nodes but node_feat {features.shape} and node_label {labels.shape}: "
                            f"the files do not belong together; unzip {URL} again")
-    splits = {name: _read_csv(folder / path, np.int64).reshape(-1) for name, path in SPLIT_FILES.items()}
+    splits = read_ogb_splits(folder)
     for name, ids in splits.items():
         if ids.size and (ids.min() < 0 or ids.max() >= n):
             raise DatasetError(f"the {name} split names a paper outside 0..{n - 1}")
